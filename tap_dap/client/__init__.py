@@ -1,0 +1,1 @@
+"""A synchronous client for the DAP API (not built yet)."""
