@@ -1,0 +1,181 @@
+"""Retry policy for DAP API calls and object downloads, built on `backoff`.
+
+Retried: 429 (after the server's Retry-After), 500/502/503/504, connection failures and resets,
+and ProcessingError (a bounded number of times: the server sometimes reports transient failures
+that way, even with an empty message). Never retried: 400/401/403/404 and every error that states
+a fact about the request or the account (validation, not found, out of range, account disabled).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import backoff
+
+from tap_dap.client.errors import (
+    AccountDisabledError,
+    AccountNotOnboardedError,
+    AccountUnderMaintenanceError,
+    AuthenticationError,
+    ConfigurationError,
+    DAPClientError,
+    DownloadInterruptedError,
+    JobFailedError,
+    NetworkError,
+    NotFoundError,
+    OutOfRangeError,
+    ProcessingError,
+    RequestTypeForbiddenError,
+    ValidationError,
+)
+
+logger = logging.getLogger("tap_dap.client")
+
+T = TypeVar("T")
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_NEVER_RETRIED_STATUSES = frozenset({400, 401, 403, 404})
+_PERMANENT_ERRORS = (
+    AuthenticationError,
+    AccountDisabledError,
+    AccountNotOnboardedError,
+    AccountUnderMaintenanceError,
+    RequestTypeForbiddenError,
+    ValidationError,
+    NotFoundError,
+    OutOfRangeError,
+    JobFailedError,
+    ConfigurationError,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Limits of one retried operation. Waits grow exponentially with jitter up to `max_delay`."""
+
+    max_attempts: int = 5
+    max_time: float = 600.0
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    processing_error_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.processing_error_attempts < 1:
+            raise ConfigurationError("retry attempts must be at least 1")
+        if self.max_time <= 0 or self.base_delay < 0 or self.max_delay < 0:
+            raise ConfigurationError("retry times must be positive")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a fresh attempt of the same request may succeed."""
+    if isinstance(exc, NetworkError | DownloadInterruptedError):
+        return True
+    if not isinstance(exc, DAPClientError) or isinstance(exc, _PERMANENT_ERRORS):
+        return False
+    if exc.status == 429:
+        return True
+    if isinstance(exc, ProcessingError):
+        return exc.status not in _NEVER_RETRIED_STATUSES
+    return exc.status in RETRYABLE_STATUSES
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait per a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _wait_times(base: float, cap: float) -> Generator[float, Any, None]:
+    # backoff primes the generator with send(None), then sends each failure's exception.
+    exc = yield 0.0
+    failures = 0
+    while True:
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            delay = retry_after  # the server knows best; no jitter, no cap
+        else:
+            ceiling = min(cap, base * 2**failures)
+            delay = random.uniform(ceiling / 2, ceiling)  # "equal jitter": spread, never ~0
+        failures += 1
+        exc = yield delay
+
+
+def retrying(
+    policy: RetryPolicy,
+    *,
+    stop_if: Callable[[BaseException], bool] | None = None,
+) -> Iterator[backoff.Attempt]:
+    """`for attempt in retrying(p): with attempt: ...` — retries transient DAPClientErrors.
+
+    `stop_if` lets a caller refuse a retry that would otherwise be allowed (e.g. once a stream
+    has already handed out data).
+    """
+    processing_failures = 0
+
+    def give_up(exc: BaseException) -> bool:
+        nonlocal processing_failures
+        if not is_transient(exc) or (stop_if is not None and stop_if(exc)):
+            return True
+        if isinstance(exc, ProcessingError) and exc.status != 429:
+            processing_failures += 1
+            return processing_failures >= policy.processing_error_attempts
+        return False
+
+    def on_backoff(details: Any) -> None:
+        logger.warning(
+            "%s; retrying in %.1f s (attempt %d of at most %d)",
+            details["exception"],
+            details["wait"],
+            details["tries"] + 1,
+            policy.max_attempts,
+        )
+
+    def on_giveup(details: Any) -> None:
+        exc = details["exception"]
+        if isinstance(exc, DAPClientError) and details["tries"] > 1:
+            exc.attempts = details["tries"]
+            exc.elapsed = details["elapsed"]
+        if isinstance(exc, ProcessingError):
+            # Support needs the uuid even when the caller swallows the exception.
+            logger.error("%s", exc)
+
+    return backoff.retry_context(
+        DAPClientError,
+        _wait_times,
+        max_tries=policy.max_attempts,
+        max_time=policy.max_time,
+        jitter=None,
+        giveup=give_up,
+        on_backoff=on_backoff,
+        on_giveup=on_giveup,
+        logger=None,
+        base=policy.base_delay,
+        cap=policy.max_delay,
+    )
+
+
+def call_with_retries(func: Callable[[], T], policy: RetryPolicy) -> T:
+    """Call `func` until it succeeds, fails permanently, or the policy's limits are reached."""
+    result: T
+    for attempt in retrying(policy):
+        with attempt:
+            result = func()
+    return result

@@ -1,0 +1,281 @@
+"""HTTP plumbing: one shared requests.Session, login, authenticated JSON calls with retries.
+
+The session is shared by all threads of a DAPSession (requests.Session is safe for concurrent
+requests; the connection pool is sized for the download workers). The bearer token is attached per
+request, never stored in the session's default headers, so pre-signed downloads — which go through
+the same session — never carry it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+from tap_dap.client.auth import AccessToken, TokenManager
+from tap_dap.client.config import ClientSettings
+from tap_dap.client.error_mapping import error_from_response
+from tap_dap.client.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DAPClientError,
+    NetworkError,
+    OperationError,
+    UnexpectedResponseError,
+)
+from tap_dap.client.redaction import excerpt, install_urllib3_redaction, redact_text
+from tap_dap.client.retry import call_with_retries, parse_retry_after
+from tap_dap.client.types import Credentials
+
+logger = logging.getLogger("tap_dap.client")
+
+_ERRNO = re.compile(r"\[Errno [^\]]+\] [^'\"()\]]+")
+_KNOWN_REASONS = (
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "nodename nor servname provided",
+    "Connection refused",
+    "Connection reset by peer",
+    "Remote end closed connection without response",
+    "Connection aborted",
+    "Connection broken",
+    "timed out",
+)
+
+
+def describe_network_error(exc: BaseException) -> str:
+    """A short reason for a requests/urllib3 failure, without URLs (they may be signed)."""
+    text = str(exc)
+    match = _ERRNO.search(text)
+    if match:
+        return match.group(0).strip()
+    for reason in _KNOWN_REASONS:
+        if reason in text:
+            return reason
+    return type(exc).__name__
+
+
+def _rejection_details(error: DAPClientError) -> tuple[str, str, str]:
+    """(type, uuid, message) of a refused login, whatever shape the identity service used."""
+    if isinstance(error, OperationError):
+        return error.type, error.uuid, error.message
+    body = getattr(error, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"], "", str(body.get("error_description") or "")
+    return "", "", error.message
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+
+class _BasicCredentialsAuth(requests.auth.AuthBase):
+    def __init__(self, basic_credentials: str) -> None:
+        self._basic = basic_credentials
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Basic {self._basic}"
+        return request
+
+
+class NoAuth(requests.auth.AuthBase):
+    """For pre-signed URLs: no Authorization header (and no ~/.netrc lookup by requests)."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.pop("Authorization", None)
+        return request
+
+
+class Transport:
+    """Sends requests to the DAP API and to object storage."""
+
+    def __init__(self, settings: ClientSettings, credentials: Credentials) -> None:
+        self.settings = settings
+        self._credentials = credentials
+        install_urllib3_redaction()
+        self.http = requests.Session()
+        pool = max(10, settings.download_workers + 4)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool)
+        self.http.mount("https://", adapter)
+        self.http.mount("http://", adapter)
+        self.http.headers["User-Agent"] = settings.user_agent
+        self.http.verify = settings.verify_tls
+        self.tokens = TokenManager(self._login)
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.settings.connect_timeout, self.settings.read_timeout)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        operation: str,
+        auth: requests.auth.AuthBase,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One HTTP exchange; transport failures become a (retryable) NetworkError."""
+        host = requests.utils.urlparse(url).netloc
+        try:
+            return self.http.request(
+                method, url, auth=auth, stream=stream, timeout=self.timeout, **kwargs
+            )
+        except requests.exceptions.SSLError as exc:
+            # Not retried: a certificate problem does not go away by itself.
+            raise DAPClientError(
+                f"TLS connection to {host} failed ({describe_network_error(exc)}); if a private "
+                "CA is in use, pass its bundle as verify_tls",
+                operation=operation,
+            ) from None
+        except requests.exceptions.ConnectTimeout:
+            reason = f"could not connect to {host} within {self.settings.connect_timeout:g} s"
+        except requests.exceptions.ReadTimeout:
+            reason = f"no response from {host} within {self.settings.read_timeout:g} s"
+        except requests.exceptions.ConnectionError as exc:
+            reason = f"cannot connect to {host} ({describe_network_error(exc)})"
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+            raise ConfigurationError(
+                f"invalid URL for {operation}: {redact_text(str(exc))}"
+            ) from None
+        except requests.RequestException as exc:
+            reason = f"request to {host} failed ({describe_network_error(exc)})"
+        raise NetworkError(reason, operation=operation)
+
+    # -- login -----------------------------------------------------------------------------
+
+    def _login(self) -> str:
+        url = f"{self.settings.base_url}/ids/auth/login"
+        operation = f"DAP login at {url}"
+        client_id = self._credentials.client_id
+
+        def attempt() -> str:
+            response = self.send(
+                "POST",
+                url,
+                operation=operation,
+                auth=_BasicCredentialsAuth(self._credentials.basic_credentials),
+                data={"grant_type": "client_credentials"},
+            )
+            status = response.status_code
+            if status >= 400:
+                error = error_from_response(
+                    status,
+                    response.headers.get("Content-Type", ""),
+                    response.content,
+                    operation=operation,
+                )
+                error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if status in (400, 401, 403):
+                    kind, uuid, detail = _rejection_details(error)
+                    raise AuthenticationError(
+                        kind,
+                        uuid,
+                        f"DAP rejected the client credentials for client ID {client_id!r}"
+                        + (f" ({detail})" if detail else ""),
+                        status=status,
+                        operation=operation,
+                    )
+                if status in (404, 405):
+                    error.message = (
+                        error.message or "not found"
+                    ) + f"; is the DAP base URL right ({self.settings.base_url})?"
+                raise error
+            # The body holds the token: never show it, only its shape.
+            try:
+                payload = orjson.loads(response.content)
+                token = payload["access_token"]
+                if not isinstance(token, str):
+                    raise TypeError
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                kind = response.headers.get("Content-Type", "no content type")
+                raise UnexpectedResponseError(
+                    f"HTTP {status} response ({kind}, {len(response.content)} bytes) is not a DAP "
+                    f"token response; is the DAP base URL right ({self.settings.base_url})?",
+                    operation=operation,
+                ) from None
+            logger.debug("logged in to DAP as client %s", client_id)
+            return token
+
+        return call_with_retries(attempt, self.settings.retry)
+
+    # -- API calls -------------------------------------------------------------------------
+
+    def _api_call(
+        self, method: str, path: str, token: AccessToken, body: Any, operation: str
+    ) -> Any:
+        url = self.settings.base_url + path
+        kwargs: dict[str, Any] = {}
+        if body is not None:
+            kwargs["data"] = orjson.dumps(body)
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        started = time.monotonic()
+        response = self.send(
+            method, url, operation=operation, auth=_BearerAuth(token.value), **kwargs
+        )
+        status = response.status_code
+        logger.debug("%s %s -> HTTP %d in %.2f s", method, path, status, time.monotonic() - started)
+        if status >= 400:
+            error = error_from_response(
+                status,
+                response.headers.get("Content-Type", ""),
+                response.content,
+                operation=operation,
+            )
+            error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise error
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            kind = response.headers.get("Content-Type", "no content type")
+            raise UnexpectedResponseError(
+                f"HTTP {status} response is not JSON ({kind}): {excerpt(response.content)!r}; "
+                f"is the DAP base URL right ({self.settings.base_url})?",
+                operation=operation,
+            ) from None
+
+    def request_json(self, method: str, path: str, *, operation: str, body: Any = None) -> Any:
+        """An authenticated API call with retries; a 401 triggers one fresh login and one retry."""
+
+        def token() -> AccessToken:
+            try:
+                return self.tokens.current()
+            except DAPClientError as exc:
+                # Login has its own retries; retrying it again per API attempt would multiply them.
+                raise _LoginFailed(exc) from None
+
+        def attempt() -> Any:
+            current = token()
+            try:
+                return self._api_call(method, path, current, body, operation)
+            except AuthenticationError as exc:
+                logger.info("%s: access token rejected (%s); logging in again", operation, exc)
+                self.tokens.invalidate(current)
+                return self._api_call(method, path, token(), body, operation)
+
+        try:
+            return call_with_retries(attempt, self.settings.retry)
+        except _LoginFailed as failed:
+            raise failed.error from None
+
+
+class _LoginFailed(Exception):
+    """Carries a login error through the API retry loop, which only retries DAPClientError."""
+
+    def __init__(self, error: DAPClientError) -> None:
+        super().__init__(str(error))
+        self.error = error
