@@ -47,3 +47,4 @@ def mariadb_server() -> Iterator[MariaDBServer]:
 def mariadb_url(mariadb_server: MariaDBServer) -> str:
     """URL of a fresh, empty MariaDB database for one test."""
     return mariadb_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+from tests.emulator_fixture import *  # noqa: E402,F401,F403

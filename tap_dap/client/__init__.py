@@ -42,9 +42,10 @@ from tap_dap.client.errors import (
     UnexpectedResponseError,
     ValidationError,
 )
-from tap_dap.client.retry import RetryPolicy
+from tap_dap.client.retry import RetryPolicy, is_transient
 from tap_dap.client.session import DAPSession
 from tap_dap.client.types import (
+    JOB_EXPIRY_MARGIN,
     URL,
     CompleteIncrementalJob,
     CompleteJob,
@@ -72,9 +73,11 @@ from tap_dap.client.types import (
     TokenProperties,
     VersionedSchema,
 )
+from tap_dap.client.wire import format_timestamp, parse_timestamp
 
 __all__ = [
     "DAP_API_URL_DEFAULT",
+    "JOB_EXPIRY_MARGIN",
     "URL",
     "AccessToken",
     "AccountDisabledError",
@@ -128,4 +131,7 @@ __all__ = [
     "UnexpectedResponseError",
     "ValidationError",
     "VersionedSchema",
+    "format_timestamp",
+    "is_transient",
+    "parse_timestamp",
 ]

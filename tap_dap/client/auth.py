@@ -90,12 +90,6 @@ class TokenManager:
                 self._token = AccessToken(self._login())
             return self._token
 
-    def refresh(self) -> AccessToken:
-        """Force a new login now."""
-        with self._lock:
-            self._token = AccessToken(self._login())
-            return self._token
-
     def invalidate(self, rejected: AccessToken) -> None:
         """Forget `rejected` (after a 401). A token another thread already replaced is kept."""
         with self._lock:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from tap_dap.client.errors import ConfigurationError
 from tap_dap.client.retry import RetryPolicy
-from tap_dap.client.types import Credentials
+from tap_dap.client.types import JOB_EXPIRY_MARGIN, Credentials
 
 DAP_API_URL_DEFAULT = "https://api-gateway.instructure.com"
 
@@ -41,7 +41,7 @@ class ClientSettings:
     # Overall limit for one await_job; None waits forever (the official client's behaviour).
     job_timeout: float | None = 6 * 3600.0
     # A complete job expiring within this many seconds is re-queried (its objects would vanish).
-    expiry_margin: float = 30.0
+    expiry_margin: float = JOB_EXPIRY_MARGIN
     max_requeries: int = 3
     # Object ids per POST /dap/object/url call.
     url_batch_size: int = 50
@@ -70,6 +70,17 @@ class ClientSettings:
             raise ConfigurationError("DAP client setting poll_growth must be at least 1")
 
 
+def _scheme_and_host(url: str) -> str:
+    """How error messages show a base URL: scheme and host only (never user:password@, query)."""
+    parts = urlsplit(url if "://" in url else "//" + url)
+    try:
+        host = parts.hostname or ""
+    except ValueError:
+        host = ""
+    scheme = f"{parts.scheme}://" if parts.scheme else ""
+    return f"{scheme}{host or '(no host)'}…"
+
+
 def resolve_base_url(base_url: str | None) -> str:
     """Argument, else env DAP_API_URL, else the public gateway; validated, trailing / stripped."""
     raw = base_url or os.environ.get("DAP_API_URL") or DAP_API_URL_DEFAULT
@@ -77,11 +88,12 @@ def resolve_base_url(base_url: str | None) -> str:
     parts = urlsplit(candidate)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError(
-            f"invalid DAP base URL {raw!r}: expected an http(s) URL such as {DAP_API_URL_DEFAULT}"
+            f"invalid DAP base URL {_scheme_and_host(raw.strip())}: expected an http(s) URL such "
+            f"as {DAP_API_URL_DEFAULT}"
         )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(
-            f"invalid DAP base URL {parts.scheme}://{parts.hostname}…: it must not contain "
+            f"invalid DAP base URL {_scheme_and_host(raw.strip())}: it must not contain "
             "credentials, a query string or a fragment"
         )
     return candidate

@@ -3,7 +3,8 @@
 Pre-signed requests carry no Authorization header. A 401/403 (expired or revoked URL) makes us ask
 /dap/object/url for a fresh URL, when we know the object id. Interrupted transfers are retried from
 the start: files are written to `<name>.part` and renamed only when complete; line streams restart
-only while no line has been handed out yet (after that, the caller must decide).
+only while no line has been handed out yet; after that they raise DownloadInterruptedError with the
+number of lines delivered, and the caller reads the object again skipping those.
 """
 
 from __future__ import annotations
@@ -183,10 +184,13 @@ class Downloader:
                         yield line
         except DAPClientError as exc:
             if yielded and is_transient(exc):
-                raise DownloadError(
+                # Retryable, but not here: the caller has the lines already; it must read the
+                # object again and skip them (objects are immutable, so line N stays line N).
+                raise DownloadInterruptedError(
                     f"{label}: download broke after {yielded} lines ({exc}); "
                     "the object must be read again from the start",
                     object_id=resource.object_id,
+                    lines_delivered=yielded,
                 ) from None
             raise
 

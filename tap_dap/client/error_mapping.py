@@ -13,9 +13,6 @@ from typing import Any
 import orjson
 
 from tap_dap.client.errors import (
-    AccountDisabledError,
-    AccountNotOnboardedError,
-    AccountUnderMaintenanceError,
     AuthenticationError,
     DAPClientError,
     GatewayTimeoutError,
@@ -24,46 +21,19 @@ from tap_dap.client.errors import (
     OperationError,
     OutOfRangeError,
     ProcessingError,
-    RequestTypeForbiddenError,
     ServerError,
-    SnapshotRequiredError,
     UnexpectedResponseError,
     ValidationError,
+    class_for_error_type,
 )
 from tap_dap.client.redaction import excerpt
 from tap_dap.client.wire import parse_timestamp
 
-_CLASS_BY_TYPE: dict[str, type[DAPClientError]] = {
-    "validation": ValidationError,
-    "notfound": NotFoundError,
-    "outofrange": OutOfRangeError,
-    "snapshotrequired": SnapshotRequiredError,
-    "processing": ProcessingError,
-    "accountdisabled": AccountDisabledError,
-    "accountnotonboarded": AccountNotOnboardedError,
-    "accountundermaintenance": AccountUnderMaintenanceError,
-    "requesttypeforbidden": RequestTypeForbiddenError,
-    "authentication": AuthenticationError,
-    "unauthorized": AuthenticationError,
-    "gatewaytimeout": GatewayTimeoutError,
-}
-
-
-def _normalise_type(error_type: str) -> str:
-    """ "com.x.SnapshotRequiredException" / "SnapshotRequiredError" / "SnapshotRequired" → key."""
-    name = error_type
-    for separator in (".", "$", ":", "/"):
-        name = name.rsplit(separator, 1)[-1]
-    for suffix in ("Error", "Exception"):
-        if name.endswith(suffix) and name != suffix:
-            name = name[: -len(suffix)]
-    return name.replace("_", "").replace("-", "").lower()
-
 
 def _class_for(error: dict[str, Any], status: int) -> type[DAPClientError]:
     error_type = error.get("type")
-    if isinstance(error_type, str) and error_type:
-        by_type = _CLASS_BY_TYPE.get(_normalise_type(error_type))
+    if isinstance(error_type, str):
+        by_type = class_for_error_type(error_type)
         if by_type is not None:
             return by_type
     if status == 401:

@@ -35,6 +35,8 @@ class DAPClientError(RuntimeError):
     """Root of every error raised by tap_dap.client."""
 
     def __init__(self, message: str = "", *, operation: str | None = None) -> None:
+        # Redacted before it is stored: `args` feeds repr() and tracebacks, which bypass __str__.
+        message = redact_text(message)
         super().__init__(message)
         self.message = message
         self.operation = operation
@@ -89,7 +91,17 @@ class DownloadError(DAPClientError):
 
 
 class DownloadInterruptedError(DownloadError):
-    """The connection broke while the object body was being read; a fresh attempt may succeed."""
+    """The connection broke while the object body was being read; a fresh attempt may succeed.
+
+    `lines_delivered` is how many lines a line stream had handed out before the break (0 for
+    byte streams): a reader that restarts the object skips that many.
+    """
+
+    def __init__(
+        self, message: str, *, object_id: str | None = None, lines_delivered: int = 0
+    ) -> None:
+        super().__init__(message, object_id=object_id)
+        self.lines_delivered = lines_delivered
 
 
 class ServerError(DAPClientError):
@@ -299,3 +311,47 @@ class JobFailedError(OperationError):
     ) -> None:
         super().__init__(type, uuid, message, operation=f"query job {job_id} failed")
         self.job_id = job_id
+
+
+_CLASS_BY_TYPE: dict[str, type[DAPClientError]] = {
+    "validation": ValidationError,
+    "notfound": NotFoundError,
+    "outofrange": OutOfRangeError,
+    "snapshotrequired": SnapshotRequiredError,
+    "processing": ProcessingError,
+    "accountdisabled": AccountDisabledError,
+    "accountnotonboarded": AccountNotOnboardedError,
+    "accountundermaintenance": AccountUnderMaintenanceError,
+    "requesttypeforbidden": RequestTypeForbiddenError,
+    "authentication": AuthenticationError,
+    "unauthorized": AuthenticationError,
+    "gatewaytimeout": GatewayTimeoutError,
+}
+
+
+def _normalise_type(error_type: str) -> str:
+    """ "com.x.SnapshotRequiredException" / "SnapshotRequiredError" / "SnapshotRequired" → key."""
+    name = error_type
+    for separator in (".", "$", ":", "/"):
+        name = name.rsplit(separator, 1)[-1]
+    for suffix in ("Error", "Exception"):
+        if name.endswith(suffix) and name != suffix:
+            name = name[: -len(suffix)]
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def class_for_error_type(error_type: str) -> type[DAPClientError] | None:
+    """The error class the server means by an error `type` string, None if unknown."""
+    return _CLASS_BY_TYPE.get(_normalise_type(error_type)) if error_type else None
+
+
+def job_error(error_type: str, uuid: str, message: str) -> OperationError:
+    """The error of a failed job, as the class its `type` names (ProcessingError if unknown).
+
+    A failed incremental job of a reloaded table thus carries a SnapshotRequiredError, which
+    callers recognise by class instead of comparing type strings.
+    """
+    cls = class_for_error_type(error_type)
+    if cls is None or not issubclass(cls, OperationError):
+        cls = ProcessingError
+    return cls(error_type, uuid, message)

@@ -64,6 +64,9 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 60.0
     processing_error_attempts: int = 3
+    # False: a 429 is raised at once (with its retry_after) for the caller to schedule around,
+    # instead of this call sleeping on it; e.g. a job scheduler that must lower its own rate.
+    retry_throttled: bool = True
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.processing_error_attempts < 1:
@@ -133,6 +136,8 @@ def retrying(
     def give_up(exc: BaseException) -> bool:
         nonlocal processing_failures
         if not is_transient(exc) or (stop_if is not None and stop_if(exc)):
+            return True
+        if getattr(exc, "status", None) == 429 and not policy.retry_throttled:
             return True
         if isinstance(exc, ProcessingError) and exc.status != 429:
             processing_failures += 1

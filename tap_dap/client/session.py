@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +29,7 @@ from tap_dap.client.errors import (
     JobTimeoutError,
     UnexpectedResponseError,
 )
+from tap_dap.client.retry import RetryPolicy
 from tap_dap.client.transport import Transport
 from tap_dap.client.types import (
     CompleteIncrementalJob,
@@ -102,6 +103,11 @@ class DAPSession:
     def __repr__(self) -> str:
         return f"DAPSession(base_url={self._settings.base_url!r})"
 
+    @property
+    def settings(self) -> ClientSettings:
+        """The limits this session runs with (read-only)."""
+        return self._settings
+
     def authenticate(self) -> None:
         """Log in now (otherwise the first call logs in); refreshes an expiring token."""
         self._transport.tokens.current()
@@ -144,7 +150,7 @@ class DAPSession:
 
     # -- query jobs ------------------------------------------------------------------------
 
-    def _submit(self, origin: JobOrigin) -> Job:
+    def _submit(self, origin: JobOrigin, retry: RetryPolicy | None = None) -> Job:
         namespace, table = origin.namespace, origin.table
         path = (
             f"/dap/query/{_segment(namespace, 'namespace')}/table/{_segment(table, 'table')}/data"
@@ -152,7 +158,7 @@ class DAPSession:
         kind = "snapshot" if isinstance(origin.query, SnapshotQuery) else "incremental"
         operation = f"starting {kind} query of {namespace}.{table}"
         data = self._transport.request_json(
-            "POST", path, operation=operation, body=query_to_json(origin.query)
+            "POST", path, operation=operation, body=query_to_json(origin.query), retry=retry
         )
         job = parse_job(data, operation, origin)
         logger.info(
@@ -160,17 +166,35 @@ class DAPSession:
         )
         return job
 
-    def query_snapshot(self, namespace: str, table: str, query: SnapshotQuery) -> Job:
-        """Start a snapshot query; returns the job (often still waiting)."""
+    def query_snapshot(
+        self,
+        namespace: str,
+        table: str,
+        query: SnapshotQuery,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> Job:
+        """Start a snapshot query; returns the job (often still waiting).
+
+        `retry` overrides the session's retry policy for this call, e.g.
+        `RetryPolicy(retry_throttled=False)` to get a 429 at once instead of waiting it out.
+        """
         if not isinstance(query, SnapshotQuery):
             raise ConfigurationError("query_snapshot needs a SnapshotQuery")
-        return self._submit(JobOrigin(namespace, table, query))
+        return self._submit(JobOrigin(namespace, table, query), retry)
 
-    def query_incremental(self, namespace: str, table: str, query: IncrementalQuery) -> Job:
-        """Start an incremental query; returns the job (often still waiting)."""
+    def query_incremental(
+        self,
+        namespace: str,
+        table: str,
+        query: IncrementalQuery,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> Job:
+        """Start an incremental query; returns the job (often still waiting). See query_snapshot."""
         if not isinstance(query, IncrementalQuery):
             raise ConfigurationError("query_incremental needs an IncrementalQuery")
-        return self._submit(JobOrigin(namespace, table, query))
+        return self._submit(JobOrigin(namespace, table, query), retry)
 
     def _fetch_job(self, job_id: JobID, origin: JobOrigin | None = None) -> Job:
         operation = f"getting job {job_id}"
@@ -214,11 +238,6 @@ class DAPSession:
             interval = min(interval * settings.poll_growth, settings.poll_interval_max)
         return job
 
-    def _seconds_to_expiry(self, job: Job) -> float | None:
-        if job.expires_at is None:
-            return None
-        return (job.expires_at - datetime.now(UTC)).total_seconds()
-
     def await_job(self, job: Job) -> CompleteJob:
         """Wait until the job terminates; returns the complete job or raises JobFailedError.
 
@@ -236,8 +255,8 @@ class DAPSession:
                 raise failure
             if not isinstance(job, CompleteJob):
                 raise UnexpectedResponseError(f"job {job.id} is complete but lists no objects")
-            remaining = self._seconds_to_expiry(job)
-            if remaining is None or remaining >= self._settings.expiry_margin:
+            remaining = job.seconds_to_expiry()
+            if remaining is None or not job.expires_within(self._settings.expiry_margin):
                 return job
             if job.origin is None:
                 logger.warning(

@@ -29,7 +29,7 @@ from tap_dap.client.errors import (
     UnexpectedResponseError,
 )
 from tap_dap.client.redaction import excerpt, install_urllib3_redaction, redact_text
-from tap_dap.client.retry import call_with_retries, parse_retry_after
+from tap_dap.client.retry import RetryPolicy, call_with_retries, parse_retry_after
 from tap_dap.client.types import Credentials
 
 logger = logging.getLogger("tap_dap.client")
@@ -70,22 +70,30 @@ def _rejection_details(error: DAPClientError) -> tuple[str, str, str]:
     return "", "", error.message
 
 
-class _BearerAuth(requests.auth.AuthBase):
-    def __init__(self, token: str) -> None:
-        self._token = token
+class _AuthorizationHeader(requests.auth.AuthBase):
+    """Sets the Authorization header per request (`Bearer <jwt>` or `Basic <credentials>`)."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
+        request.headers["Authorization"] = self._value
         return request
 
+    def __repr__(self) -> str:
+        return "_AuthorizationHeader(<redacted>)"
 
-class _BasicCredentialsAuth(requests.auth.AuthBase):
-    def __init__(self, basic_credentials: str) -> None:
-        self._basic = basic_credentials
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Basic {self._basic}"
-        return request
+def _error_of(response: requests.Response, operation: str) -> DAPClientError:
+    """The exception for an error response, with the server's Retry-After attached."""
+    error = error_from_response(
+        response.status_code,
+        response.headers.get("Content-Type", ""),
+        response.content,
+        operation=operation,
+    )
+    error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return error
 
 
 class NoAuth(requests.auth.AuthBase):
@@ -168,18 +176,12 @@ class Transport:
                 "POST",
                 url,
                 operation=operation,
-                auth=_BasicCredentialsAuth(self._credentials.basic_credentials),
+                auth=_AuthorizationHeader(f"Basic {self._credentials.basic_credentials}"),
                 data={"grant_type": "client_credentials"},
             )
             status = response.status_code
             if status >= 400:
-                error = error_from_response(
-                    status,
-                    response.headers.get("Content-Type", ""),
-                    response.content,
-                    operation=operation,
-                )
-                error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                error = _error_of(response, operation)
                 if status in (400, 401, 403):
                     kind, uuid, detail = _rejection_details(error)
                     raise AuthenticationError(
@@ -224,20 +226,12 @@ class Transport:
             kwargs["data"] = orjson.dumps(body)
             kwargs["headers"] = {"Content-Type": "application/json"}
         started = time.monotonic()
-        response = self.send(
-            method, url, operation=operation, auth=_BearerAuth(token.value), **kwargs
-        )
+        auth = _AuthorizationHeader(f"Bearer {token.value}")
+        response = self.send(method, url, operation=operation, auth=auth, **kwargs)
         status = response.status_code
         logger.debug("%s %s -> HTTP %d in %.2f s", method, path, status, time.monotonic() - started)
         if status >= 400:
-            error = error_from_response(
-                status,
-                response.headers.get("Content-Type", ""),
-                response.content,
-                operation=operation,
-            )
-            error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise error
+            raise _error_of(response, operation)
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -248,8 +242,19 @@ class Transport:
                 operation=operation,
             ) from None
 
-    def request_json(self, method: str, path: str, *, operation: str, body: Any = None) -> Any:
-        """An authenticated API call with retries; a 401 triggers one fresh login and one retry."""
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        body: Any = None,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """An authenticated API call with retries; a 401 triggers one fresh login and one retry.
+
+        `retry` replaces the session's policy for this call only.
+        """
 
         def token() -> AccessToken:
             try:
@@ -268,7 +273,7 @@ class Transport:
                 return self._api_call(method, path, token(), body, operation)
 
         try:
-            return call_with_retries(attempt, self.settings.retry)
+            return call_with_retries(attempt, retry or self.settings.retry)
         except _LoginFailed as failed:
             raise failed.error from None
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeAlias
 
-from tap_dap.client.errors import ConfigurationError, ProcessingError
+from tap_dap.client.errors import ConfigurationError, OperationError
 from tap_dap.client.redaction import redact_url, register_secret
 
 JobID: TypeAlias = str
@@ -115,6 +115,11 @@ class Resource:
             object.__setattr__(self, "url", URL(self.url))
 
 
+#: A complete job (with its objects) expiring within this many seconds is not used: its query is
+#: re-issued once it has expired (the server keeps answering with the cached job until then).
+JOB_EXPIRY_MARGIN = 60.0
+
+
 @dataclass(frozen=True)
 class TableJob:
     """A query job (waiting or running, or the common base of terminal jobs)."""
@@ -125,6 +130,17 @@ class TableJob:
     # Where the job came from, so await_job can re-issue the query if the result is about to
     # expire. Not part of the API payload; None for jobs fetched by id only.
     origin: JobOrigin | None = field(default=None, compare=False, repr=False, kw_only=True)
+
+    def seconds_to_expiry(self, now: datetime | None = None) -> float | None:
+        """Seconds until the job and its objects expire; None when the server gave no expiry."""
+        if self.expires_at is None:
+            return None
+        return (self.expires_at - (now or datetime.now(UTC))).total_seconds()
+
+    def expires_within(self, seconds: float = JOB_EXPIRY_MARGIN) -> bool:
+        """True when the job expires within `seconds` from now (too late to start reading it)."""
+        remaining = self.seconds_to_expiry()
+        return remaining is not None and remaining < seconds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,9 +168,13 @@ class CompleteIncrementalJob(CompleteJob):
 
 @dataclass(frozen=True, kw_only=True)
 class FailedJob(TableJob):
-    """A job that terminated with failure; `error` holds the server's type/uuid/message."""
+    """A job that terminated with failure; `error` holds the server's type/uuid/message.
 
-    error: ProcessingError
+    `error` is of the class its type names (e.g. SnapshotRequiredError), ProcessingError when
+    the type is unknown or empty.
+    """
+
+    error: OperationError
 
 
 Job: TypeAlias = TableJob | CompleteSnapshotJob | CompleteIncrementalJob | FailedJob

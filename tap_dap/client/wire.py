@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from tap_dap.client.errors import ProcessingError, UnexpectedResponseError
+from tap_dap.client.errors import UnexpectedResponseError, job_error
 from tap_dap.client.types import (
     CompleteIncrementalJob,
     CompleteSnapshotJob,
@@ -109,7 +109,7 @@ def parse_job(data: Any, what: str, origin: JobOrigin | None = None) -> Job:
             status=status,
             expires_at=expires_at,
             origin=origin,
-            error=ProcessingError(
+            error=job_error(
                 str(error.get("type") or ""),
                 str(error.get("uuid") or ""),
                 str(error.get("message") or ""),

@@ -1,0 +1,148 @@
+"""Datasets: ``empty``, ``canvas`` (packaged schemas derived from the Canvas ERD, synthetic rows)
+and fixture directories (``DIR/<ns>/<table>/schema.json`` + ``changes.jsonl``)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tap_dap.emulator.clock import Clock, parse_ts
+from tap_dap.emulator.errors import DatasetError
+from tap_dap.emulator.rows import RowGenerator
+from tap_dap.emulator.schema import TableSchema
+from tap_dap.emulator.store import Store, Table, Version
+
+DATASETS = ("canvas", "empty")
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    dataset: str = "canvas"
+    data_dir: Path | None = None
+    rows: int = 100
+    seed: int = 0
+    tables: tuple[str, ...] = ()
+
+
+def canvas_schemas() -> dict[str, dict[str, Any]]:
+    raw = resources.files("tap_dap.emulator").joinpath("data/canvas_schemas.json.gz").read_bytes()
+    return json.loads(gzip.decompress(raw))
+
+
+def build_store(options: DatasetOptions, clock: Clock | None = None) -> Store:
+    clock = clock or Clock()
+    store = Store(clock, options.seed)
+    if options.dataset not in DATASETS:
+        raise DatasetError(
+            f"--dataset must be one of {', '.join(DATASETS)}, got {options.dataset!r}"
+        )
+    if options.rows < 0:
+        raise DatasetError("--rows must be >= 0")
+    if options.data_dir is not None:
+        _load_fixtures(store, options)
+    base_ts = clock.tick()
+    if options.dataset == "canvas":
+        for namespace, tables in canvas_schemas().items():
+            for name, document in tables.items():
+                if namespace in store.tables and name in store.tables[namespace]:
+                    continue  # a fixture of the same name wins
+                where = f"{namespace}.{name}"
+                schema = TableSchema(where, document, ts=0)
+                generator = RowGenerator(options.seed, where, schema, options.rows)
+                table = Table(namespace, name, schema, generator, options.rows, base_ts)
+                table.live = options.rows
+                store.add(table)
+    _restrict(store, options.tables)
+    return store
+
+
+def _restrict(store: Store, wanted: tuple[str, ...]) -> None:
+    if not wanted:
+        return
+    keep: set[tuple[str, str]] = set()
+    for item in wanted:
+        namespace, _, name = item.rpartition(".")
+        matches = [
+            (ns, t) for ns, tables in store.tables.items() for t in tables
+            if t == name and (not namespace or ns == namespace)
+        ]
+        if not matches:
+            raise DatasetError(f"--tables: no table named {item!r} in this dataset")
+        keep.update(matches)
+    for namespace in list(store.tables):
+        for name in list(store.tables[namespace]):
+            if (namespace, name) not in keep:
+                del store.tables[namespace][name]
+        if not store.tables[namespace]:
+            del store.tables[namespace]
+
+
+def _load_fixtures(store: Store, options: DatasetOptions) -> None:
+    root = options.data_dir
+    assert root is not None
+    if not root.is_dir():
+        raise DatasetError(f"--data {root}: not a directory")
+    found = 0
+    for schema_path in sorted(root.glob("*/*/schema.json")):
+        namespace, name = schema_path.parent.parent.name, schema_path.parent.name
+        store.add(_load_table(store, namespace, name, schema_path, options))
+        found += 1
+    if not found:
+        raise DatasetError(f"--data {root}: no <namespace>/<table>/schema.json found")
+
+
+def _load_table(store: Store, namespace: str, name: str, schema_path: Path,
+                options: DatasetOptions) -> Table:
+    try:
+        versioned = json.loads(schema_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{schema_path}: not readable JSON ({exc})") from None
+    if not isinstance(versioned, dict) or set(versioned) != {"schema", "version"} \
+            or not isinstance(versioned["version"], int):
+        raise DatasetError(f"{schema_path}: expected a VersionedSchema {{\"schema\", \"version\"}}")
+    where = f"{namespace}.{name}"
+    schema = TableSchema(str(schema_path), versioned["schema"], versioned["version"], ts=0)
+    schema.where = where
+    table = Table(namespace, name, schema, RowGenerator(options.seed, where, schema, options.rows))
+    changes_path = schema_path.parent / "changes.jsonl"
+    if changes_path.exists():
+        for ts, versions in _read_changes(table, changes_path):
+            store.clock.observe(ts)
+            table.commit(ts, versions)
+    return table
+
+
+def _read_changes(table: Table, path: Path) -> list[tuple[int, list[Version]]]:
+    key_names = [c.name for c in table.schema.key_columns]
+    value_names = {c.name for c in table.schema.value_columns}
+    by_ts: dict[int, dict[int, Version]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, text in enumerate(handle, 1):
+            if not text.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(text)
+                meta, key = record["meta"], record["key"]
+                ts = parse_ts(meta["ts"])
+                action = meta.get("action", "U")
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DatasetError(
+                    f"{where}: not a DAP record with meta.ts and key ({exc})"
+                ) from None
+            if action not in ("U", "D"):
+                raise DatasetError(f"{where}: meta.action must be 'U' or 'D', got {action!r}")
+            if not isinstance(key, dict) or sorted(key) != sorted(key_names):
+                raise DatasetError(f"{where}: key must have exactly {key_names}")
+            value = record.get("value") if action == "U" else None
+            if action == "U":
+                if not isinstance(value, dict) or not set(value) <= value_names:
+                    raise DatasetError(f"{where}: value must be an object with schema columns only")
+                value = {n: value.get(n) for n in value_names}
+            index = table.index_of(tuple(key[n] for n in key_names))
+            by_ts.setdefault(ts, {})[index] = Version(ts, action, index, 0, value)
+    return [(ts, list(versions.values())) for ts, versions in sorted(by_ts.items())]

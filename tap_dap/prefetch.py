@@ -1,0 +1,212 @@
+"""Background download of the objects of upcoming streams, within a fixed memory budget.
+
+Output order is (stream order, object order). The object being written (the *head*) is exempt from
+the shared budget and, if no worker has claimed it yet, is downloaded by the writer itself; so the
+writer always makes progress however workers are blocked on later objects. Workers only claim
+objects of streams whose jobs are complete, earliest in output order first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from tap_dap.client import DownloadError, DownloadInterruptedError
+from tap_dap.output import RecordEncoder, encode_object
+
+logger = logging.getLogger("tap-dap.prefetch")
+
+#: Upper bound for the head object's own queue (it is not limited by the shared budget).
+HEAD_QUEUE_BYTES = 4 * 1024 * 1024
+
+LineSource = Callable[[object], Iterator[bytes]]
+
+
+def is_transient_download_error(exc: DownloadError) -> bool:
+    """Broken connections and storage hiccups (5xx, 429, expired URL) are worth a fresh transfer."""
+    return isinstance(exc, DownloadInterruptedError) or exc.status in (403, 429, 500, 502, 503, 504)
+
+
+class PrefetchCancelled(Exception):
+    """Internal: the stream was discarded while a worker was producing it."""
+
+
+@dataclass(eq=False)
+class _Slot:
+    stream: str
+    index: int
+    obj: object
+    encoder: RecordEncoder
+    claimed: bool = False
+    done: bool = False
+    error: BaseException | None = None
+    buffered: int = 0
+    chunks: deque[tuple[bytes, int]] = field(default_factory=deque)
+
+
+class Prefetcher:
+    """Encodes RECORD chunks per object ahead of the writer, within ``budget`` bytes."""
+
+    def __init__(self, lines_of: LineSource, stream_order: list[str], *, workers: int, budget: int):
+        self._lines_of = lines_of
+        self._order = list(stream_order)
+        self._slots: dict[str, list[_Slot]] = {}
+        self._discarded: set[str] = set()
+        self._budget = budget
+        self._used = 0
+        self._head: _Slot | None = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"dap-prefetch-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def add(
+        self, stream: str, objects: list[object], encoder_for: Callable[[object], RecordEncoder]
+    ) -> None:
+        """Register a stream's objects once its job is complete (may be called from any thread)."""
+        with self._cond:
+            if stream in self._slots or stream in self._discarded:
+                return
+            self._slots[stream] = [
+                _Slot(stream, i, obj, encoder_for(obj)) for i, obj in enumerate(objects)
+            ]
+            if stream not in self._order:
+                self._order.append(stream)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def discard(self, stream: str) -> None:
+        """Drop a stream's buffered and future data (after it failed or was cut short)."""
+        with self._cond:
+            self._discarded.add(stream)
+            for slot in self._slots.pop(stream, []):
+                self._used -= slot.buffered
+                slot.buffered = 0
+                slot.chunks.clear()
+            self._cond.notify_all()
+
+    def is_registered(self, stream: str) -> bool:
+        with self._cond:
+            return stream in self._slots
+
+    def chunks(self, stream: str) -> Iterator[tuple[bytes, int]]:
+        """Yield ``(encoded records, count)`` of a registered stream in order (writer thread)."""
+        with self._cond:
+            slots = list(self._slots[stream])
+        for slot in slots:
+            with self._cond:
+                self._head = slot
+                self._cond.notify_all()
+                inline = not slot.claimed
+                slot.claimed = True
+            if inline:
+                yield from encode_object(slot.encoder, self._lines_of(slot.obj))
+                continue
+            yield from self._drain(slot)
+
+    def _drain(self, slot: _Slot) -> Iterator[tuple[bytes, int]]:
+        while True:
+            with self._cond:
+                while not slot.chunks and not slot.done:
+                    self._cond.wait()
+                if slot.chunks:
+                    chunk = slot.chunks.popleft()
+                    slot.buffered -= len(chunk[0])
+                    self._used -= len(chunk[0])
+                    self._cond.notify_all()
+                elif slot.error is not None:
+                    raise slot.error
+                else:
+                    return
+            yield chunk
+
+    # -- workers --------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                slot = self._claim()
+                if slot is None:
+                    return
+            try:
+                for chunk in encode_object(slot.encoder, self._lines_of(slot.obj)):
+                    self._put(slot, chunk)
+            except PrefetchCancelled:
+                pass
+            except BaseException as exc:  # handed to the writer, which raises it in order
+                with self._cond:
+                    slot.error = exc
+            with self._cond:
+                slot.done = True
+                self._cond.notify_all()
+
+    def _claim(self) -> _Slot | None:
+        # Half the budget free before starting another object: a started download that then
+        # stalls on a full budget keeps its connection idle.
+        while not self._closed:
+            if self._used < self._budget // 2:
+                for stream in self._order:
+                    for slot in self._slots.get(stream, ()):
+                        if not slot.claimed:
+                            slot.claimed = True
+                            return slot
+            self._cond.wait()
+        return None
+
+    def _put(self, slot: _Slot, chunk: tuple[bytes, int]) -> None:
+        size = len(chunk[0])
+        with self._cond:
+            while True:
+                if slot.stream in self._discarded or self._closed:
+                    raise PrefetchCancelled
+                if slot is self._head:
+                    if slot.buffered < HEAD_QUEUE_BYTES:
+                        break
+                elif self._used + size <= self._budget:
+                    break
+                self._cond.wait()
+            slot.chunks.append(chunk)
+            slot.buffered += size
+            self._used += size
+            self._cond.notify_all()
+
+
+def restartable_lines(
+    open_lines: Callable[[], Iterator[bytes]], label: str, *, max_restarts: int = 3
+) -> Iterator[bytes]:
+    """Lines of one object; a transfer that breaks midway is restarted, skipping lines already read.
+
+    Objects are immutable, so line N of a new transfer is line N of the broken one: nothing is
+    emitted twice and nothing is lost.
+    """
+    delivered = 0
+    restarts = 0
+    while True:
+        skip = delivered
+        try:
+            for line in open_lines():
+                if skip:
+                    skip -= 1
+                    continue
+                delivered += 1
+                yield line
+            return
+        except DownloadError as exc:
+            if restarts >= max_restarts or not is_transient_download_error(exc):
+                raise
+            restarts += 1
+            logger.warning(
+                "%s: download broke after %d line(s) (%s); restarting it (restart %d of %d)",
+                label, delivered, exc, restarts, max_restarts,
+            )  # fmt: skip

@@ -1,0 +1,118 @@
+"""The tap's settings: JSON schema (shown by ``--about``) and a typed view of a validated config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from singer_sdk import typing as th
+
+from tap_dap.errors import ConfigurationError
+from tap_dap.timestamps import parse_timestamp
+
+DEFAULT_BASE_URL = "https://api-gateway.instructure.com"
+
+CONFIG_JSONSCHEMA: dict[str, Any] = th.PropertiesList(
+    th.Property("client_id", th.StringType, required=True, title="Client ID",
+                description="DAP client ID (from the Instructure Identity Services key)."),
+    th.Property("client_secret", th.StringType, required=True, secret=True, title="Client Secret",
+                description="DAP client secret."),
+    th.Property("base_url", th.StringType, default=DEFAULT_BASE_URL, title="Base URL",
+                description="DAP API gateway URL."),
+    th.Property("namespaces", th.ArrayType(th.StringType), default=["canvas"],
+                description="DAP namespaces to replicate, e.g. canvas, canvas_logs, catalog."),
+    th.Property("tables", th.ArrayType(th.StringType),
+                description="Tables to replicate (default: all). Names or shell globs, matched "
+                "against the table name or `<namespace>-<table>`. A plain name that matches no "
+                "table is an error."),
+    th.Property("start_mode", th.StringType, default="snapshot",
+                allowed_values=["snapshot", "incremental"],
+                description="How a table without a bookmark starts: `snapshot` (full snapshot), or "
+                "`incremental` (changes since `start_date`, e.g. for canvas_logs)."),
+    th.Property("start_date", th.DateTimeType,
+                description="With start_mode=incremental: the `since` of a table's first query."),
+    th.Property("on_snapshot_required", th.StringType, default="resnapshot",
+                allowed_values=["resnapshot", "fail"],
+                description="When DAP refuses an incremental query (table reloaded, bookmark out "
+                "of range): `resnapshot` the table, or `fail` the stream."),
+    th.Property("max_concurrent_jobs", th.IntegerType, default=10,
+                description="Query jobs waiting/running on the server at the same time."),
+    th.Property("max_jobs_per_minute", th.IntegerType,
+                description="Fixed cap on job creation per minute. Default: none; the tap adapts "
+                "to the server (HTTP 429 + Retry-After lowers its rate)."),
+    th.Property("download_concurrency", th.IntegerType, default=2,
+                description="Objects downloaded at the same time (prefetch of upcoming streams)."),
+    th.Property("prefetch_buffer_mb", th.IntegerType, default=8,
+                description="Memory for records prefetched ahead of the stream being written."),
+    th.Property("job_timeout", th.IntegerType, default=14400,
+                description="Seconds a query job may take on the server before its stream fails."),
+    th.Property("poll_interval", th.NumberType, default=5,
+                description="Seconds between job status polls."),
+    th.Property("emit_activate_version", th.BooleanType, default=True,
+                description="Emit ACTIVATE_VERSION before and after a snapshot so the target "
+                "replaces the table."),
+).to_dict()  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TapSettings:
+    """Typed, cross-checked settings (the SDK has already applied defaults and the schema)."""
+
+    client_id: str
+    client_secret: str
+    base_url: str
+    namespaces: tuple[str, ...]
+    tables: tuple[str, ...] | None
+    start_mode: str
+    start_date: datetime | None
+    on_snapshot_required: str
+    max_concurrent_jobs: int
+    max_jobs_per_minute: int | None
+    download_concurrency: int
+    prefetch_buffer_bytes: int
+    job_timeout: float
+    poll_interval: float
+    emit_activate_version: bool
+
+    def __repr__(self) -> str:
+        return f"TapSettings(client_id={self.client_id!r}, base_url={self.base_url!r}, ...)"
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TapSettings:
+        def positive(name: str, default: float) -> Any:
+            value = config.get(name, default)
+            if value is None or value <= 0:
+                raise ConfigurationError(f"setting {name} must be a positive number, got {value!r}")
+            return value
+
+        start_date = None
+        if config.get("start_date"):
+            start_date = parse_timestamp(str(config["start_date"]), what="setting start_date")
+        start_mode = config.get("start_mode", "snapshot")
+        if start_mode == "incremental" and start_date is None:
+            raise ConfigurationError("setting start_mode=incremental needs a start_date")
+        namespaces = tuple(config.get("namespaces") or ("canvas",))
+        if not all(isinstance(ns, str) and ns for ns in namespaces):
+            raise ConfigurationError(f"setting namespaces must list names, got {namespaces!r}")
+        per_minute = config.get("max_jobs_per_minute")
+        return cls(
+            client_id=config["client_id"],
+            client_secret=config["client_secret"],
+            base_url=config.get("base_url") or "https://api-gateway.instructure.com",
+            namespaces=namespaces,
+            tables=tuple(config["tables"]) if config.get("tables") else None,
+            start_mode=start_mode,
+            start_date=start_date,
+            on_snapshot_required=config.get("on_snapshot_required", "resnapshot"),
+            max_concurrent_jobs=int(positive("max_concurrent_jobs", 10)),
+            max_jobs_per_minute=None
+            if per_minute is None
+            else int(positive("max_jobs_per_minute", 1)),
+            download_concurrency=int(positive("download_concurrency", 2)),
+            prefetch_buffer_bytes=int(positive("prefetch_buffer_mb", 8)) * 1024 * 1024,
+            job_timeout=float(positive("job_timeout", 14400)),
+            poll_interval=float(positive("poll_interval", 5)),
+            emit_activate_version=bool(config.get("emit_activate_version", True)),
+        )

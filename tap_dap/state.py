@@ -1,0 +1,52 @@
+"""Reading and checking the tap's state: ``{"bookmarks": {"<ns>-<table>": {...}}}``.
+
+A bookmark is ``{"timestamp": "<ISO 8601, Z>", "schema_version": <int>}``; the timestamp is the
+snapshot's ``at`` or the last incremental's ``until`` and becomes the next query's ``since``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import IO, Any
+
+from tap_dap.errors import ConfigurationError, StateError
+from tap_dap.timestamps import parse_timestamp
+
+
+def read_json_file_handle(handle: IO[str], what: str) -> dict[str, Any]:
+    """Parse a JSON object from an open ``--state``/``--catalog`` file, or raise one clear error."""
+    name = getattr(handle, "name", "<stream>")
+    error = StateError if what == "state" else ConfigurationError
+    try:
+        data = json.loads(handle.read())
+    except ValueError as exc:
+        raise error(f"{what} file {name}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise error(f"{what} file {name}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def validate_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every bookmark; accept Meltano's ``{"singer_state": {...}}`` wrapper too."""
+    if set(state) == {"singer_state"} and isinstance(state["singer_state"], Mapping):
+        state = state["singer_state"]
+    bookmarks = state.get("bookmarks", {})
+    if not isinstance(bookmarks, Mapping):
+        raise StateError("state: 'bookmarks' must be an object keyed by stream name")
+    for stream, bookmark in bookmarks.items():
+        where = f"state bookmark {stream!r}"
+        if not isinstance(bookmark, Mapping):
+            raise StateError(f"{where}: expected an object, got {type(bookmark).__name__}")
+        timestamp = bookmark.get("timestamp")
+        if timestamp is not None:
+            if not isinstance(timestamp, str):
+                raise StateError(f"{where}: 'timestamp' must be a string, got {timestamp!r}")
+            try:
+                parse_timestamp(timestamp, what=f"{where}: 'timestamp'")
+            except ConfigurationError as exc:
+                raise StateError(str(exc)) from None
+        version = bookmark.get("schema_version")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            raise StateError(f"{where}: 'schema_version' must be an integer, got {version!r}")
+    return dict(state)

@@ -1,0 +1,193 @@
+"""One Singer stream per DAP table: snapshot first, then incremental changes since the bookmark."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Generator, Iterable
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk import Stream
+from singer_sdk.singerlib import SchemaMessage
+
+from tap_dap.client import DAPClientError
+from tap_dap.errors import MalformedDataError, StreamSyncError, TapDapError
+from tap_dap.jobs import ReadyJob, TableRequest
+from tap_dap.schema import StreamSchema, convert_table_schema
+from tap_dap.timestamps import format_timestamp, parse_timestamp
+
+if TYPE_CHECKING:
+    from tap_dap.tap import TapDap
+
+#: Seconds between progress lines while a stream's records are written.
+PROGRESS_INTERVAL = 5.0
+
+
+class DAPTableStream(Stream):
+    """A DAP table. Records bypass the SDK's per-record path (see tap_dap.output)."""
+
+    def __init__(self, tap: TapDap, namespace: str, table: str, table_schema: StreamSchema) -> None:
+        super().__init__(tap, schema=table_schema.schema, name=table_schema.stream_name)
+        self.namespace = namespace
+        self.table = table
+        self.primary_keys = table_schema.key_properties
+        # DAP changes carry deletes, like log-based replication; there is no replication key.
+        self.forced_replication_method = "INCREMENTAL"
+        self._table_schema = table_schema
+        self._dap_tap = tap
+
+    @property
+    def table_schema(self) -> StreamSchema:
+        return self._table_schema
+
+    def bookmark(self) -> dict[str, Any]:
+        """This stream's bookmark from the input state (never creates an empty entry)."""
+        return dict(self.tap_state.get("bookmarks", {}).get(self.name) or {})
+
+    def table_request(self) -> TableRequest:
+        """What to ask DAP for: changes since the bookmark, or a snapshot."""
+        settings = self._dap_tap.settings
+        since = None
+        timestamp = self.bookmark().get("timestamp")
+        if self.replication_method == "FULL_TABLE":
+            since = None  # a catalog can ask for a snapshot on every run
+        elif timestamp:
+            since = parse_timestamp(timestamp, what=f"state bookmark {self.name}.timestamp")
+        elif settings.start_mode == "incremental":
+            since = settings.start_date
+        return TableRequest(self.name, self.namespace, self.table, since)
+
+    # -- SDK hooks --------------------------------------------------------------------------------
+
+    def get_records(self, context: Any) -> Iterable[dict]:
+        raise TapDapError("DAP streams write their records directly; get_records is not used")
+
+    def get_batch_config(self, config: Any) -> None:
+        return None  # BATCH is not offered; records are already cheap on the fast path
+
+    def _generate_schema_messages(self) -> Generator[SchemaMessage, None, None]:
+        # The live table schema (with its x-dap annotation), not the catalog's copy: the SDK's
+        # catalog model drops unknown keywords, and records always follow the server's schema.
+        yield SchemaMessage(
+            self.name, self._table_schema.schema, self._table_schema.key_properties, None
+        )
+
+    def finalize_state_progress_markers(self, state: dict | None = None) -> None:
+        # No progress markers exist; only write the bookmark if this stream advanced it.
+        self._write_state_message()
+
+    def _sync_records(
+        self, context: Any = None, *, write_messages: bool = True
+    ) -> Generator[dict, Any, Any]:
+        if not write_messages:
+            raise TapDapError(f"{self.name}: syncing without writing messages is not supported")
+        coordinator = self._dap_tap.coordinator_for(self)
+        ready: ReadyJob | None = None
+        try:
+            ready = coordinator.ready_job(self.name)
+            complete = self._write_job_output(coordinator, ready)
+        except StreamSyncError as exc:
+            self._dap_tap.record_failure(exc)
+        except (MalformedDataError, DAPClientError, TapDapError) as exc:
+            self._dap_tap.record_failure(_as_stream_error(self.name, exc, ready))
+        else:
+            if complete:
+                self._advance_bookmark(ready)
+        finally:
+            coordinator.finished(self.name)
+        yield from ()
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def _write_job_output(self, coordinator: Any, ready: ReadyJob) -> bool:
+        """Write SCHEMA (if changed), ACTIVATE_VERSION and the records; False if cut short."""
+        if ready.schema_version != self._table_schema.version:
+            self._refresh_schema(ready.schema_version)
+        settings = self._dap_tap.settings
+        version = self._dap_tap.snapshot_version if ready.is_snapshot else None
+        if version is not None and settings.emit_activate_version:
+            self._write_activate_version_message(version)
+        progress = _Progress(self.logger, self.name, "snapshot" if ready.is_snapshot else "changes")
+        limit = self.ABORT_AT_RECORD_COUNT
+        out = sys.stdout.buffer
+        for chunk, records in coordinator.record_chunks(ready):
+            if limit is not None and progress.rows + records > limit:
+                # --test / dry runs: stop at the limit, leave the bookmark and the table alone.
+                keep = limit - progress.rows
+                out.write(b"".join(line + b"\n" for line in chunk.split(b"\n")[:keep]))
+                out.flush()
+                self.logger.info("%s: stopped after %d records (record limit)", self.name, limit)
+                return False
+            out.write(chunk)
+            progress.add(records)
+        out.flush()
+        if version is not None and settings.emit_activate_version:
+            self._write_activate_version_message(version)
+        progress.done(ready)
+        return True
+
+    def _refresh_schema(self, job_version: int) -> None:
+        fresh = self._dap_tap.session.get_table_schema(self.namespace, self.table)
+        if fresh.version != job_version:
+            self.logger.warning(
+                "%s: the job's data has schema version %d but the server now serves version %d; "
+                "announcing version %d", self.name, job_version, fresh.version, fresh.version,
+            )  # fmt: skip
+        self.logger.info(
+            "%s: schema version changed from %d to %d",
+            self.name, self._table_schema.version, fresh.version,
+        )  # fmt: skip
+        self._table_schema = convert_table_schema(
+            self.namespace, self.table, fresh.schema, fresh.version
+        )
+        self._schema = self._table_schema.schema
+        self.primary_keys = self._table_schema.key_properties
+        self._write_schema_message()
+
+    def _advance_bookmark(self, ready: ReadyJob) -> None:
+        state = self.stream_state
+        state["timestamp"] = format_timestamp(ready.timestamp)
+        state["schema_version"] = ready.schema_version
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+
+class _Progress:
+    """Row counting plus a progress line every few seconds."""
+
+    def __init__(self, logger: logging.Logger, stream: str, what: str) -> None:
+        self._logger = logger
+        self._stream = stream
+        self._what = what
+        self.rows = 0
+        self._started = self._last = time.monotonic()
+
+    def add(self, rows: int) -> None:
+        self.rows += rows
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_INTERVAL:
+            self._last = now
+            self._logger.info(
+                "%s: %s rows written so far, %s rows/s",
+                self._stream, f"{self.rows:,}", f"{self.rows / (now - self._started):,.0f}",
+            )  # fmt: skip
+
+    def done(self, ready: ReadyJob) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        self._logger.info(
+            "%s: %s of job %s written: %s rows in %.1f s (%s rows/s), bookmark %s",
+            self._stream, self._what, ready.job.id, f"{self.rows:,}", elapsed,
+            f"{self.rows / elapsed:,.0f}", format_timestamp(ready.timestamp),
+        )  # fmt: skip
+
+
+def _as_stream_error(stream: str, exc: Exception, ready: ReadyJob | None) -> StreamSyncError:
+    job_id = ready.job.id if ready is not None else None
+    return StreamSyncError(
+        stream,
+        f"{type(exc).__name__}: {exc}",
+        job_id=job_id,
+        error_type=getattr(exc, "type", None),
+        error_uuid=getattr(exc, "uuid", None),
+    )

@@ -1,0 +1,105 @@
+"""One tap run's background machinery: the job scheduler feeding the object prefetcher."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from tap_dap.jobs import JobScheduler, ReadyJob, TableRequest
+from tap_dap.output import RecordEncoder
+from tap_dap.prefetch import Prefetcher, restartable_lines
+from tap_dap.settings import TapSettings
+
+logger = logging.getLogger("tap-dap.sync")
+
+
+class SyncCoordinator:
+    """Creates every planned stream's job at once and prefetches completed jobs' objects in order.
+
+    ``snapshot_version`` is the ACTIVATE_VERSION value of snapshots in this run (None: no
+    ACTIVATE_VERSION, records carry no version).
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        settings: TapSettings,
+        requests: Sequence[TableRequest],
+        *,
+        snapshot_version: int | None,
+    ) -> None:
+        self._session = session
+        self._snapshot_version = snapshot_version
+        self._pending = {r.stream_name for r in requests}
+        self._prefetcher = Prefetcher(
+            self._lines_of,
+            [r.stream_name for r in requests],
+            workers=settings.download_concurrency,
+            budget=settings.prefetch_buffer_bytes,
+        )
+        self._scheduler = JobScheduler(
+            session,
+            requests,
+            max_concurrent_jobs=settings.max_concurrent_jobs,
+            max_jobs_per_minute=settings.max_jobs_per_minute,
+            poll_interval=settings.poll_interval,
+            job_timeout=settings.job_timeout,
+            resnapshot_on_refusal=settings.on_snapshot_required == "resnapshot",
+            on_ready=self._register,
+        )
+        self._scheduler.start()
+
+    def plans(self, stream_name: str) -> bool:
+        return stream_name in self._scheduler
+
+    def add(self, request: TableRequest) -> None:
+        """Schedule a stream that was not selected when the run started."""
+        self._pending.add(request.stream_name)
+        self._scheduler.add(request)
+
+    def ready_job(self, stream_name: str) -> ReadyJob:
+        """Wait for the stream's job; raises StreamSyncError if it could not be completed."""
+        return self._scheduler.result(stream_name)
+
+    def record_chunks(self, ready: ReadyJob) -> Iterator[tuple[bytes, int]]:
+        """Encoded RECORD lines of the job's objects, in order, as ``(chunk, records)``."""
+        self._register(ready)
+        return self._prefetcher.chunks(ready.request.stream_name)
+
+    def finished(self, stream_name: str) -> None:
+        """The stream is written (or failed): free its buffers; stop threads after the last one."""
+        self._prefetcher.discard(stream_name)
+        self._pending.discard(stream_name)
+        if not self._pending:
+            self.close()
+
+    def close(self) -> None:
+        self._scheduler.close()
+        self._prefetcher.close()
+
+    def _register(self, ready: ReadyJob) -> None:
+        version = self._snapshot_version if ready.is_snapshot else None
+        request = ready.request
+        self._prefetcher.add(
+            request.stream_name, list(ready.job.objects), self._encoder_factory(ready, version)
+        )
+
+    def _encoder_factory(
+        self, ready: ReadyJob, version: int | None
+    ) -> Callable[[object], RecordEncoder]:
+        request = ready.request
+
+        def encoder_for(obj: object) -> RecordEncoder:
+            where = (
+                f"{request.namespace}.{request.table}: object {getattr(obj, 'id', obj)} "
+                f"of job {ready.job.id}"
+            )
+            return RecordEncoder(request.stream_name, version=version, where=where)
+
+        return encoder_for
+
+    def _lines_of(self, obj: Any) -> Iterator[bytes]:
+        return restartable_lines(
+            lambda: self._session.stream_object_lines(obj), f"object {obj.id} of job {obj.job_id}"
+        )

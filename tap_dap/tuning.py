@@ -1,0 +1,49 @@
+"""Process-level tuning for the console script (Linux; harmless no-ops elsewhere).
+
+Memory: object downloads allocate and free many 128 KiB-4 MiB buffers from several threads; glibc
+then raises its mmap threshold (large blocks are no longer returned to the OS on free) and gives
+each thread its own arena; RSS ends up far above what is in use. A fixed threshold and two arenas
+keep peak RSS close to the live data at no measurable speed cost.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import fcntl
+import os
+import stat
+import sys
+
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+_F_SETPIPE_SZ = 1031
+
+
+def limit_malloc_retention(mmap_threshold: int = 1024 * 1024, arenas: int = 2) -> bool:
+    """Apply the glibc settings; returns False where they do not apply (other libc or OS)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # musl and friends have no mallopt
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_ARENA_MAX, arenas))
+
+
+def enlarge_stdout_pipe(size: int = 1024 * 1024) -> bool:
+    """Grow the pipe to the target: fewer context switches between tap and target per MiB."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+    except (OSError, ValueError, AttributeError):
+        return False  # above /proc/sys/fs/pipe-max-size, or stdout is not a real file
+    return True

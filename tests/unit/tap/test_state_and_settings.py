@@ -1,0 +1,95 @@
+"""State validation, settings cross-checks and table selection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tap_dap.discovery import select_tables
+from tap_dap.errors import ConfigurationError, StateError
+from tap_dap.settings import TapSettings
+from tap_dap.state import validate_state
+from tap_dap.timestamps import format_timestamp, parse_timestamp
+
+GOOD = {"bookmarks": {"canvas-accounts": {"timestamp": "2024-01-15T12:00:00.123456Z",
+                                          "schema_version": 3}}}  # fmt: skip
+
+
+def test_valid_state_and_meltano_wrapper_are_accepted() -> None:
+    assert validate_state(GOOD) == GOOD
+    assert validate_state({"singer_state": GOOD}) == GOOD
+    assert validate_state({}) == {}
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ({"bookmarks": "x"}, "state: 'bookmarks' must be an object keyed by stream name"),
+        ({"bookmarks": {"canvas-a": 5}}, "state bookmark 'canvas-a': expected an object, got int"),
+        ({"bookmarks": {"canvas-a": {"timestamp": 5}}}, "'timestamp' must be a string, got 5"),
+        ({"bookmarks": {"canvas-a": {"timestamp": "2024-13-01T00:00:00Z"}}},
+         "state bookmark 'canvas-a': 'timestamp': '2024-13-01T00:00:00Z' is not an ISO 8601"),
+        ({"bookmarks": {"canvas-a": {"timestamp": "2024-01-01T00:00:00Z",
+                                     "schema_version": "3"}}},
+         "'schema_version' must be an integer, got '3'"),
+    ],
+)  # fmt: skip
+def test_malformed_state_raises_one_precise_error(state: dict, message: str) -> None:
+    with pytest.raises(StateError) as info:
+        validate_state(state)
+    assert message in str(info.value)
+
+
+def test_timestamps_round_trip_in_utc_with_microseconds() -> None:
+    parsed = parse_timestamp("2024-03-15T14:00:00.5+02:00", what="x")
+    assert parsed == datetime(2024, 3, 15, 12, 0, 0, 500000, tzinfo=UTC)
+    assert format_timestamp(parsed) == "2024-03-15T12:00:00.500000Z"
+
+
+def _config(**extra: object) -> dict:
+    return {"client_id": "id", "client_secret": "s3cret", **extra}
+
+
+def test_settings_defaults_and_secret_free_repr() -> None:
+    settings = TapSettings.from_config(_config())
+    assert settings.namespaces == ("canvas",)
+    assert settings.tables is None
+    assert settings.max_jobs_per_minute is None
+    assert settings.prefetch_buffer_bytes == 8 * 1024 * 1024
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"start_mode": "incremental"}, "setting start_mode=incremental needs a start_date"),
+        ({"max_concurrent_jobs": 0}, "setting max_concurrent_jobs must be a positive number"),
+        ({"start_date": "2024-01-01"}, "has no time zone"),
+    ],
+)
+def test_inconsistent_settings_are_rejected(extra: dict, message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        TapSettings.from_config(_config(**extra))
+    assert message in str(info.value)
+
+
+AVAILABLE = [("canvas", "accounts"), ("canvas", "account_users"), ("canvas", "users"),
+             ("canvas_logs", "web_logs")]  # fmt: skip
+
+
+def test_table_selection_by_name_glob_and_stream_name() -> None:
+    assert select_tables(AVAILABLE, None) == AVAILABLE
+    assert select_tables(AVAILABLE, ("users",)) == [("canvas", "users")]
+    assert select_tables(AVAILABLE, ("account*", "canvas_logs-*")) == [
+        ("canvas", "account_users"), ("canvas", "accounts"), ("canvas_logs", "web_logs"),
+    ]  # fmt: skip
+    assert select_tables(AVAILABLE, ("nomatch*", "users")) == [("canvas", "users")]
+
+
+def test_a_plain_table_name_that_does_not_exist_is_an_error() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        select_tables(AVAILABLE, ("users", "quizzes"))
+    assert str(info.value) == (
+        "setting tables: table 'quizzes' does not exist in namespace(s) canvas, canvas_logs"
+    )
