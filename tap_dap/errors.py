@@ -49,6 +49,32 @@ class StreamSyncError(TapDapError):
         suffix = ", ".join(d for d in details if d)
         super().__init__(f"{stream}: {reason}" + (f" ({suffix})" if suffix else ""))
 
+    @classmethod
+    def from_exception(
+        cls, stream: str, exc: Exception, *, what: str | None = None, job_id: str | None = None
+    ) -> StreamSyncError:
+        """The stream's failure caused by ``exc``, keeping a DAP error's ``type`` and ``uuid``.
+
+        For DAP operation errors only the server's message is repeated (type and uuid go to the
+        suffix); any other error is shown in full.
+        """
+        error_type = getattr(exc, "type", None)
+        error_uuid = getattr(exc, "uuid", None)
+        if isinstance(error_type, str) and hasattr(exc, "message"):
+            operation = getattr(exc, "operation", None)
+            detail = getattr(exc, "message", "") or "no message"
+            detail = f"{operation}: {detail}" if operation else detail
+        else:
+            detail = str(exc)
+        reason = f"{type(exc).__name__}: {detail}"
+        return cls(
+            stream,
+            f"{what}: {reason}" if what else reason,
+            job_id=job_id,
+            error_type=error_type if isinstance(error_type, str) else None,
+            error_uuid=error_uuid if isinstance(error_uuid, str) else None,
+        )
+
 
 class StreamsFailedError(TapDapError):
     """Raised at the end of a run in which some streams failed (the others were synced)."""

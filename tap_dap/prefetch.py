@@ -14,24 +14,26 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from tap_dap.client import DownloadError, DownloadInterruptedError
+from tap_dap.client import DownloadInterruptedError
+from tap_dap.errors import TapDapError
 from tap_dap.output import RecordEncoder, encode_object
 
 logger = logging.getLogger("tap-dap.prefetch")
 
 #: Upper bound for the head object's own queue (it is not limited by the shared budget).
 HEAD_QUEUE_BYTES = 4 * 1024 * 1024
+#: Restarts of one object's transfer in a row without a single new line before giving up.
+MAX_RESTARTS_WITHOUT_PROGRESS = 3
 
 LineSource = Callable[[object], Iterator[bytes]]
 
 
-def is_transient_download_error(exc: DownloadError) -> bool:
-    """Broken connections and storage hiccups (5xx, 429, expired URL) are worth a fresh transfer."""
-    return isinstance(exc, DownloadInterruptedError) or exc.status in (403, 429, 500, 502, 503, 504)
+class PrefetchCancelled(TapDapError):
+    """An object's prefetch was stopped (stream discarded or re-queried, or shutdown).
 
-
-class PrefetchCancelled(Exception):
-    """Internal: the stream was discarded while a worker was producing it."""
+    Stored as the object's error, so a cut-short object can never pass as complete and advance
+    a bookmark.
+    """
 
 
 @dataclass(eq=False)
@@ -41,6 +43,7 @@ class _Slot:
     obj: object
     encoder: RecordEncoder
     claimed: bool = False
+    cancelled: bool = False
     done: bool = False
     error: BaseException | None = None
     buffered: int = 0
@@ -87,18 +90,23 @@ class Prefetcher:
             self._cond.notify_all()
 
     def discard(self, stream: str) -> None:
-        """Drop a stream's buffered and future data (after it failed or was cut short)."""
+        """Drop a stream's buffered and future data (after it was written, failed or cut short)."""
         with self._cond:
             self._discarded.add(stream)
-            for slot in self._slots.pop(stream, []):
-                self._used -= slot.buffered
-                slot.buffered = 0
-                slot.chunks.clear()
-            self._cond.notify_all()
+            self._drop_slots(stream)
 
-    def is_registered(self, stream: str) -> bool:
+    def forget(self, stream: str) -> None:
+        """Drop what was prefetched for a stream's job; its next job may be ``add``-ed again."""
         with self._cond:
-            return stream in self._slots
+            self._drop_slots(stream)
+
+    def _drop_slots(self, stream: str) -> None:
+        for slot in self._slots.pop(stream, []):
+            slot.cancelled = True
+            self._used -= slot.buffered
+            slot.buffered = 0
+            slot.chunks.clear()
+        self._cond.notify_all()
 
     def chunks(self, stream: str) -> Iterator[tuple[bytes, int]]:
         """Yield ``(encoded records, count)`` of a registered stream in order (writer thread)."""
@@ -142,8 +150,6 @@ class Prefetcher:
             try:
                 for chunk in encode_object(slot.encoder, self._lines_of(slot.obj)):
                     self._put(slot, chunk)
-            except PrefetchCancelled:
-                pass
             except BaseException as exc:  # handed to the writer, which raises it in order
                 with self._cond:
                     slot.error = exc
@@ -168,8 +174,10 @@ class Prefetcher:
         size = len(chunk[0])
         with self._cond:
             while True:
-                if slot.stream in self._discarded or self._closed:
-                    raise PrefetchCancelled
+                if slot.cancelled or self._closed:
+                    raise PrefetchCancelled(
+                        f"{slot.encoder.where}: prefetch stopped before the object was complete"
+                    )
                 if slot is self._head:
                     if slot.buffered < HEAD_QUEUE_BYTES:
                         break
@@ -183,17 +191,25 @@ class Prefetcher:
 
 
 def restartable_lines(
-    open_lines: Callable[[], Iterator[bytes]], label: str, *, max_restarts: int = 3
+    open_lines: Callable[[], Iterator[bytes]],
+    label: str,
+    *,
+    max_restarts: int = MAX_RESTARTS_WITHOUT_PROGRESS,
 ) -> Iterator[bytes]:
     """Lines of one object; a transfer that breaks midway is restarted, skipping lines already read.
 
-    Objects are immutable, so line N of a new transfer is line N of the broken one: nothing is
-    emitted twice and nothing is lost.
+    The client raises DownloadInterruptedError once it has handed out lines (it cannot retry
+    then); anything else was already retried by the client, or is permanent. Objects are
+    immutable, so line N of a new transfer is line N of the broken one: nothing is emitted twice
+    and nothing is lost. A transfer that breaks again without a new line counts towards
+    ``max_restarts``; one that made progress resets the count, so a long object on a flaky link
+    still completes.
     """
     delivered = 0
     restarts = 0
     while True:
         skip = delivered
+        delivered_before = delivered
         try:
             for line in open_lines():
                 if skip:
@@ -202,11 +218,12 @@ def restartable_lines(
                 delivered += 1
                 yield line
             return
-        except DownloadError as exc:
-            if restarts >= max_restarts or not is_transient_download_error(exc):
+        except DownloadInterruptedError as exc:
+            restarts = 1 if delivered > delivered_before else restarts + 1
+            if restarts > max_restarts:
                 raise
-            restarts += 1
             logger.warning(
-                "%s: download broke after %d line(s) (%s); restarting it (restart %d of %d)",
+                "%s: download broke after %d line(s) (%s); reading it again from the start "
+                "(restart %d of at most %d in a row)",
                 label, delivered, exc, restarts, max_restarts,
             )  # fmt: skip

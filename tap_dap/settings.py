@@ -9,17 +9,16 @@ from typing import Any
 
 from singer_sdk import typing as th
 
+from tap_dap.client import DAP_API_URL_DEFAULT
 from tap_dap.errors import ConfigurationError
-from tap_dap.timestamps import parse_timestamp
-
-DEFAULT_BASE_URL = "https://api-gateway.instructure.com"
+from tap_dap.state import parse_user_timestamp
 
 CONFIG_JSONSCHEMA: dict[str, Any] = th.PropertiesList(
     th.Property("client_id", th.StringType, required=True, title="Client ID",
                 description="DAP client ID (from the Instructure Identity Services key)."),
     th.Property("client_secret", th.StringType, required=True, secret=True, title="Client Secret",
                 description="DAP client secret."),
-    th.Property("base_url", th.StringType, default=DEFAULT_BASE_URL, title="Base URL",
+    th.Property("base_url", th.StringType, default=DAP_API_URL_DEFAULT, title="Base URL",
                 description="DAP API gateway URL."),
     th.Property("namespaces", th.ArrayType(th.StringType), default=["canvas"],
                 description="DAP namespaces to replicate, e.g. canvas, canvas_logs, catalog."),
@@ -52,7 +51,8 @@ CONFIG_JSONSCHEMA: dict[str, Any] = th.PropertiesList(
                 description="Seconds between job status polls."),
     th.Property("emit_activate_version", th.BooleanType, default=True,
                 description="Emit ACTIVATE_VERSION before and after a snapshot so the target "
-                "replaces the table."),
+                "replaces the table (never for canvas_logs tables: their snapshots merge, as "
+                "DAP keeps only 30 days of them)."),
 ).to_dict()  # fmt: skip
 
 
@@ -89,7 +89,7 @@ class TapSettings:
 
         start_date = None
         if config.get("start_date"):
-            start_date = parse_timestamp(str(config["start_date"]), what="setting start_date")
+            start_date = parse_user_timestamp(str(config["start_date"]), "setting start_date")
         start_mode = config.get("start_mode", "snapshot")
         if start_mode == "incremental" and start_date is None:
             raise ConfigurationError("setting start_mode=incremental needs a start_date")
@@ -100,7 +100,7 @@ class TapSettings:
         return cls(
             client_id=config["client_id"],
             client_secret=config["client_secret"],
-            base_url=config.get("base_url") or "https://api-gateway.instructure.com",
+            base_url=config.get("base_url") or DAP_API_URL_DEFAULT,
             namespaces=namespaces,
             tables=tuple(config["tables"]) if config.get("tables") else None,
             start_mode=start_mode,

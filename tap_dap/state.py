@@ -8,10 +8,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import IO, Any
 
-from tap_dap.errors import ConfigurationError, StateError
-from tap_dap.timestamps import parse_timestamp
+from tap_dap.client import UnexpectedResponseError, parse_timestamp
+from tap_dap.errors import ConfigurationError, StateError, TapDapError
+
+
+def parse_user_timestamp(
+    text: str, what: str, error: type[TapDapError] = ConfigurationError
+) -> datetime:
+    """A timestamp from the state or the config, by the client's rules (DAP's own format; a
+    value without a zone is UTC); a malformed one is ``error`` naming ``what``."""
+    try:
+        return parse_timestamp(text, what)
+    except UnexpectedResponseError as exc:
+        raise error(exc.message) from None
+
+
+def parse_bookmark_timestamp(text: str, what: str) -> datetime:
+    return parse_user_timestamp(text, what, StateError)
 
 
 def read_json_file_handle(handle: IO[str], what: str) -> dict[str, Any]:
@@ -42,10 +58,7 @@ def validate_state(state: Mapping[str, Any]) -> dict[str, Any]:
         if timestamp is not None:
             if not isinstance(timestamp, str):
                 raise StateError(f"{where}: 'timestamp' must be a string, got {timestamp!r}")
-            try:
-                parse_timestamp(timestamp, what=f"{where}: 'timestamp'")
-            except ConfigurationError as exc:
-                raise StateError(str(exc)) from None
+            parse_bookmark_timestamp(timestamp, f"{where}: 'timestamp'")
         version = bookmark.get("schema_version")
         if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
             raise StateError(f"{where}: 'schema_version' must be an integer, got {version!r}")

@@ -1,4 +1,10 @@
-"""One Singer stream per DAP table: snapshot first, then incremental changes since the bookmark."""
+"""One Singer stream per DAP table: snapshot first, then incremental changes since the bookmark.
+
+A stream's messages: SCHEMA (again whenever the job's data has another schema version), for a
+snapshot ACTIVATE_VERSION before and after the records — except for ``canvas_logs`` tables, whose
+snapshots merge and get no ACTIVATE_VERSION at all (see tap_dap.sync) — the RECORDs, then STATE.
+The bookmark's ``schema_version`` is always the version of the SCHEMA that was sent.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk import Stream
 from singer_sdk.singerlib import SchemaMessage
 
-from tap_dap.client import DAPClientError
+from tap_dap.client import DAPClientError, format_timestamp
 from tap_dap.errors import MalformedDataError, StreamSyncError, TapDapError
 from tap_dap.jobs import ReadyJob, TableRequest
 from tap_dap.schema import StreamSchema, convert_table_schema
-from tap_dap.timestamps import format_timestamp, parse_timestamp
+from tap_dap.state import parse_bookmark_timestamp
 
 if TYPE_CHECKING:
     from tap_dap.tap import TapDap
@@ -53,7 +59,7 @@ class DAPTableStream(Stream):
         if self.replication_method == "FULL_TABLE":
             since = None  # a catalog can ask for a snapshot on every run
         elif timestamp:
-            since = parse_timestamp(timestamp, what=f"state bookmark {self.name}.timestamp")
+            since = parse_bookmark_timestamp(timestamp, f"state bookmark {self.name}.timestamp")
         elif settings.start_mode == "incremental":
             since = settings.start_date
         return TableRequest(self.name, self.namespace, self.table, since)
@@ -90,7 +96,10 @@ class DAPTableStream(Stream):
         except StreamSyncError as exc:
             self._dap_tap.record_failure(exc)
         except (MalformedDataError, DAPClientError, TapDapError) as exc:
-            self._dap_tap.record_failure(_as_stream_error(self.name, exc, ready))
+            job_id = ready.job.id if ready is not None else None
+            self._dap_tap.record_failure(
+                StreamSyncError.from_exception(self.name, exc, job_id=job_id)
+            )
         else:
             if complete:
                 self._advance_bookmark(ready)
@@ -104,9 +113,8 @@ class DAPTableStream(Stream):
         """Write SCHEMA (if changed), ACTIVATE_VERSION and the records; False if cut short."""
         if ready.schema_version != self._table_schema.version:
             self._refresh_schema(ready.schema_version)
-        settings = self._dap_tap.settings
-        version = self._dap_tap.snapshot_version if ready.is_snapshot else None
-        if version is not None and settings.emit_activate_version:
+        version = coordinator.snapshot_version(ready)
+        if version is not None:
             self._write_activate_version_message(version)
         progress = _Progress(self.logger, self.name, "snapshot" if ready.is_snapshot else "changes")
         limit = self.ABORT_AT_RECORD_COUNT
@@ -122,18 +130,27 @@ class DAPTableStream(Stream):
             out.write(chunk)
             progress.add(records)
         out.flush()
-        if version is not None and settings.emit_activate_version:
+        if version is not None:
             self._write_activate_version_message(version)
         progress.done(ready)
         return True
 
     def _refresh_schema(self, job_version: int) -> None:
+        """Announce the schema of the job's data before its records.
+
+        The server serves only its current schema. If that is not the job's version (the table
+        changed again since the job ran), its schema is still the best description of the data —
+        DAP schema changes only add — so it is sent with a warning, and the bookmark will say
+        which version was sent.
+        """
         fresh = self._dap_tap.session.get_table_schema(self.namespace, self.table)
         if fresh.version != job_version:
             self.logger.warning(
                 "%s: the job's data has schema version %d but the server now serves version %d; "
                 "announcing version %d", self.name, job_version, fresh.version, fresh.version,
             )  # fmt: skip
+        if fresh.version == self._table_schema.version:
+            return  # what was sent already describes the data as well as anything can
         self.logger.info(
             "%s: schema version changed from %d to %d",
             self.name, self._table_schema.version, fresh.version,
@@ -148,7 +165,8 @@ class DAPTableStream(Stream):
     def _advance_bookmark(self, ready: ReadyJob) -> None:
         state = self.stream_state
         state["timestamp"] = format_timestamp(ready.timestamp)
-        state["schema_version"] = ready.schema_version
+        # The version of the SCHEMA sent, which may differ from the job's (see _refresh_schema).
+        state["schema_version"] = self._table_schema.version
         self.state_manager.is_flushed = False
         self._write_state_message()
 
@@ -180,14 +198,3 @@ class _Progress:
             self._stream, self._what, ready.job.id, f"{self.rows:,}", elapsed,
             f"{self.rows / elapsed:,.0f}", format_timestamp(ready.timestamp),
         )  # fmt: skip
-
-
-def _as_stream_error(stream: str, exc: Exception, ready: ReadyJob | None) -> StreamSyncError:
-    job_id = ready.job.id if ready is not None else None
-    return StreamSyncError(
-        stream,
-        f"{type(exc).__name__}: {exc}",
-        job_id=job_id,
-        error_type=getattr(exc, "type", None),
-        error_uuid=getattr(exc, "uuid", None),
-    )

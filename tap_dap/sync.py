@@ -1,4 +1,13 @@
-"""One tap run's background machinery: the job scheduler feeding the object prefetcher."""
+"""One tap run's background machinery: the job scheduler feeding the object prefetcher.
+
+ACTIVATE_VERSION: a snapshot normally replaces its table, so it is framed by ACTIVATE_VERSION
+(the opening one lets target-dap-sql start staging, the closing one swaps the table in) and its
+records carry that version. Tables of the ``canvas_logs`` namespace are the exception: their
+snapshot only covers DAP's 30-day window, and history older than that exists nowhere else but in
+the target, so their snapshot must merge. They get no ACTIVATE_VERSION at all and unversioned
+records: a generic Singer target that honours ACTIVATE_VERSION would otherwise delete everything
+older than 30 days.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +15,19 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from tap_dap.client import JOB_EXPIRY_MARGIN
+from tap_dap.errors import StreamSyncError
 from tap_dap.jobs import JobScheduler, ReadyJob, TableRequest
 from tap_dap.output import RecordEncoder
 from tap_dap.prefetch import Prefetcher, restartable_lines
 from tap_dap.settings import TapSettings
 
 logger = logging.getLogger("tap-dap.sync")
+
+#: Namespaces whose snapshots merge into the target instead of replacing the table.
+MERGING_NAMESPACES = frozenset({"canvas_logs"})
+#: How often a stream's job is re-issued because it was about to expire when its turn came.
+MAX_EXPIRY_REISSUES = 3
 
 
 class SyncCoordinator:
@@ -59,8 +75,37 @@ class SyncCoordinator:
         self._scheduler.add(request)
 
     def ready_job(self, stream_name: str) -> ReadyJob:
-        """Wait for the stream's job; raises StreamSyncError if it could not be completed."""
-        return self._scheduler.result(stream_name)
+        """Wait for the stream's job; raises StreamSyncError if it could not be completed.
+
+        Jobs are created up front but may be read hours later, and a job's objects vanish when
+        it expires (24 h): a job too close to its end is re-issued before anything is written.
+        """
+        reissues = 0
+        while True:
+            ready = self._scheduler.result(stream_name)
+            left = ready.job.seconds_to_expiry()
+            if left is None or not ready.job.expires_within(JOB_EXPIRY_MARGIN):
+                return ready
+            if reissues == MAX_EXPIRY_REISSUES:
+                raise StreamSyncError(
+                    stream_name,
+                    f"job {ready.job.id} expires in {left:.0f} s, and so did the jobs of "
+                    f"{reissues} re-issued queries",
+                    job_id=ready.job.id,
+                )
+            reissues += 1
+            logger.warning(
+                "%s: job %s expires in %.0f s, too soon to start reading it; re-issuing the query "
+                "once it has expired", stream_name, ready.job.id, left,
+            )  # fmt: skip
+            self._prefetcher.forget(stream_name)
+            self._scheduler.reissue(stream_name, delay=ready.job.requery_delay())
+
+    def snapshot_version(self, ready: ReadyJob) -> int | None:
+        """The ACTIVATE_VERSION of the job's output; None: no ACTIVATE_VERSION, unversioned."""
+        if not ready.is_snapshot or ready.request.namespace in MERGING_NAMESPACES:
+            return None
+        return self._snapshot_version
 
     def record_chunks(self, ready: ReadyJob) -> Iterator[tuple[bytes, int]]:
         """Encoded RECORD lines of the job's objects, in order, as ``(chunk, records)``."""
@@ -79,7 +124,7 @@ class SyncCoordinator:
         self._prefetcher.close()
 
     def _register(self, ready: ReadyJob) -> None:
-        version = self._snapshot_version if ready.is_snapshot else None
+        version = self.snapshot_version(ready)
         request = ready.request
         self._prefetcher.add(
             request.stream_name, list(ready.job.objects), self._encoder_factory(ready, version)

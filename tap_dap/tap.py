@@ -125,7 +125,9 @@ class TapDap(Tap):
                 self.session,
                 self.settings,
                 requests,
-                snapshot_version=self.snapshot_version,
+                snapshot_version=(
+                    self.snapshot_version if self.settings.emit_activate_version else None
+                ),
             )
         elif not self._coordinator.plans(stream.name):
             self._coordinator.add(stream.table_request())

@@ -46,6 +46,7 @@ from tap_dap.client.retry import RetryPolicy, is_transient
 from tap_dap.client.session import DAPSession
 from tap_dap.client.types import (
     JOB_EXPIRY_MARGIN,
+    REQUERY_DELAY_AFTER_EXPIRY,
     URL,
     CompleteIncrementalJob,
     CompleteJob,
@@ -78,6 +79,7 @@ from tap_dap.client.wire import format_timestamp, parse_timestamp
 __all__ = [
     "DAP_API_URL_DEFAULT",
     "JOB_EXPIRY_MARGIN",
+    "REQUERY_DELAY_AFTER_EXPIRY",
     "URL",
     "AccessToken",
     "AccountDisabledError",

@@ -272,8 +272,7 @@ class DAPSession:
                     "re-queries"
                 )
             requeries += 1
-            # Re-posting at once would return the same cached job: wait until it has expired.
-            pause = max(0.0, remaining) + 5.0
+            pause = job.requery_delay()
             logger.info(
                 "job %s expires in %.0f s; re-issuing its query in %.0f s", job.id, remaining, pause
             )

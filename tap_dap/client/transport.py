@@ -204,16 +204,25 @@ class Transport:
                 if not isinstance(token, str):
                     raise TypeError
             except (orjson.JSONDecodeError, KeyError, TypeError):
-                kind = response.headers.get("Content-Type", "no content type")
-                raise UnexpectedResponseError(
-                    f"HTTP {status} response ({kind}, {len(response.content)} bytes) is not a DAP "
-                    f"token response; is the DAP base URL right ({self.settings.base_url})?",
-                    operation=operation,
+                size = f"{len(response.content)} bytes"  # never the body: it may hold a token
+                raise self._not_understood(
+                    response, "a DAP token response", size, operation
                 ) from None
             logger.debug("logged in to DAP as client %s", client_id)
             return token
 
         return call_with_retries(attempt, self.settings.retry)
+
+    def _not_understood(
+        self, response: requests.Response, expected: str, shown: str, operation: str
+    ) -> UnexpectedResponseError:
+        """A success response of another kind: usually a base URL that is not the DAP API."""
+        kind = response.headers.get("Content-Type", "no content type")
+        return UnexpectedResponseError(
+            f"HTTP {response.status_code} response ({kind}, {shown}) is not {expected}; "
+            f"is the DAP base URL right ({self.settings.base_url})?",
+            operation=operation,
+        )
 
     # -- API calls -------------------------------------------------------------------------
 
@@ -235,12 +244,8 @@ class Transport:
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            kind = response.headers.get("Content-Type", "no content type")
-            raise UnexpectedResponseError(
-                f"HTTP {status} response is not JSON ({kind}): {excerpt(response.content)!r}; "
-                f"is the DAP base URL right ({self.settings.base_url})?",
-                operation=operation,
-            ) from None
+            shown = repr(excerpt(response.content))
+            raise self._not_understood(response, "JSON", shown, operation) from None
 
     def request_json(
         self,

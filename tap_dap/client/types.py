@@ -118,6 +118,8 @@ class Resource:
 #: A complete job (with its objects) expiring within this many seconds is not used: its query is
 #: re-issued once it has expired (the server keeps answering with the cached job until then).
 JOB_EXPIRY_MARGIN = 60.0
+#: How long after such a job's expiry its query is re-issued (a little after, never before).
+REQUERY_DELAY_AFTER_EXPIRY = 5.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,11 @@ class TableJob:
         """True when the job expires within `seconds` from now (too late to start reading it)."""
         remaining = self.seconds_to_expiry()
         return remaining is not None and remaining < seconds
+
+    def requery_delay(self) -> float:
+        """Seconds to wait before re-issuing the query of a job about to expire: until it has
+        expired, the server answers the same query with this same cached job."""
+        return max(0.0, self.seconds_to_expiry() or 0.0) + REQUERY_DELAY_AFTER_EXPIRY
 
 
 @dataclass(frozen=True, kw_only=True)

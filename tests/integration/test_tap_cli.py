@@ -86,9 +86,10 @@ def test_bad_settings_give_one_clear_error_line(emulator, tmp_path, setting, exp
     [
         ("{not json", "state.json: not valid JSON"),
         ('{"bookmarks": {"canvas-accounts": {"timestamp": "yesterday"}}}',
-         "state bookmark 'canvas-accounts': 'timestamp': 'yesterday' is not an ISO 8601 timestamp"),
-        ('{"bookmarks": {"canvas-accounts": {"timestamp": "2024-01-01T00:00:00"}}}',
-         "has no time zone"),
+         "state bookmark 'canvas-accounts': 'timestamp': not an ISO 8601 timestamp: "
+         "'yesterday'"),
+        ('{"bookmarks": {"canvas-accounts": {"timestamp": "2024-01-01T25:00:00Z"}}}',
+         "not an ISO 8601 timestamp: '2024-01-01T25:00:00Z'"),
         ('{"bookmarks": []}', "state: 'bookmarks' must be an object"),
     ],
 )  # fmt: skip

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
+from tap_dap.client import Credentials, DAPClient
 from tap_dap.errors import StreamsFailedError
+from tap_dap.jobs import JobScheduler, TableRequest
 from tests.integration.test_tap_harness import apply_records, flat_truth, run_tap, tap_config
 
 
@@ -39,6 +44,59 @@ def test_a_download_broken_midway_resumes_without_duplicates(emulator_factory) -
     records = run.records("canvas-users")
     assert [r["id"] for r in records] == sorted({r["id"] for r in records})
     assert len(records) == 60
+
+
+def test_an_object_broken_after_lines_were_written_is_read_again_and_resumed(
+    emulator_factory, caplog
+) -> None:
+    # One object several times larger than a download chunk, so that the breaks come after the
+    # client has handed out lines (a break before the first line the client retries itself).
+    rows = 12_000
+    emu = emulator_factory(tables="canvas.users", rows=rows, rows_per_object=rows)
+    emu.faults([
+        {"endpoint": "object", "kind": "truncate", "count": 1},
+        {"endpoint": "object", "kind": "reset", "count": 1},
+        {"endpoint": "object", "kind": "truncate", "count": 1},
+    ])  # fmt: skip
+    caplog.set_level(logging.WARNING, logger="tap-dap.prefetch")
+    run = run_tap(tap_config(emu))
+    assert run.error is None
+    records = run.records("canvas-users")
+    assert len(records) == rows and len({r["id"] for r in records}) == rows
+    table: dict = {}
+    apply_records(table, records, ["id"])
+    assert table == flat_truth(emu, "canvas", "users")
+    assert emu.requests()["object"] == {"total": 4, "throttled": 0, "faulted": 3}
+    restarts = [r.getMessage() for r in caplog.records if "download broke after" in r.getMessage()]
+    assert len(restarts) == 2
+    delivered = [int(m.split("download broke after ")[1].split(" ")[0]) for m in restarts]
+    assert 0 < delivered[0] <= delivered[1] < rows  # both breaks came midway
+
+
+def test_job_creation_429_is_handled_by_the_scheduler_not_slept_in_the_client(
+    emulator_factory,
+) -> None:
+    emu = emulator_factory(tables="canvas.accounts,canvas.users,canvas.courses")
+    emu.faults([{"endpoint": "query", "kind": "429", "count": 2, "retry_after": 1}])
+    credentials = Credentials.create(client_id=emu.client_id, client_secret=emu.client_secret)
+    requests = [TableRequest(f"canvas-{t}", "canvas", t, None)
+                for t in ("accounts", "users", "courses")]  # fmt: skip
+    with DAPClient(emu.base_url, credentials) as session:
+        jobs = JobScheduler(
+            session, requests, max_concurrent_jobs=10, max_jobs_per_minute=None,
+            poll_interval=0.05, job_timeout=60, resnapshot_on_refusal=True,
+        )  # fmt: skip
+        started = time.monotonic()
+        jobs.start()
+        ready = [jobs.result(r.stream_name) for r in requests]
+        elapsed = time.monotonic() - started
+        jobs.close()
+    assert [r.request.table for r in ready] == ["accounts", "users", "courses"]
+    # each 429 reached the scheduler: one request each, no retries hidden in the client ...
+    assert emu.requests()["query"] == {"total": 5, "throttled": 0, "faulted": 2}
+    # ... which paused for Retry-After twice and lowered its rate to DAP's published 5/min
+    assert jobs.rate.per_minute == 5
+    assert elapsed >= 2.0
 
 
 def test_failed_jobs_are_recreated(emulator) -> None:

@@ -58,15 +58,31 @@ class TestConfiguration:
         assert DAPClient(credentials=credentials).settings.base_url == "http://localhost:8080"
 
     @pytest.mark.parametrize(
-        "bad", ["api-gateway.instructure.com", "ftp://dap.test", "https://", "https://u:p@dap.test"]
+        ("bad", "shown", "problem"),
+        [
+            ("api-gateway.instructure.com", "api-gateway.instructure.com…", "expected"),
+            ("ftp://dap.test", "ftp://dap.test…", "expected"),
+            ("https://", "https://(no host)…", "expected"),
+            ("https://u:p@dap.test", "https://dap.test…", "credentials"),
+            # a wrong scheme must not print the credentials either
+            ("htps://u:p@dap.test/x?token=t0k", "htps://dap.test…", "expected"),
+            ("u:p@dap.test", "dap.test…", "expected"),
+        ],
     )
-    def test_malformed_base_url_is_one_clear_error(
-        self, bad: str, credentials: Credentials
+    def test_malformed_base_url_is_one_clear_error_without_credentials(
+        self, bad: str, shown: str, problem: str, credentials: Credentials
     ) -> None:
-        with pytest.raises(ConfigurationError, match="invalid DAP base URL") as info:
+        with pytest.raises(ConfigurationError) as info:
             DAPClient(base_url=bad, credentials=credentials)
-        assert "https://api-gateway.instructure.com" in str(info.value) or "@" in bad
-        assert "u:p" not in str(info.value)
+        message = str(info.value)
+        assert message.startswith(f"invalid DAP base URL {shown}: ")
+        if problem == "expected":
+            assert message.endswith("expected an http(s) URL such as "
+                                    "https://api-gateway.instructure.com")  # fmt: skip
+        else:
+            assert message.endswith("must not contain credentials, a query string or a fragment")
+        for text in (message, repr(info.value), str(info.value.args)):
+            assert "u:p" not in text and "t0k" not in text
 
     def test_credentials_from_env(self, no_dap_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("DAP_CLIENT_ID", CLIENT_ID)

@@ -12,10 +12,12 @@ import requests
 
 from tap_dap.client import (
     DownloadError,
+    DownloadInterruptedError,
     NotFoundError,
     Object,
     Resource,
     UnexpectedResponseError,
+    is_transient,
 )
 from tap_dap.client.streams import gunzip_chunks, split_lines
 from tests.unit.client.conftest import (
@@ -277,10 +279,13 @@ class TestStreaming:
         plain = b"\n".join(LINES)
         api.get(url, [{"body": BrokenBody(plain[:700])}, {"content": plain}])
         seen = []
-        with pytest.raises(DownloadError) as info:
+        with pytest.raises(DownloadInterruptedError) as info:
             for line in session.stream_object_lines(OBJ):
                 seen.append(line)
         assert seen == LINES[: len(seen)] and seen
+        # retryable by the caller, who knows how many lines it already has
+        assert is_transient(info.value)
+        assert (info.value.lines_delivered, info.value.object_id) == (len(seen), OBJ.id)
         assert str(info.value).startswith(
             f"object {OBJ.id}: download broke after {len(seen)} lines (object {OBJ.id}: "
             "connection broke after "

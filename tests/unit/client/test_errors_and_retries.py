@@ -24,7 +24,9 @@ from tap_dap.client import (
     OutOfRangeError,
     ProcessingError,
     RequestTypeForbiddenError,
+    RetryPolicy,
     ServerError,
+    SnapshotQuery,
     SnapshotRequiredError,
     UnexpectedResponseError,
     ValidationError,
@@ -203,8 +205,8 @@ class TestMapping:
         with pytest.raises(UnexpectedResponseError) as info:
             session.get_table_schema("canvas", "accounts")
         assert str(info.value) == (
-            "getting schema of canvas.accounts: HTTP 200 response is not JSON (text/html): "
-            f"'<html>login page</html>'; is the DAP base URL right ({BASE})?"
+            "getting schema of canvas.accounts: HTTP 200 response (text/html, "
+            f"'<html>login page</html>') is not JSON; is the DAP base URL right ({BASE})?"
         )
 
     def test_missing_field_is_named(self, api, session) -> None:
@@ -243,6 +245,22 @@ class TestRetries:
         )
         assert session.get_table_schema("canvas", "accounts").version == 3
         assert clock.sleeps == [7.0]
+
+    def test_a_per_call_policy_can_hand_429_back_at_once(self, api, session, clock) -> None:
+        throttled = {
+            "status_code": 429,
+            "headers": {"Retry-After": "42"},
+            "json": {"error": {"type": "TooManyRequests", "uuid": "r-1", "message": "slow"}},
+        }
+        api.post(DATA, [throttled, throttled, {"json": {"id": "J1", "status": "waiting"}}])
+        no_429 = RetryPolicy(retry_throttled=False)
+        with pytest.raises(DAPClientError) as info:
+            session.query_snapshot("canvas", "accounts", SnapshotQuery("jsonl"), retry=no_429)
+        assert (info.value.status, info.value.retry_after) == (429, 42.0)
+        assert clock.sleeps == [] and len(calls_to(api, DATA)) == 1
+        # the session's own policy (the default) still waits the 429 out
+        job = session.query_snapshot("canvas", "accounts", SnapshotQuery("jsonl"))
+        assert job.id == "J1" and clock.sleeps == [42.0] and len(calls_to(api, DATA)) == 3
 
     def test_429_honours_retry_after_http_date(self, api, session, clock) -> None:
         when = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)

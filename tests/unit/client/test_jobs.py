@@ -20,7 +20,10 @@ from tap_dap.client import (
     JobTimeoutError,
     Mode,
     Object,
+    OutOfRangeError,
+    ProcessingError,
     SnapshotQuery,
+    SnapshotRequiredError,
     TableJob,
     UnexpectedResponseError,
 )
@@ -242,6 +245,26 @@ class TestAwaitJob:
             "query job J1 failed: the server gave no message [type=ProcessingError, uuid=f-9]"
         )
         assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [str(error)]
+
+    @pytest.mark.parametrize(
+        ("error_type", "cls"),
+        [
+            ("SnapshotRequired", SnapshotRequiredError),
+            ("com.instructure.dap.OutOfRangeException", OutOfRangeError),
+            ("ProcessingError", ProcessingError),
+            ("", ProcessingError),
+            ("SomethingNew", ProcessingError),
+        ],
+    )
+    def test_failed_job_error_is_of_the_class_its_type_names(self, error_type, cls) -> None:
+        job = parse_job(
+            {"id": "J1", "status": "failed",
+             "error": {"type": error_type, "uuid": "f-1", "message": "m"}},
+            "getting job J1",
+        )  # fmt: skip
+        assert isinstance(job, FailedJob)
+        assert type(job.error) is cls
+        assert (job.error.type, job.error.uuid, job.error.message) == (error_type, "f-1", "m")
 
     def test_complete_job_about_to_expire_is_requeried(self, api, session, clock) -> None:
         soon = format_timestamp(datetime.now(UTC) + timedelta(seconds=10))

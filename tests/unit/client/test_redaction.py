@@ -10,8 +10,12 @@ import pytest
 from tap_dap.client import (
     URL,
     DAPClientError,
+    DownloadError,
     Object,
+    OperationError,
     Resource,
+    ServerError,
+    SnapshotRequiredError,
     TokenProperties,
 )
 from tap_dap.client.redaction import QueryStringRedactingFilter, excerpt, redact_text, redact_url
@@ -158,7 +162,40 @@ def test_urllib3_request_lines_are_redacted() -> None:
     )
 
 
-def test_the_filter_is_installed_by_the_client(credentials) -> None:
+def test_the_filter_is_installed_by_the_client(credentials, monkeypatch) -> None:
+    # The filter is process-wide and earlier tests built clients: start from a logger without it.
+    urllib3_logger = logging.getLogger("urllib3.connectionpool")
+    others = [f for f in urllib3_logger.filters if not isinstance(f, QueryStringRedactingFilter)]
+    monkeypatch.setattr(urllib3_logger, "filters", others)
+    assert not any(isinstance(f, QueryStringRedactingFilter) for f in urllib3_logger.filters)
+    with make_client(credentials) as session:
+        session.close()
+    installed = [f for f in urllib3_logger.filters if isinstance(f, QueryStringRedactingFilter)]
+    assert len(installed) == 1
     with make_client(credentials):
-        filters = logging.getLogger("urllib3.connectionpool").filters
-    assert any(isinstance(f, QueryStringRedactingFilter) for f in filters)
+        pass  # a second client does not stack a second filter
+    assert [f for f in urllib3_logger.filters if isinstance(f, QueryStringRedactingFilter)] == (
+        installed
+    )
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda text: DAPClientError(text),
+        lambda text: ServerError({"x": 1}, status=500, message=text),
+        lambda text: OperationError("Processing", "u-1", text, status=500),
+        lambda text: SnapshotRequiredError("SnapshotRequired", "u-2", text),
+        lambda text: DownloadError(text, object_id="o"),
+    ],
+)
+def test_repr_and_args_of_errors_are_redacted(build) -> None:
+    jwt = make_jwt()
+    text = (
+        f"server said: token {jwt} secret {SECRET} basic {BASIC} url "
+        f"{signed_url('p.gz')} path url: /b/p.gz?X-Amz-Signature={URL_SIGNATURE}"
+    )
+    error = build(text)
+    for shown in (repr(error), str(error.args), error.message, str(error)):
+        assert_clean(shown)
+        assert "<redacted>" in shown

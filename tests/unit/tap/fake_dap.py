@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tap_dap.client import (
+    ClientSettings,
     CompleteIncrementalJob,
     CompleteSnapshotJob,
     DAPClientError,
@@ -45,12 +46,21 @@ def rate_limited(retry_after: float) -> DAPClientError:
 class FakeSession:
     """Tables hold lists of objects' lines; a job completes after ``polls`` get_job calls."""
 
+    settings = ClientSettings()
+
     def __init__(self, objects: dict[str, list[list[bytes]]], *, polls: int = 1) -> None:
         self.objects = objects
         self.polls = polls
         self.calls: list[tuple[str, str]] = []
         self.refuse_incremental: set[str] = set()
         self.query_errors: list[DAPClientError] = []
+        # Seconds from creation to expiry of the 1st, 2nd, ... job (then ten years).
+        self.expires_in: list[float] = []
+        # Schema versions served by get_table_schema, one per call (then the last again), and
+        # the schema version of every job's data.
+        self.schema_versions: list[int] = [1]
+        self.job_schema_version = 1
+        self.schema_calls = 0
         self._jobs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -58,7 +68,10 @@ class FakeSession:
         return sorted(self.objects)
 
     def get_table_schema(self, namespace: str, table: str) -> VersionedSchema:
-        return VersionedSchema(SCHEMA, 1)
+        with self._lock:
+            version = self.schema_versions[min(self.schema_calls, len(self.schema_versions) - 1)]
+            self.schema_calls += 1
+        return VersionedSchema(SCHEMA, version)
 
     def _query(self, table: str, query: Any) -> TableJob:
         with self._lock:
@@ -69,14 +82,17 @@ class FakeSession:
             if kind == "incremental" and table in self.refuse_incremental:
                 raise SnapshotRequiredError("SnapshotRequired", "u-1", f"{table} was reloaded")
             job_id = f"job-{len(self._jobs) + 1}"
+            lifetime = self.expires_in.pop(0) if self.expires_in else 3650 * 86400.0
+            expires = datetime.now(UTC) + timedelta(seconds=lifetime)
+            since = getattr(query, "since", None)
             self._jobs[job_id] = {"table": table, "kind": kind, "left": self.polls,
-                                  "since": getattr(query, "since", None)}  # fmt: skip
+                                  "since": since, "expires": expires}  # fmt: skip
             return TableJob(job_id, JobStatus.Waiting)
 
-    def query_snapshot(self, namespace: str, table: str, query: Any) -> TableJob:
+    def query_snapshot(self, namespace: str, table: str, query: Any, *, retry: Any) -> TableJob:
         return self._query(table, query)
 
-    def query_incremental(self, namespace: str, table: str, query: Any) -> TableJob:
+    def query_incremental(self, namespace: str, table: str, query: Any, *, retry: Any) -> TableJob:
         return self._query(table, query)
 
     def get_job(self, job_id: str) -> TableJob:
@@ -88,13 +104,14 @@ class FakeSession:
                 return TableJob(job_id, JobStatus.Running)
         objects = [Object(f"{job_id}/part-{i}", job_id=job_id)
                    for i in range(len(self.objects[job["table"]]))]  # fmt: skip
-        expires = T0 + timedelta(days=3650)
+        expires, version = job["expires"], self.job_schema_version
         if job["kind"] == "snapshot":
             return CompleteSnapshotJob(id=job_id, status=JobStatus.Complete, expires_at=expires,
-                                       objects=objects, schema_version=1, at=T0)  # fmt: skip
+                                       objects=objects, schema_version=version, at=T0)  # fmt: skip
+        until = T0 + timedelta(hours=1)
         return CompleteIncrementalJob(id=job_id, status=JobStatus.Complete, expires_at=expires,
-                                      objects=objects, schema_version=1, since=job["since"],
-                                      until=T0 + timedelta(hours=1))  # fmt: skip
+                                      objects=objects, schema_version=version,
+                                      since=job["since"], until=until)  # fmt: skip
 
     def stream_object_lines(self, obj: Object) -> Iterator[bytes]:
         job_id, part = obj.id.split("/part-")

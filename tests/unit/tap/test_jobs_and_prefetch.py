@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
 
+from tap_dap.client import FailedJob, JobStatus, ProcessingError, TableJob
 from tap_dap.errors import StreamSyncError
+from tap_dap.job_queue import JobQueue
 from tap_dap.jobs import JobScheduler, TableRequest
 from tap_dap.output import RecordEncoder
-from tap_dap.prefetch import Prefetcher, restartable_lines
+from tap_dap.prefetch import PrefetchCancelled, Prefetcher, restartable_lines
 from tap_dap.rate import CreationRate
 from tests.unit.tap.fake_dap import FakeSession, lines, rate_limited
 
@@ -136,3 +140,136 @@ def test_restartable_lines_resume_after_a_broken_transfer() -> None:
 
     assert list(restartable_lines(transfer, "object o")) == lines(0, 5)
     assert len(attempts) == 3
+
+
+def _result_within(jobs: JobScheduler, stream: str, seconds: float = 10.0):
+    """``jobs.result(stream)`` in a thread: a regression to waiting forever fails, not hangs."""
+    outcome: list = []
+
+    def wait() -> None:
+        try:
+            outcome.append(jobs.result(stream))
+        except StreamSyncError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"result({stream!r}) still waiting after {seconds} s"
+    return outcome[0]
+
+
+def test_an_unexpected_error_while_polling_fails_the_stream_instead_of_hanging() -> None:
+    class BrokenPolls(FakeSession):
+        def get_job(self, job_id: str):
+            raise ValueError("unexpected job payload")
+
+    jobs = scheduler(BrokenPolls({"a": [[]], "b": [[]]}),
+                     [TableRequest("ns-a", "ns", "a", None), TableRequest("ns-b", "ns", "b", None)])
+    outcomes = [_result_within(jobs, "ns-a"), _result_within(jobs, "ns-b")]
+    jobs.close()
+    assert [str(o) for o in outcomes] == [
+        f"{stream}: polling the job failed: ValueError: unexpected job payload (job {job})"
+        for stream, job in (("ns-a", "job-1"), ("ns-b", "job-2"))
+    ]
+
+
+def test_a_dead_scheduler_thread_fails_every_waiting_stream() -> None:
+    def broken_poll_wait(interval):
+        raise RuntimeError("bug in the poller")
+
+    requests = [TableRequest("ns-a", "ns", "a", None), TableRequest("ns-b", "ns", "b", None)]
+    jobs = JobScheduler(FakeSession({"a": [[]], "b": [[]]}), requests,
+                        max_concurrent_jobs=10, max_jobs_per_minute=None, poll_interval=0.01,
+                        job_timeout=30, resnapshot_on_refusal=True)  # fmt: skip
+    jobs._jobs.jobs_to_poll = broken_poll_wait  # type: ignore[method-assign]
+    jobs.start()
+    outcomes = [_result_within(jobs, "ns-a"), _result_within(jobs, "ns-b")]
+    jobs.close()
+    assert [str(o) for o in outcomes] == [
+        f"{s}: job scheduling stopped: RuntimeError: bug in the poller" for s in ("ns-a", "ns-b")
+    ]
+
+
+def test_a_terminal_job_is_claimed_by_exactly_one_thread() -> None:
+    queue = JobQueue([TableRequest(f"ns-{i}", "ns", str(i), None) for i in range(200)])
+    rate = CreationRate(None)
+    entries = [queue.next_to_create(rate, 1000) for _ in range(200)]
+    for i, entry in enumerate(entries):
+        queue.started(entry, f"job-{i}")
+    wins: list[str] = []
+    start = threading.Barrier(4)
+
+    def contend() -> None:
+        start.wait()
+        for i, entry in enumerate(entries):
+            if queue.claim(entry, f"job-{i}"):
+                wins.append(f"job-{i}")
+
+    threads = [threading.Thread(target=contend) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(wins) == sorted(f"job-{i}" for i in range(200))  # each exactly once
+
+
+def test_a_failed_job_seen_by_creator_and_poller_is_counted_once() -> None:
+    class FailsAtOnce(FakeSession):
+        """Answers the query with a failed job, and every poll with the same failed job."""
+
+        def _query(self, table: str, query) -> TableJob:
+            super()._query(table, query)
+            return self.get_job(f"job-{len(self._jobs)}")
+
+        def get_job(self, job_id: str) -> TableJob:
+            self.calls.append(("get_job", job_id))
+            time.sleep(0.01)  # widen the window in which both threads hold the same answer
+            error = ProcessingError("ProcessingError", "u-9", "boom")
+            return FailedJob(job_id, JobStatus.Failed, error=error)
+
+    session = FailsAtOnce({"a": [[]]})
+    jobs = scheduler(session, [TableRequest("ns-a", "ns", "a", None)], poll_interval=0.001)
+    outcome = _result_within(jobs, "ns-a")
+    jobs.close()
+    assert isinstance(outcome, StreamSyncError) and outcome.error_uuid == "u-9"
+    # one job per attempt: never re-created twice for one failure, never failed early
+    assert [c for c in session.calls if c[0] == "snapshot"] == [("snapshot", "a")] * 3
+
+
+def test_restarts_without_progress_are_bounded_but_progress_resets_the_count() -> None:
+    from tap_dap.client import DownloadInterruptedError
+
+    def stalls():
+        yield from lines(0, 1)
+        raise DownloadInterruptedError("reset", object_id="o")
+
+    with pytest.raises(DownloadInterruptedError):
+        list(restartable_lines(stalls, "object o", max_restarts=2))
+
+    attempts = []
+
+    def one_more_each_time():  # breaks 10 times, each time one line further
+        attempts.append(1)
+        yield from lines(0, len(attempts))
+        if len(attempts) <= 10:
+            raise DownloadInterruptedError("reset", object_id="o")
+
+    assert list(restartable_lines(one_more_each_time, "object o", max_restarts=2)) == lines(0, 11)
+
+
+def test_a_cancelled_prefetch_is_an_error_never_a_complete_object() -> None:
+    claimed, release = threading.Event(), threading.Event()
+
+    def source(obj: str):
+        claimed.set()
+        release.wait(5)
+        yield from lines(0, 3)
+
+    prefetcher = Prefetcher(source, ["s"], workers=1, budget=1 << 20)
+    prefetcher.add("s", ["o"], _encoder)
+    assert claimed.wait(5)  # a worker owns the object, the writer will drain its queue
+    prefetcher.close()
+    release.set()
+    with pytest.raises(PrefetchCancelled, match="o: prefetch stopped before the object was"):
+        list(prefetcher.chunks("s"))

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tap_dap.client import format_timestamp
 from tap_dap.discovery import select_tables
 from tap_dap.errors import ConfigurationError, StateError
 from tap_dap.settings import TapSettings
-from tap_dap.state import validate_state
-from tap_dap.timestamps import format_timestamp, parse_timestamp
+from tap_dap.state import parse_user_timestamp, validate_state
 
 GOOD = {"bookmarks": {"canvas-accounts": {"timestamp": "2024-01-15T12:00:00.123456Z",
                                           "schema_version": 3}}}  # fmt: skip
@@ -29,7 +29,8 @@ def test_valid_state_and_meltano_wrapper_are_accepted() -> None:
         ({"bookmarks": {"canvas-a": 5}}, "state bookmark 'canvas-a': expected an object, got int"),
         ({"bookmarks": {"canvas-a": {"timestamp": 5}}}, "'timestamp' must be a string, got 5"),
         ({"bookmarks": {"canvas-a": {"timestamp": "2024-13-01T00:00:00Z"}}},
-         "state bookmark 'canvas-a': 'timestamp': '2024-13-01T00:00:00Z' is not an ISO 8601"),
+         "state bookmark 'canvas-a': 'timestamp': not an ISO 8601 timestamp: "
+         "'2024-13-01T00:00:00Z'"),
         ({"bookmarks": {"canvas-a": {"timestamp": "2024-01-01T00:00:00Z",
                                      "schema_version": "3"}}},
          "'schema_version' must be an integer, got '3'"),
@@ -41,10 +42,14 @@ def test_malformed_state_raises_one_precise_error(state: dict, message: str) -> 
     assert message in str(info.value)
 
 
-def test_timestamps_round_trip_in_utc_with_microseconds() -> None:
-    parsed = parse_timestamp("2024-03-15T14:00:00.5+02:00", what="x")
+def test_user_timestamps_follow_the_client_rules() -> None:
+    parsed = parse_user_timestamp("2024-03-15T14:00:00.5+02:00", "x")
     assert parsed == datetime(2024, 3, 15, 12, 0, 0, 500000, tzinfo=UTC)
     assert format_timestamp(parsed) == "2024-03-15T12:00:00.500000Z"
+    # no zone: UTC, as everywhere in DAP; whole seconds are written without a fraction
+    plain = parse_user_timestamp("2024-01-01", "x")
+    assert plain == datetime(2024, 1, 1, tzinfo=UTC)
+    assert format_timestamp(plain) == "2024-01-01T00:00:00Z"
 
 
 def _config(**extra: object) -> dict:
@@ -65,7 +70,8 @@ def test_settings_defaults_and_secret_free_repr() -> None:
     [
         ({"start_mode": "incremental"}, "setting start_mode=incremental needs a start_date"),
         ({"max_concurrent_jobs": 0}, "setting max_concurrent_jobs must be a positive number"),
-        ({"start_date": "2024-01-01"}, "has no time zone"),
+        ({"start_date": "yesterday"},
+         "setting start_date: not an ISO 8601 timestamp: 'yesterday'"),
     ],
 )
 def test_inconsistent_settings_are_rejected(extra: dict, message: str) -> None:
