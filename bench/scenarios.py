@@ -1,0 +1,192 @@
+"""The benchmark scenarios of issue 8 and DESIGN.md §6, as data.
+
+Datasets (one emulator each): ``main`` = canvas.submissions (46 columns) with ``rows`` rows;
+``small`` = the same table with fewer rows for the slow target-postgres anchors; ``big`` = 4×
+``rows`` for the memory-growth check; ``tables30`` = 30 canvas tables with 3 s job latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.spec import Changes, Count, Kind, Reference, Rows, Scenario, Step, Variant
+
+TABLES_30 = (
+    "accounts", "assignment_groups", "assignment_overrides", "assignments", "attachments",
+    "calendar_events", "communication_channels", "content_tags", "context_modules",
+    "course_sections", "courses", "discussion_entries", "discussion_topics", "enrollment_terms",
+    "enrollments", "group_memberships", "groups", "learning_outcomes", "pseudonyms",
+    "quiz_questions", "quiz_submissions", "quizzes", "roles", "rubric_assessments",
+    "rubric_associations", "rubrics", "submission_comments", "user_account_associations",
+    "users", "wiki_pages",
+)
+
+# credentials through the environment, not argv (visible in ps to every user)
+DAP_ENV = (("DAP_TRACKING", "false"), ("DAP_CLIENT_ID", "{client_id}"),
+           ("DAP_CLIENT_SECRET", "{client_secret}"))
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rows: int  # submissions rows for the main snapshot / changes scenarios
+    changes: int  # changes applied to the main table (80% U / 20% D)
+    target_postgres_rows: int  # rows for the slow MeltanoLabs anchors
+    tables30_rows: int  # rows per table in the 30-table scenario
+    tables30_changes: int  # changes per table in the 30-table scenario
+    memory_factor: int = 4
+
+    @classmethod
+    def default(cls, rows: int | None = None) -> Sizes:
+        rows = rows or 100_000
+        return cls(rows, max(1, rows // 10), min(rows, 25_000), 2_000, 200)
+
+    @classmethod
+    def full(cls, rows: int | None = None) -> Sizes:
+        rows = rows or 1_000_000
+        return cls(rows, max(1, rows // 10), min(rows, 250_000), 10_000, 1_000)
+
+
+# ---- commands ----------------------------------------------------------------------------
+
+TAP_CONFIG = {
+    "client_id": "{client_id}", "client_secret": "{client_secret}",
+    "base_url": "{base_url}", "namespaces": ["canvas"], "tables": "{tap_tables}",
+}
+TAP = Step("tap", ("{tap}", "--config", "{run}/tap.json"))
+TAP_FROM_STATE = Step("tap", ("{tap}", "--config", "{run}/tap.json", "--state", "{state}"))
+TARGET = Step("target", ("{target}", "--config", "{run}/target.json"), stdout="{run}/target.out")
+
+
+def dap(command: str) -> Step:
+    return Step("dap", (
+        "{dap}", "--non-interactive", "--base-url", "{base_url}", command, "--namespace", "canvas",
+        "--table", "{dap_tables}", "--connection-string", "{db_url}",
+    ), env=DAP_ENV)
+
+
+def ours_pg(name: str, *, incremental: bool = False, keep_as: str | None = None,
+            start_from: str | None = None, rows: Rows = Rows.LIVE) -> Variant:
+    return Variant(
+        name, Kind.OURS, (TAP_FROM_STATE if incremental else TAP, TARGET),
+        files={"tap.json": TAP_CONFIG, "target.json": {"sqlalchemy_url": "{db_url}"}},
+        database="postgres", keep_as=keep_as, start_from=start_from,
+        count=Count("postgres", "canvas.{table}"), rows=rows,
+    )
+
+
+def target_postgres(use_copy: bool, reference: Reference | None) -> Variant:
+    label = "use_copy" if use_copy else "INSERT"
+    return Variant(
+        f"tap-dap | target-postgres ({label})", Kind.ANCHOR,
+        (TAP, Step("target", ("{target_postgres}", "--config", "{run}/target.json"),
+                   stdout="{run}/target.out")),
+        files={"tap.json": TAP_CONFIG, "target.json": {
+            "sqlalchemy_url": "postgresql+psycopg://{db_user}@{db_host}:{db_port}/{db_name}",
+            "use_copy": use_copy, "default_target_schema": "canvas",
+        }},
+        dataset="small", database="postgres", count=Count("postgres", "canvas.{table}"),
+        reference=reference,
+    )
+
+
+def dap_initdb(keep_as: str | None = None) -> Variant:
+    return Variant("dap initdb", Kind.ANCHOR, (dap("initdb"),), database="postgres",
+                   keep_as=keep_as, count=Count("postgres", "canvas.{table}"),
+                   reference=Reference(8_400, 367, "1M rows, 118.7 s"))
+
+
+PARALLEL_DAP_INITDB = Variant(
+    # Setup only: the first table creates the meta schema, the rest load 8 at a time (a
+    # sequential initdb of 30 tables would spend ~3 minutes polling the 3 s jobs).
+    "dap initdb (parallel setup)", Kind.ANCHOR,
+    (Step("dap", ("sh", "-c",
+                  '"$1" --non-interactive --base-url "$2" initdb --namespace canvas '
+                  '--table "$3" --connection-string "$4" && printf "%s\\n" $5 | '
+                  'xargs -P 8 -I %TABLE% "$1" --non-interactive --base-url "$2" '
+                  'initdb --namespace canvas --table %TABLE% --connection-string "$4"',
+                  "sh", "{dap}", "{base_url}", "{first_table}", "{db_url}", "{other_tables}"),
+          env=DAP_ENV),),
+    database="postgres", keep_as="dap", count=Count("postgres", "canvas.{table}"),
+)
+
+
+# ---- scenarios ---------------------------------------------------------------------------
+
+
+def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
+    snapshot_pg = Scenario(
+        "snapshot-pg", f"Snapshot of canvas.submissions ({sizes.rows:,} rows) into PostgreSQL",
+        "main",
+        (
+            ours_pg("tap-dap | target-dap-sql", keep_as="ours"),
+            dap_initdb(keep_as="dap"),
+            Variant("raw COPY FROM", Kind.PROXY,
+                    (Step("copy", ("{python}", "-m", "bench.probes", "copy", "--data",
+                                   "{tsv_dir}", "--schema", "{schema_file}",
+                                   "--db-url", "{db_url}")),),
+                    database="postgres", count=Count("postgres", "bench_copy.{table}"),
+                    reference=Reference(197_000, None, "1M rows, 5.1 s")),
+            target_postgres(True, Reference(3_250, 177, "250k rows, 76.9 s")),
+            target_postgres(False, None),
+        ),
+    )
+    changes_pg = Scenario(
+        "changes-pg",
+        f"{sizes.changes:,} changes (80% U / 20% D) onto {sizes.rows:,} rows, PostgreSQL",
+        "main",
+        (
+            ours_pg("tap-dap | target-dap-sql", incremental=True, start_from="ours",
+                    rows=Rows.CHANGES),
+            Variant("dap syncdb", Kind.ANCHOR, (dap("syncdb"),), database="postgres",
+                    start_from="dap", count=Count("postgres", "canvas.{table}"),
+                    rows=Rows.CHANGES, reference=Reference(6_500, 230, "100k changes, 15.5 s")),
+        ),
+        seeds=(ours_pg("seed: tap-dap | target-dap-sql", keep_as="ours"),
+               dap_initdb(keep_as="dap")),
+        changes=Changes(sizes.changes),
+    )
+    tables_30 = Scenario(
+        "tables-30",
+        f"30 tables × {sizes.tables30_rows:,} rows, {sizes.tables30_changes:,} changes each, "
+        "3 s job latency: incremental sync",
+        "tables30",
+        (
+            ours_pg("tap-dap | target-dap-sql", incremental=True, start_from="ours",
+                    rows=Rows.CHANGES),
+            Variant("dap syncdb --table all", Kind.ANCHOR, (dap("syncdb"),),
+                    database="postgres", start_from="dap",
+                    count=Count("postgres", "canvas.{table}"), rows=Rows.CHANGES),
+        ),
+        seeds=(ours_pg("seed: tap-dap | target-dap-sql", keep_as="ours"), PARALLEL_DAP_INITDB),
+        changes=Changes(sizes.tables30_changes),
+    )
+    snapshot_sqlite = Scenario(
+        "snapshot-sqlite", f"Snapshot of canvas.submissions ({sizes.rows:,} rows) into SQLite",
+        "main",
+        (Variant("tap-dap | target-dap-sql", Kind.OURS, (TAP, TARGET),
+                 files={"tap.json": TAP_CONFIG,
+                        "target.json": {"sqlalchemy_url": "sqlite:///{run}/dap.db"}},
+                 database="sqlite", count=Count("sqlite", "canvas__{table}")),),
+    )
+    tap_alone = Scenario(
+        "tap-alone", f"Tap alone ({sizes.rows:,} rows to /dev/null) vs gunzip + orjson parse",
+        "main",
+        (
+            Variant("tap-dap > /dev/null", Kind.OURS, (TAP,), files={"tap.json": TAP_CONFIG}),
+            Variant("gunzip + orjson parse", Kind.PROXY,
+                    (Step("parse", ("{python}", "-m", "bench.probes", "parse", "--data",
+                                    "{jsonl_dir}"), stdout="{run}/probe.out"),),
+                    count=Count("stdout"),
+                    reference=Reference(230_000, 15, "1M rows, 4.35 s")),
+        ),
+    )
+    memory = Scenario(
+        "memory-4x",
+        f"Snapshot of {sizes.rows * sizes.memory_factor:,} rows into PostgreSQL (memory growth)",
+        "big", (ours_pg("tap-dap | target-dap-sql"),),
+    )
+    return (snapshot_pg, snapshot_sqlite, tap_alone, memory, changes_pg, tables_30)
+
+
+SCENARIO_NAMES = ("snapshot-pg", "snapshot-sqlite", "tap-alone", "memory-4x", "changes-pg",
+                  "tables-30")

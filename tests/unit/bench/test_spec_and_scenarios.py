@@ -1,0 +1,76 @@
+"""Templates resolve as documented, and every scenario refers only to placeholders that exist."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.errors import BenchError
+from bench.runner import Tools
+from bench.scenarios import SCENARIO_NAMES, TABLES_30, Sizes, scenarios
+from bench.spec import Changes, fields_of, fill, fill_json
+
+# what Runner._context and Runner._database put into every run's context
+CONTEXT_KEYS = {
+    *Tools.__dataclass_fields__, "base_url", "client_id", "client_secret", "run", "run_dir",
+    "dataset", "tap_tables", "dap_tables", "first_table", "other_tables", "state", "db_url",
+    "db_name", "db_host", "db_port", "db_user", "tsv_dir", "jsonl_dir", "schema_file",
+}
+
+
+def test_fill_json_keeps_types_and_drops_none() -> None:
+    template = {"url": "http://{host}:{port}/x", "port": "{port}", "tables": "{tables}",
+                "maybe": "{nothing}", "nested": [{"flag": True, "name": "{host}"}]}
+    context = {"host": "h", "port": 5432, "tables": ["a", "b"], "nothing": None}
+    assert fill_json(template, context) == {
+        "url": "http://h:5432/x", "port": 5432, "tables": ["a", "b"],
+        "nested": [{"flag": True, "name": "h"}],
+    }
+
+
+def test_unknown_placeholder_names_the_template() -> None:
+    with pytest.raises(BenchError, match=r"^unknown placeholder 'db_urll' in '--url=\{db_urll\}'$"):
+        fill("--url={db_urll}", {"db_url": "x"})
+
+
+def test_changes_split_80_20() -> None:
+    assert (Changes(100_000).updates, Changes(100_000).deletes) == (80_000, 20_000)
+    assert (Changes(7).updates, Changes(7).deletes) == (6, 1)
+
+
+@pytest.mark.parametrize("sizes", [Sizes.default(), Sizes.full(), Sizes.default(2000)])
+def test_every_placeholder_is_provided(sizes: Sizes) -> None:
+    for scenario in scenarios(sizes):
+        for variant in (*scenario.variants, *scenario.seeds):
+            used = {name for step in variant.steps
+                    for arg in (*step.argv, step.stdout or "", *(v for _, v in step.env))
+                    for name in fields_of(arg)}
+            used |= {name for template in variant.files.values()
+                     for value in _strings(template) for name in fields_of(value)}
+            assert used <= CONTEXT_KEYS, (scenario.name, variant.name, used - CONTEXT_KEYS)
+
+
+def _strings(template: object) -> list[str]:
+    if isinstance(template, str):
+        return [template]
+    if isinstance(template, dict):
+        return [s for v in template.values() for s in _strings(v)]
+    if isinstance(template, list | tuple):
+        return [s for v in template for s in _strings(v)]
+    return []
+
+
+def test_incremental_variants_have_a_seed_for_their_template() -> None:
+    for scenario in scenarios(Sizes.default()):
+        seeded = {seed.keep_as for seed in scenario.seeds}
+        for variant in scenario.variants:
+            if variant.start_from:
+                assert variant.start_from in seeded, (scenario.name, variant.name)
+
+
+def test_sizes_follow_the_issue() -> None:
+    full = Sizes.full()
+    assert (full.rows, full.changes, full.target_postgres_rows) == (1_000_000, 100_000, 250_000)
+    assert Sizes.default(40_000) == Sizes(40_000, 4_000, 25_000, 2_000, 200)
+    assert len(set(TABLES_30)) == 30
+    assert tuple(s.name for s in scenarios(full)) == SCENARIO_NAMES
+
