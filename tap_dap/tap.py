@@ -50,6 +50,14 @@ class TapDap(Tap):
         PluginCapabilities.STRUCTURED_LOGGING,
     ]
 
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """Add no built-in settings: stream maps and flattening are not offered (see capabilities).
+
+        singer-sdk 0.54's Tap calls PluginBase's version with PluginBase's default capabilities,
+        which would list stream_maps/flattening_* settings that this tap would silently ignore.
+        """
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._client: DAPClient | None = None
         self._session: Any = None

@@ -1,7 +1,230 @@
-"""target-dap-sql entry point (not built yet)."""
+"""target-dap-sql: the Singer target (singer-sdk `Target` with its own fast record path).
 
+Commit points and STATE: a stream's buffer is committed when it holds `batch_size_rows` keys, and
+every stream is committed when `batch_max_seconds` have passed or the input ends. A meta row only
+advances inside the transaction that commits its stream's records, and a STATE line is written to
+stdout only after every stream has committed everything that preceded it (at-least-once).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
 import sys
+import time
+from types import FrameType
+from typing import Any, ClassVar
+
+from singer_sdk import Target
+from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import (
+    CapabilitiesEnum,
+    PluginCapabilities,
+    TargetCapabilities,
+)
+
+from target_dap_sql.dialects import Dialect, dialect_for_url
+from target_dap_sql.errors import InputError, RecordBeforeSchemaError, TargetDapSQLError
+from target_dap_sql.layout import LayoutOptions, build_layout
+from target_dap_sql.meta import MetaRow, bookmark_of
+from target_dap_sql.reader import DapMessageReader, Envelope
+from target_dap_sql.sinks import StreamSink
 
 
-def cli() -> None:
-    sys.exit("target-dap-sql: not built yet")
+class TargetDapSQL(Target):
+    """Replicates DAP (and any other Singer) streams into SQLite or PostgreSQL."""
+
+    name = "target-dap-sql"
+    package_name = "tap-dap"
+    message_reader_class = DapMessageReader  # type: ignore[assignment]
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STRUCTURED_LOGGING,
+        PluginCapabilities.ACTIVATE_VERSION,
+        TargetCapabilities.TARGET_SCHEMA,
+        TargetCapabilities.HARD_DELETE,
+        TargetCapabilities.VALIDATE_RECORDS,
+    ]
+    config_jsonschema = th.PropertiesList(
+        th.Property("sqlalchemy_url", th.StringType, secret=True, default="sqlite:///dap.db",
+                    title="Database URL",
+                    description="sqlite:///PATH (default: dap.db in the working directory) or "
+                    "postgresql://USER:PASSWORD@HOST:PORT/DB (postgresql+psycopg:// also works)."),
+        th.Property("default_target_schema", th.StringType,
+                    description="Schema (PostgreSQL) or table prefix (SQLite) for every stream, "
+                    "instead of the DAP namespace / the stream name's prefix."),
+        th.Property("enum_type", th.StringType, default="native", allowed_values=["native", "text"],
+                    description="DAP enums as native enum types (official layout) or as text."),
+        th.Property("batch_size_rows", th.IntegerType, default=50_000,
+                    description="Commit a stream once it buffers this many distinct keys."),
+        th.Property("batch_max_seconds", th.NumberType, default=60,
+                    description="Commit all streams and emit STATE at least this often."),
+        th.Property("validate_records", th.BooleanType, default=True,
+                    description="Check enums, maxLength and integer ranges while decoding "
+                    "(cheap). Types and key properties are always checked."),
+        th.Property("hard_delete", th.BooleanType, default=True,
+                    description="Delete rows on DAP deletes; false sets _sdc_deleted_at instead."),
+        th.Property("drop_removed_columns", th.BooleanType, default=False,
+                    description="Drop columns that vanished from the schema (default: keep)."),
+        th.Property("add_record_metadata", th.BooleanType, default=False,
+                    description="Add _sdc_deleted_at and _sdc_batched_at columns."),
+    ).to_dict()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._dialect: Dialect = dialect_for_url(self.config.get("sqlalchemy_url")
+                                                 or "sqlite:///dap.db")
+        self._options = LayoutOptions(
+            default_target_schema=self.config.get("default_target_schema") or None,
+            enum_native=self.config.get("enum_type", "native") == "native",
+            validate=bool(self.config.get("validate_records", True)),
+            hard_delete=bool(self.config.get("hard_delete", True)),
+            add_record_metadata=bool(self.config.get("add_record_metadata", False)),
+        )
+        self._batch_rows = max(1, int(self.config.get("batch_size_rows") or 50_000))
+        seconds = self.config.get("batch_max_seconds")
+        self._batch_seconds = float(60 if seconds is None else seconds)
+        self._sinks: dict[str, StreamSink] = {}
+        self._schemas_seen: dict[str, tuple[bytes, list[str] | None]] = {}
+        self._meta_rows: dict[tuple[str, str], MetaRow] | None = None
+        self._state: Any = None
+        self._emitted_state: Any = None
+        self._last_commit = time.monotonic()
+
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        # Skip the SDK's `load_method` and record-metadata settings: this target always upserts
+        # by key and defines its own `add_record_metadata`.
+        super(Target, cls).append_builtin_config(config_jsonschema)
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def _sink(self, envelope: Envelope) -> StreamSink:
+        sink = self._sinks.get(envelope.stream or "")
+        if sink is None:
+            raise RecordBeforeSchemaError(
+                f"{envelope.type} before any SCHEMA for this stream", stream=envelope.stream)
+        return sink
+
+    def _process_schema_message(self, envelope: Envelope) -> None:  # type: ignore[override]
+        stream = envelope.stream
+        if not stream or envelope.schema is None:
+            raise InputError("SCHEMA message needs 'stream' and 'schema'", stream=stream)
+        raw = bytes(envelope.schema)
+        if self._schemas_seen.get(stream) == (raw, envelope.key_properties):
+            return
+        schema = json.loads(raw)
+        layout = build_layout(stream, schema, envelope.key_properties, self._options)
+        previous = self._sinks.get(stream)
+        if previous is not None:
+            if previous.in_snapshot:
+                raise InputError("SCHEMA changed in the middle of a snapshot", stream=stream)
+            previous.flush(self._state)
+        if layout.dap is not None and self._meta_rows is None:
+            self._dialect.ensure_meta_tables()
+            self._meta_rows = {(r.source_namespace, r.source_table): r
+                               for r in self._dialect.read_meta_rows()}
+        self._dialect.prepare_table(
+            layout, drop_removed_columns=bool(self.config.get("drop_removed_columns", False)))
+        sink = StreamSink(layout, self._dialect)
+        if previous is not None:
+            sink.committed_bookmark = previous.committed_bookmark
+        elif layout.dap is not None and self._meta_rows is not None:
+            row = self._meta_rows.get((layout.dap.namespace, layout.dap.table))
+            sink.committed_bookmark = bookmark_of(row) if row else None
+        self._sinks[stream] = sink
+        self._schemas_seen[stream] = (raw, envelope.key_properties)
+
+    def _process_record_message(self, envelope: Envelope) -> None:  # type: ignore[override]
+        sink = self._sink(envelope)
+        if envelope.record is None:
+            raise InputError("RECORD message has no 'record'", stream=envelope.stream)
+        sink.add(envelope.record)
+        if sink.size >= self._batch_rows:
+            sink.flush(self._state)
+        if time.monotonic() - self._last_commit > self._batch_seconds:
+            self._commit_all()
+
+    def _process_state_message(self, envelope: Envelope) -> None:  # type: ignore[override]
+        if envelope.value is None:
+            raise InputError("STATE message has no 'value'")
+        self._state = json.loads(bytes(envelope.value))
+
+    def _process_activate_version_message(self, envelope: Envelope) -> None:  # type: ignore[override]
+        sink = self._sink(envelope)
+        if envelope.version is None:
+            raise InputError("ACTIVATE_VERSION message has no 'version'", stream=sink.stream)
+        if sink.layout.dap is None or sink.layout.merges_snapshots:
+            # Other taps send only a start marker; canvas_logs snapshots merge by design.
+            return
+        if sink.in_snapshot and sink.snapshot_version == envelope.version:
+            sink.end_snapshot(self._state)
+        else:
+            if sink.in_snapshot:
+                self.logger.warning("Snapshot %s of '%s' was never finished; restarting it",
+                                    sink.snapshot_version, sink.stream)
+                sink.snapshot_version = None
+            sink.begin_snapshot(envelope.version, self._state)
+
+    def _process_batch_message(self, envelope: Envelope) -> None:  # type: ignore[override]
+        raise InputError("BATCH messages are not supported", stream=envelope.stream)
+
+    # --- commits and state ------------------------------------------------------------------
+
+    def _commit_all(self) -> None:
+        for sink in self._sinks.values():
+            sink.flush(self._state)
+        self._last_commit = time.monotonic()
+        state = self._state_to_emit()
+        if state is not None and state != self._emitted_state:
+            sys.stdout.write(json.dumps(state, separators=(",", ":")) + "\n")
+            sys.stdout.flush()
+            self._emitted_state = state
+
+    def _state_to_emit(self) -> Any:
+        """The latest STATE, minus bookmarks of snapshots that are not swapped in yet."""
+        if self._state is None:
+            return None
+        unfinished = [s for s in self._sinks.values() if s.in_snapshot]
+        if not unfinished or not isinstance(self._state.get("bookmarks"), dict):
+            return self._state
+        state = copy.deepcopy(self._state)
+        for sink in unfinished:
+            entry = sink.state_entry()
+            if StreamSink.is_unset(entry):
+                state["bookmarks"].pop(sink.stream, None)
+            else:
+                state["bookmarks"][sink.stream] = entry
+        return state
+
+    def process_endofpipe(self) -> None:
+        try:
+            for sink in self._sinks.values():
+                if sink.in_snapshot:
+                    self.logger.warning(
+                        "Input ended inside the snapshot of '%s' (no final ACTIVATE_VERSION): "
+                        "the live table is left unchanged", sink.stream)
+            self._commit_all()
+            for sink in self._sinks.values():
+                self.logger.info("Stream '%s': %d rows loaded", sink.stream, sink.rows_loaded)
+        finally:
+            self._dialect.close()
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # Do not commit from a signal handler: the open transaction rolls back, and the STATE
+        # already written covers everything committed.
+        self.logger.error("Terminated by signal %d; the uncommitted batch was rolled back", signum)
+        sys.exit(128 + signum)
+
+    # --- CLI --------------------------------------------------------------------------------
+
+    @classmethod
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        try:
+            super().invoke(*args, **kwargs)
+        except TargetDapSQLError as exc:
+            cls.logger.error("target-dap-sql: %s", exc)
+            sys.exit(1)
+
+
+cli = TargetDapSQL.cli

@@ -1,0 +1,116 @@
+"""The dialect interface: everything that differs between SQLite, PostgreSQL and (later) MySQL.
+
+A dialect owns one database connection. The loader (sinks.py) calls, per stream: `prepare_table`
+once per SCHEMA (create or evolve the table — never per batch), then `write_batch` per batch, which
+applies upserts, deletes and the optional meta-row update in ONE transaction. Snapshots load into
+a staging table (`create_staging`) and `swap_staging` replaces the live table atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from target_dap_sql.decoding import Converters
+from target_dap_sql.layout import Column, SqlType, TableLayout
+from target_dap_sql.meta import MetaRow
+
+logger = logging.getLogger("target_dap_sql")
+
+STAGING_SUFFIX = "__dap_staging"
+
+#: Type widenings applied by schema evolution (old kind → kinds it may become without data loss).
+WIDENINGS = {
+    "smallint": {"integer", "bigint"},
+    "integer": {"bigint"},
+    "real": {"double"},
+    "varchar": {"text"},
+    "char": {"varchar", "text"},
+}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One deduplicated batch of a stream: the last action per key, split by kind."""
+
+    upserts: Sequence[tuple]
+    deletes: Sequence[tuple]  # full rows (key + `_sdc_deleted_at` matter) of deleted keys
+
+    def __len__(self) -> int:
+        return len(self.upserts) + len(self.deletes)
+
+
+def quote(name: str) -> str:
+    """Quote an identifier (the official layout always quotes, preserving case)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def widened(old: SqlType, new: SqlType) -> SqlType | None:
+    """The type an existing column should change to, or None to keep it as it is.
+
+    Only widenings are applied: a narrower or incompatible new type keeps the old column so no
+    stored value is lost or rejected.
+    """
+    if old == new:
+        return None
+    if old.kind == new.kind == "varchar":
+        return new if (new.length or 0) > (old.length or 0) else None
+    if new.kind in WIDENINGS.get(old.kind, set()):
+        return new
+    return None
+
+
+class Dialect(ABC):
+    """One database connection plus the SQL of one database family."""
+
+    name: str
+
+    @abstractmethod
+    def field_type(self, column: Column, layout: TableLayout) -> Any:
+        """msgspec decode type of a column's values (see decoding.RecordDecoder)."""
+
+    def converters(self, layout: TableLayout) -> Converters:
+        """Per-column Python conversions after decoding; keep empty on fast paths."""
+        return []
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the connection (raise DatabaseError naming host/file, never the password)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def ensure_meta_tables(self) -> None:
+        """Create the instructure_dap meta tables and the database_version=1 row if missing."""
+
+    @abstractmethod
+    def prepare_table(self, layout: TableLayout, *, drop_removed_columns: bool) -> None:
+        """Create the table (and enum types) or evolve it to the layout; commits the DDL."""
+
+    @abstractmethod
+    def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
+                    meta: MetaRow | None) -> None:
+        """Apply a batch (upserts, then deletes) and the meta row in ONE transaction."""
+
+    @abstractmethod
+    def update_meta(self, meta: MetaRow) -> None:
+        """Upsert a meta row on its own (its data is already committed)."""
+
+    @abstractmethod
+    def create_staging(self, layout: TableLayout) -> None:
+        """(Re)create the empty staging table of a snapshot, shaped like the live table."""
+
+    @abstractmethod
+    def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
+        """Load the last batch into staging and replace the live table with it, atomically."""
+
+    @abstractmethod
+    def read_meta_rows(self) -> list[MetaRow]:
+        """All rows of the table_sync meta table (empty when it does not exist)."""
+
+    def staging_table(self, layout: TableLayout) -> str:
+        return layout.table + STAGING_SUFFIX

@@ -1,0 +1,259 @@
+"""PostgreSQL via psycopg 3: official DAP layout, binary COPY + set-based upsert/delete.
+
+Per batch, in one transaction: binary COPY of the deduplicated rows into a temp table (typed for
+the driver: enums and JSON travel as text/bytes and are cast on the server), one
+`INSERT … SELECT … ON CONFLICT DO UPDATE`, one `DELETE … USING`, and the meta-row update.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from target_dap_sql.decoding import constrained
+from target_dap_sql.dialects.base import Batch, Dialect, logger, quote
+from target_dap_sql.dialects.pg_schema import PgSchemaManager
+from target_dap_sql.errors import ConfigError, DatabaseError
+from target_dap_sql.layout import DELETED_AT, Column, SqlType, TableLayout
+from target_dap_sql.meta import MetaRow
+
+_AWARE = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+
+# kind → (msgspec decode type, COPY type of the temp table column)
+_LOAD_TYPES: dict[str, tuple[Any, str]] = {
+    "smallint": (int, "int2"), "integer": (int, "int4"), "bigint": (int, "int8"),
+    "real": (float, "float4"), "double": (float, "float8"),
+    "decimal": (Decimal, "numeric"), "numeric": (Decimal, "numeric"),
+    "boolean": (bool, "bool"),
+    "text": (str, "text"), "varchar": (str, "text"), "char": (str, "text"), "enum": (str, "text"),
+    # DAP timestamps always carry `Z`; other taps' timestamps are parsed by the server (lenient).
+    "timestamp": (_AWARE, "timestamptz"), "timestamptz": (str, "text"),
+    "date": (dt.date, "date"), "time": (str, "text"), "interval": (str, "text"),
+    "uuid": (uuid.UUID, "uuid"), "inet": (str, "text"),
+    # Raw JSON bytes go through bytea untouched; the server parses them into jsonb.
+    "json": (msgspec.Raw, "bytea"),
+}
+
+
+def pg_conninfo(url: str) -> str:
+    """Turn a SQLAlchemy-style URL (`postgresql+psycopg://…`) into a libpq URI."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"not a PostgreSQL URL (scheme {parts.scheme!r})")
+    query = parts.query.replace("ssl=", "sslmode=") if "sslmode=" not in parts.query else (
+        parts.query)
+    return urlunsplit(("postgresql", parts.netloc, parts.path, query, ""))
+
+
+def redact(text: str, url: str) -> str:
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+
+    def __init__(self, url: str):
+        self._url = url
+        self._conninfo = pg_conninfo(url)
+        parts = urlsplit(url)
+        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        self._conn: psycopg.Connection | None = None
+        self._schemas: PgSchemaManager | None = None
+        self._temp_tables: dict[int, str] = {}
+        self._statements: dict[tuple[int, bool], tuple[sql.Composed, ...]] = {}
+
+    # --- decoding ---------------------------------------------------------------------------
+
+    def field_type(self, column: Column, layout: TableLayout) -> Any:
+        return self._decode_type(column.type, layout)
+
+    def _decode_type(self, sql_type: SqlType, layout: TableLayout) -> Any:
+        if sql_type.kind == "array":
+            # psycopg dumps lists in Python (slow); raw JSON is converted on the server instead.
+            return msgspec.Raw
+        base = _LOAD_TYPES[sql_type.kind][0]
+        return constrained(base, sql_type, layout)
+
+    @staticmethod
+    def _copy_type(sql_type: SqlType) -> str:
+        return "bytea" if sql_type.kind == "array" else _LOAD_TYPES[sql_type.kind][1]
+
+    # --- connection -------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        if self._conn is None:
+            self.connect()
+        assert self._conn is not None
+        return self._conn
+
+    def connect(self) -> None:
+        try:
+            self._conn = psycopg.connect(self._conninfo, autocommit=False, connect_timeout=15,
+                                         application_name="target-dap-sql")
+        except psycopg.Error as exc:
+            first = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else
+                           type(exc).__name__, self._url)
+            raise DatabaseError(f"cannot connect to PostgreSQL at {self._where}: {first}"
+                                ) from None
+        self._conn.execute("SET TIME ZONE 'UTC'")
+        self._conn.commit()
+        self._schemas = PgSchemaManager(self._conn, self._run)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.rollback()
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def _run(self, what: str, fn: Any, *args: Any) -> Any:
+        """Run fn; on a database error roll back and raise one clear DatabaseError."""
+        try:
+            return fn(*args)
+        except psycopg.Error as exc:
+            if self._conn is not None and not self._conn.closed:
+                self._conn.rollback()
+            text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else
+                          type(exc).__name__, self._url)
+            raise DatabaseError(f"{what}: {text}") from None
+
+    # --- DDL --------------------------------------------------------------------------------
+
+    @property
+    def schemas(self) -> PgSchemaManager:
+        if self._schemas is None:
+            self.connect()
+        assert self._schemas is not None
+        return self._schemas
+
+    def ensure_meta_tables(self) -> None:
+        self.schemas.ensure_meta_tables()
+
+    def prepare_table(self, layout: TableLayout, *, drop_removed_columns: bool) -> None:
+        self.schemas.prepare_table(layout, layout.table, drop_removed_columns)
+        self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
+
+    def create_staging(self, layout: TableLayout) -> None:
+        self.schemas.create_staging(layout, self.staging_table(layout))
+
+    def read_meta_rows(self) -> list[MetaRow]:
+        return self.schemas.read_meta_rows()
+
+    # --- loading ----------------------------------------------------------------------------
+
+    def _temp_table(self, layout: TableLayout) -> str:
+        name = self._temp_tables.get(layout.uid)
+        if name is None:
+            name = f"_dap_load_{len(self._temp_tables) + 1}"
+            cols = [f"{quote(c.name)} {self._copy_type(c.type)}" for c in layout.record_columns]
+            cols.append('"_dap_deleted" bool')
+            self._run(f"creating the load table of {layout.stream}", self.conn.execute,
+                      f"CREATE TEMP TABLE {name} ({', '.join(cols)}) ON COMMIT DELETE ROWS")
+            self._temp_tables[layout.uid] = name
+        return name
+
+    def _load_expression(self, column: Column, layout: TableLayout) -> str:
+        ref, kind = f"s.{quote(column.name)}", column.type.kind
+        if column.source == "batched_at":
+            return "now()"
+        json_value = f"NULLIF(convert_from({ref}, 'UTF8')::jsonb, 'null'::jsonb)"
+        if kind == "json":
+            return json_value
+        target = self.schemas.column_type_ddl(column, layout)
+        if kind == "array":
+            # JSON array → native array, element by element (order kept), [] → '{}'.
+            element_type = target[:-2]
+            return (f"(SELECT COALESCE(array_agg(e.v::{element_type} ORDER BY e.n), '{{}}') "
+                    f"FROM jsonb_array_elements_text({json_value}) WITH ORDINALITY e(v, n) "
+                    f"HAVING {ref} IS NOT NULL AND {json_value} IS NOT NULL)")
+        if kind in ("enum", "timestamp", "timestamptz", "time", "interval", "inet"):
+            return f"{ref}::{target}"
+        return ref
+
+    def _statements_for(self, layout: TableLayout, staging: bool) -> tuple[sql.Composed, ...]:
+        cached = self._statements.get((layout.uid, staging))
+        if cached:
+            return cached
+        temp = self._temp_table(layout)
+        table = (f"{quote(layout.schema or 'public')}."
+                 f"{quote(self.staging_table(layout) if staging else layout.table)}")
+        names = [quote(c.name) for c in layout.columns]
+        exprs = [self._load_expression(c, layout) for c in layout.columns]
+        copy_cols = ", ".join([quote(c.name) for c in layout.record_columns] + ['"_dap_deleted"'])
+        copy = f"COPY {temp} ({copy_cols}) FROM STDIN (FORMAT BINARY)"
+        insert = (f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(exprs)} "
+                  f"FROM {temp} s WHERE NOT s._dap_deleted")
+        keys = [quote(k) for k in layout.key_columns]
+        if keys:
+            updates = [f"{quote(c.name)} = EXCLUDED.{quote(c.name)}"
+                       for c in layout.value_columns]
+            insert += f" ON CONFLICT ({', '.join(keys)}) DO " + (
+                f"UPDATE SET {', '.join(updates)}" if updates else "NOTHING")
+        match = " AND ".join(f"t.{k} = s.{k}" for k in keys) or "false"
+        if layout.soft_delete:
+            deleted_at = self._load_expression(layout.column(DELETED_AT), layout)
+            delete = (f'UPDATE {table} t SET "_sdc_deleted_at" = COALESCE({deleted_at}, now()) '
+                      f"FROM {temp} s WHERE s._dap_deleted AND {match}")
+        else:
+            delete = f"DELETE FROM {table} t USING {temp} s WHERE s._dap_deleted AND {match}"
+        types = [self._copy_type(c.type) for c in layout.record_columns] + ["bool"]
+        result = (sql.SQL(copy), sql.SQL(insert), sql.SQL(delete), types)  # type: ignore[assignment]
+        self._statements[(layout.uid, staging)] = result  # type: ignore[assignment]
+        return result  # type: ignore[return-value]
+
+    def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
+        copy_sql, insert_sql, delete_sql, types = self._statements_for(layout, staging)
+        cur = self.conn.cursor()
+        with cur.copy(copy_sql) as copy:
+            copy.set_types(types)
+            write = copy.write_row
+            for row in batch.upserts:
+                write((*row, False))
+            for row in batch.deletes:
+                write((*row, True))
+        if batch.upserts:
+            cur.execute(insert_sql)
+        if batch.deletes:
+            cur.execute(delete_sql)
+
+    def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
+                    meta: MetaRow | None) -> None:
+        def run() -> None:
+            if len(batch):
+                self._apply(layout, batch, staging)
+            if meta is not None:
+                self.schemas.upsert_meta_row(meta)
+            self.conn.commit()
+
+        self._run(f"loading stream '{layout.stream}'", run)
+
+    def update_meta(self, meta: MetaRow) -> None:
+        def run() -> None:
+            self.schemas.upsert_meta_row(meta)
+            self.conn.commit()
+
+        self._run("updating instructure_dap.table_sync", run)
+
+    def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
+        def run() -> None:
+            if len(batch):
+                self._apply(layout, batch, True)
+            self.schemas.swap(layout, self.staging_table(layout))
+            if meta is not None:
+                self.schemas.upsert_meta_row(meta)
+            self.conn.commit()
+
+        self._run(f"replacing table of stream '{layout.stream}' by its snapshot", run)
+        logger.info("Snapshot of '%s' swapped in", layout.stream)
+        self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}

@@ -1,0 +1,119 @@
+"""Per-stream loading: decode, deduplicate (last action per key wins), flush, snapshot staging."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import msgspec
+
+from target_dap_sql.decoding import RecordDecoder
+from target_dap_sql.dialects.base import Batch, Dialect
+from target_dap_sql.layout import TableLayout
+from target_dap_sql.meta import Bookmark, MetaRow, bookmark_from_state, meta_row_for
+
+logger = logging.getLogger("target_dap_sql")
+
+_NO_BOOKMARK = object()
+
+
+class StreamSink:
+    """Buffers one stream's records between commits.
+
+    Records are kept as decoded row tuples keyed by their primary key, so a key's later action
+    replaces its earlier one and memory is bounded by the number of distinct keys per batch.
+    """
+
+    def __init__(self, layout: TableLayout, dialect: Dialect):
+        self.layout = layout
+        self.stream = layout.stream
+        self.dialect = dialect
+        self.decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+        self._keyed: dict[Any, tuple[tuple, bool]] = {}
+        self._appended: list[tuple] = []
+        self.committed_bookmark: Bookmark | None = None
+        #: Version of the snapshot being staged, or None when loading into the live table.
+        self.snapshot_version: int | None = None
+        #: The stream's bookmark as it stood when the snapshot began (what STATE may still say).
+        self.bookmark_before_snapshot: Any = _NO_BOOKMARK
+        self.rows_loaded = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._keyed) + len(self._appended)
+
+    @property
+    def in_snapshot(self) -> bool:
+        return self.snapshot_version is not None
+
+    def add(self, raw: bytes | msgspec.Raw) -> None:
+        key, row, deleted = self.decoder.decode(raw, self.stream)
+        if self.layout.key_columns:
+            self._keyed[key] = (row, deleted)
+        elif not deleted:
+            self._appended.append(row)
+
+    def _take(self) -> Batch:
+        upserts = [row for row, deleted in self._keyed.values() if not deleted]
+        deletes = [row for row, deleted in self._keyed.values() if deleted]
+        upserts.extend(self._appended)
+        self._keyed, self._appended = {}, []
+        return Batch(upserts, deletes)
+
+    def meta_for(self, state: Any) -> tuple[MetaRow | None, Bookmark | None]:
+        """The meta row to write with the next commit, if the stream's bookmark moved."""
+        if self.layout.dap is None or self.in_snapshot:
+            return None, None
+        bookmark = bookmark_from_state(state, self.stream)
+        if bookmark is None or bookmark == self.committed_bookmark:
+            return None, None
+        return meta_row_for(self.layout, bookmark), bookmark
+
+    def flush(self, state: Any) -> None:
+        """Commit the buffered records (and the meta row, if due) in one transaction."""
+        meta, bookmark = self.meta_for(state)
+        if not self.size and meta is None:
+            return
+        batch = self._take()
+        if len(batch) or meta is not None:
+            self.dialect.write_batch(self.layout, batch, staging=self.in_snapshot, meta=meta)
+        self.rows_loaded += len(batch)
+        if bookmark is not None:
+            self.committed_bookmark = bookmark
+        if len(batch):
+            logger.info("Committed %d rows (%d deletes) to '%s'%s", len(batch),
+                        len(batch.deletes), self.stream, " staging" if self.in_snapshot else "")
+
+    def begin_snapshot(self, version: int, state: Any) -> None:
+        self.flush(state)
+        self.snapshot_version = version
+        bookmarks = (state or {}).get("bookmarks", {}) if isinstance(state, dict) else {}
+        if self.stream in bookmarks:
+            self.bookmark_before_snapshot = copy.deepcopy(bookmarks[self.stream])
+        elif self.committed_bookmark is not None:
+            # No STATE yet in this run: what the meta row says is committed.
+            self.bookmark_before_snapshot = self.committed_bookmark.as_state_entry()
+        else:
+            self.bookmark_before_snapshot = _NO_BOOKMARK
+        self.dialect.create_staging(self.layout)
+        logger.info("Snapshot of '%s' (version %s) loads into a staging table", self.stream,
+                    version)
+
+    def end_snapshot(self, state: Any) -> None:
+        batch = self._take()
+        self.snapshot_version = None
+        meta, bookmark = self.meta_for(state)
+        self.dialect.swap_staging(self.layout, batch, meta)
+        self.rows_loaded += len(batch)
+        self.bookmark_before_snapshot = _NO_BOOKMARK
+        if bookmark is not None:
+            self.committed_bookmark = bookmark
+
+    def state_entry(self) -> Any:
+        """What the emitted STATE may say for this stream while a snapshot is unfinished."""
+        return self.bookmark_before_snapshot
+
+    @staticmethod
+    def is_unset(entry: Any) -> bool:
+        return entry is _NO_BOOKMARK

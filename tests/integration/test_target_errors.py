@@ -1,0 +1,167 @@
+"""Bad input and crashes: one clear error line, non-zero exit, nothing uncommitted kept, and STATE
+never ahead of the database. Drives the real `target-dap-sql` console script."""
+
+from __future__ import annotations
+
+import json
+import select
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.target.dap_messages import (
+    TARGET,
+    activate,
+    jsonl,
+    record,
+    run_cli,
+    singer_schema,
+    state,
+    submission,
+    submissions_schema,
+)
+from tests.unit.target.target_db import TargetDb, db_fixture  # noqa: F401 (fixture)
+
+S = "canvas-submissions"
+SCHEMA = singer_schema("canvas", "submissions", 1, submissions_schema(1))
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "| ERROR" in line]
+
+
+def _rows(path: Path) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute('SELECT "id", "grade" FROM "canvas__submissions" ORDER BY 1').fetchall()
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        (b'{"type": "RECORD", "stream": \n', "line 4: not a valid Singer message: "
+         "Input data was truncated"),
+        (jsonl([record(S, {}, submission(9))]),
+         "line 4, stream 'canvas-submissions': record is missing key property 'id'"),
+        (jsonl([record(S, {"id": None}, submission(9))]),
+         "line 4, stream 'canvas-submissions': record is missing key property 'id'"),
+        (jsonl([record(S, {"id": 9}, submission(9, attempt="two"))]),
+         "line 4, stream 'canvas-submissions': invalid record: Expected `int | null`, got `str` - "
+         "at `$.attempt`"),
+        (jsonl([record(S, {"id": 9}, submission(9, workflow_state="bogus"))]),
+         "line 4, stream 'canvas-submissions': invalid record: Invalid enum value 'bogus' - "
+         "at `$.workflow_state`"),
+        (jsonl([record("canvas-users", {"id": 9}, {})]),
+         "line 4, stream 'canvas-users': RECORD before any SCHEMA for this stream"),
+        (b'{"type": "SURPRISE"}\n', "line 4: unknown message type 'SURPRISE'"),
+    ],
+)
+def test_bad_input_fails_with_one_line_and_commits_nothing_of_the_batch(
+    tmp_path: Path, bad_line: bytes, message: str
+) -> None:
+    data = jsonl([SCHEMA, record(S, {"id": 1}, submission(1)),
+                  state({S: ("2024-01-02T00:00:00Z", 1)})]) + bad_line
+    data += jsonl([record(S, {"id": 2}, submission(2))])
+    run = run_cli({"sqlalchemy_url": "sqlite:///dap.db"}, data, tmp_path)
+    assert run.returncode == 1
+    assert [line.split("| ", 3)[-1] for line in _error_lines(run.stderr)] == [
+        f"target-dap-sql: {message}"]
+    assert "Traceback" not in run.stderr
+    assert run.states == []
+    assert _rows(tmp_path / "dap.db") == []
+
+
+def test_failure_keeps_earlier_commits_and_state_never_passes_them(tmp_path: Path) -> None:
+    data = jsonl([SCHEMA, record(S, {"id": 1}, submission(1)), record(S, {"id": 2}, submission(2)),
+                  state({S: ("2024-01-02T00:00:00Z", 1)}), record(S, {"id": 3}, submission(3)),
+                  record(S, {"id": 4}, submission(4, attempt=2**40))])
+    run = run_cli({"sqlalchemy_url": "sqlite:///dap.db", "batch_size_rows": 2}, data, tmp_path)
+    assert run.returncode == 1
+    assert "Expected `int` <= 2147483647 - at `$.attempt`" in run.stderr
+    assert _rows(tmp_path / "dap.db") == [(1, "A1"), (2, "A2")]
+    assert run.states == []
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://root:hunter2@localhost/db",
+         "sqlalchemy_url: MySQL/MariaDB is not supported yet (use sqlite:/// or postgresql://)"),
+        ("oracle://scott:hunter2@host/db",
+         "sqlalchemy_url has scheme 'oracle'; expected sqlite:///PATH or "
+         "postgresql://USER@HOST:PORT/DB"),
+        ("postgresql://u:hunter2@127.0.0.1:notaport/db",
+         "sqlalchemy_url is not a valid PostgreSQL URL: Port could not be cast to integer "
+         "value as 'notaport'"),
+        ("sqlite:///no/such/dir/dap.db",
+         "cannot open SQLite database no/such/dir/dap.db: its directory does not exist"),
+        ("postgresql://u:hunter2@127.0.0.1:1/db",
+         "cannot connect to PostgreSQL at 127.0.0.1:1/db: connection failed: connection to "
+         "server at \"127.0.0.1\", port 1 failed: Connection refused"),
+    ],
+)
+def test_bad_or_unreachable_database(tmp_path: Path, url: str, message: str) -> None:
+    run = run_cli({"sqlalchemy_url": url}, [SCHEMA, record(S, {"id": 1}, submission(1))],
+                  tmp_path)
+    assert run.returncode == 1
+    assert [line.split("| ", 3)[-1] for line in _error_lines(run.stderr)] == [
+        f"target-dap-sql: {message}"]
+    assert "hunter2" not in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_kill_9_mid_stream_then_rerun_gives_the_same_database(db: TargetDb,
+                                                             tmp_path: Path) -> None:
+    first_part = [SCHEMA, activate(S, 1), *[record(S, {"id": i}, submission(i))
+                                            for i in range(1, 31)], activate(S, 1),
+                  state({S: ("2024-01-01T00:00:00Z", 1)})]
+    second_part = [*[record(S, {"id": i}, submission(i, grade="u")) for i in range(20, 40)],
+                   record(S, {"id": 1}, action="D"), state({S: ("2024-01-02T00:00:00Z", 1)})]
+    config_path = tmp_path / "config.json"
+    # batch_max_seconds=0: every message after the STATE is a commit point, so the STATE line
+    # appears while the process is still reading.
+    config_path.write_text(json.dumps({"sqlalchemy_url": db.url, "batch_max_seconds": 0}))
+    proc = subprocess.Popen([TARGET, "--config", str(config_path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(jsonl(first_part) + jsonl(second_part[:1]))
+    proc.stdin.flush()
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    assert ready, "the target wrote no STATE line"
+    emitted = json.loads(proc.stdout.readline())
+    proc.stdin.write(jsonl(second_part[1:10]))
+    proc.stdin.flush()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert emitted == {"bookmarks": {S: {"timestamp": "2024-01-01T00:00:00Z",
+                                         "schema_version": 1}}}
+    # The meta row is exactly at the emitted STATE; the snapshot rows are all there.
+    assert db.meta_rows()[0][2] == db.timestamp("2024-01-01 00:00:00")
+    assert {r[0] for r in db.rows("canvas", "submissions", '"id"')} >= set(range(1, 31))
+
+    rerun = run_cli({"sqlalchemy_url": db.url}, [SCHEMA, *second_part], tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    after_crash = db.dump()
+
+    clean = _fresh_clean_run(db, tmp_path, first_part + second_part)
+    assert after_crash == clean
+
+
+def _fresh_clean_run(db: TargetDb, tmp_path: Path, messages: list[dict[str, Any]]) -> Any:
+    """The same input applied once, without a crash, to an empty database of the same kind."""
+    if db.kind == "sqlite":
+        other = TargetDb("sqlite", f"sqlite:///{tmp_path / 'clean.db'}", tmp_path / "clean.db")
+    else:
+        import psycopg
+
+        name = db.url.rsplit("/", 1)[1] + "_clean"
+        admin = db.url.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        other = TargetDb("postgres", db.url.rsplit("/", 1)[0] + "/" + name)
+    run = run_cli({"sqlalchemy_url": other.url}, messages, tmp_path)
+    assert run.returncode == 0, run.stderr
+    return other.dump()

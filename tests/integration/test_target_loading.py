@@ -1,0 +1,226 @@
+"""target-dap-sql semantics against real databases (SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from tests.unit.target.dap_messages import (
+    activate,
+    record,
+    run_cli,
+    run_in_process,
+    singer_schema,
+    state,
+    submission,
+    submissions_schema,
+    web_logs_schema,
+)
+from tests.unit.target.target_db import TargetDb, db_fixture  # noqa: F401 (fixture)
+
+S = "canvas-submissions"
+SCHEMA_V1 = singer_schema("canvas", "submissions", 1, submissions_schema(1))
+
+
+def _grades(db: TargetDb) -> list[tuple]:
+    return db.rows("canvas", "submissions", '"id", "grade"')
+
+
+def test_upserts_deletes_and_last_action_per_key_wins(db: TargetDb) -> None:
+    messages = [
+        SCHEMA_V1,
+        *[record(S, {"id": i}, submission(i)) for i in range(1, 6)],
+        record(S, {"id": 1}, submission(1, grade="B")),       # updated
+        record(S, {"id": 2}, action="D"),                       # deleted
+        record(S, {"id": 3}, submission(3, grade="C")),        # updated, then deleted
+        record(S, {"id": 3}, action="D"),
+        record(S, {"id": 4}, action="D"),                       # deleted, then re-inserted
+        record(S, {"id": 4}, submission(4, grade="D")),
+        record(S, {"id": 99}, action="D"),                      # deleting a missing key: no-op
+        state({S: ("2024-01-15T12:00:00Z", 1)}),
+    ]
+    states = run_in_process({"sqlalchemy_url": db.url}, messages)
+    assert _grades(db) == [(1, "B"), (4, "D"), (5, "A5")]
+    assert states == [{"bookmarks": {S: {"timestamp": "2024-01-15T12:00:00Z",
+                                         "schema_version": 1}}}]
+
+    # The same keys in a later batch (the table already holds them): full-row replacement.
+    run_in_process({"sqlalchemy_url": db.url}, [
+        SCHEMA_V1,
+        record(S, {"id": 5}, {"workflow_state": "graded"}),
+        record(S, {"id": 1}, action="D"),
+    ])
+    assert db.rows("canvas", "submissions", '"id", "grade", "workflow_state"') == [
+        (4, "D", "submitted"), (5, None, "graded")]
+
+
+def test_values_round_trip(db: TargetDb) -> None:
+    run_in_process({"sqlalchemy_url": db.url}, [SCHEMA_V1, record(S, {"id": 7}, submission(7))])
+    (row,) = db.rows("canvas", "submissions")
+    if db.kind == "postgres":
+        import uuid
+        from datetime import datetime
+
+        assert row == (7, 1007, 1, "submitted", "A7", 9.5, False,
+                       datetime(2024, 1, 5, 10, 0, 0, 123456),
+                       uuid.UUID("00000000-0000-4000-8000-000000000007"), "essay 7",
+                       {"kind": "video", "size": 7}, ["late", "ü"])
+    else:
+        assert row == (7, 1007, 1, "submitted", "A7", 9.5, 0, "2024-01-05 10:00:00.123456",
+                       "00000000-0000-4000-8000-000000000007", "essay 7",
+                       '{"kind":"video","size":7}', '["late","ü"]')
+
+
+def _snapshot(version: int, ids: range, grade: str) -> list[dict[str, Any]]:
+    return [activate(S, version),
+            *[record(S, {"id": i}, submission(i, grade=grade)) for i in ids],
+            activate(S, version)]
+
+
+def test_snapshot_replaces_the_table_atomically(db: TargetDb) -> None:
+    run_in_process({"sqlalchemy_url": db.url},
+                   [SCHEMA_V1, *_snapshot(1, range(1, 6), "old"),
+                    state({S: ("2024-01-01T00:00:00Z", 1)})])
+    assert _grades(db) == [(i, "old") for i in range(1, 6)]
+
+    seen_during_load: list[list[tuple]] = []
+
+    def second_snapshot() -> Iterator[dict[str, Any]]:
+        yield SCHEMA_V1
+        for i, message in enumerate(_snapshot(2, range(3, 9), "new")):
+            if i == 5:  # after two staged commits of batch_size_rows=2
+                seen_during_load.append(_grades(db))
+            yield message
+        yield state({S: ("2024-02-01T00:00:00Z", 1)})
+
+    run_in_process({"sqlalchemy_url": db.url, "batch_size_rows": 2}, second_snapshot())
+    assert seen_during_load == [[(i, "old") for i in range(1, 6)]]
+    assert _grades(db) == [(i, "new") for i in range(3, 9)]
+    assert db.meta_rows()[0][2] == db.timestamp("2024-02-01 00:00:00")
+
+
+def test_unfinished_snapshot_leaves_live_table_and_state_alone(db: TargetDb) -> None:
+    run_in_process({"sqlalchemy_url": db.url},
+                   [SCHEMA_V1, *_snapshot(1, range(1, 3), "old"),
+                    state({S: ("2024-01-01T00:00:00Z", 1)})])
+    # The tap died mid-snapshot: no final ACTIVATE_VERSION, yet a STATE claiming a new bookmark.
+    states = run_in_process({"sqlalchemy_url": db.url, "batch_size_rows": 1}, [
+        SCHEMA_V1, activate(S, 2), record(S, {"id": 9}, submission(9)),
+        state({S: ("2024-03-01T00:00:00Z", 1)}), record(S, {"id": 10}, submission(10)),
+    ])
+    assert _grades(db) == [(1, "old"), (2, "old")]
+    assert states == [{"bookmarks": {S: {"timestamp": "2024-01-01T00:00:00Z",
+                                         "schema_version": 1}}}]
+    assert db.meta_rows()[0][2] == db.timestamp("2024-01-01 00:00:00")
+
+
+def test_canvas_logs_snapshot_merges_duplicate_keys(db: TargetDb) -> None:
+    logs = singer_schema("canvas_logs", "web_logs", 1, web_logs_schema())
+    w = "canvas_logs-web_logs"
+
+    def hit(i: str, url: str) -> dict[str, Any]:
+        return record(w, {"id": i}, {"url": url, "http_method": "get",
+                                     "timestamp": "2024-01-01T00:00:00Z"})
+
+    run_in_process({"sqlalchemy_url": db.url}, [
+        logs, activate(w, 1), hit("a", "/1"), hit("b", "/2"), activate(w, 1),
+        state({w: ("2024-01-02T00:00:00Z", 1)})])
+    # A later snapshot (30-day window) lacks "a" and repeats "b" twice: history is kept.
+    run_in_process({"sqlalchemy_url": db.url}, [
+        logs, activate(w, 2), hit("b", "/2-first"), hit("c", "/3"), hit("b", "/2-last"),
+        activate(w, 2), state({w: ("2024-02-02T00:00:00Z", 1)})])
+    assert db.rows("canvas_logs", "web_logs", '"id", "url"') == [
+        ("a", "/1"), ("b", "/2-last"), ("c", "/3")]
+
+
+def test_schema_evolution_keeps_data(db: TargetDb) -> None:
+    run_in_process({"sqlalchemy_url": db.url},
+                   [SCHEMA_V1, record(S, {"id": 1}, submission(1))])
+    v2 = singer_schema("canvas", "submissions", 2, submissions_schema(2))
+    run_in_process({"sqlalchemy_url": db.url}, [
+        v2, record(S, {"id": 2}, submission(2, workflow_state="pending_review",
+                                            grade="x" * 600, late_days=3))])
+    v3 = singer_schema("canvas", "submissions", 3, submissions_schema(3))
+    run_in_process({"sqlalchemy_url": db.url}, [
+        v3, record(S, {"id": 3}, {k: v for k, v in submission(3).items() if k != "body"}),
+        state({S: ("2024-03-01T00:00:00Z", 3)})])
+    assert db.rows("canvas", "submissions",
+                   '"id", "workflow_state", length("grade"), "late_days", "body"') == [
+        (1, "submitted", 2, None, "essay 1"),
+        (2, "pending_review", 600, 3, "essay 2"),
+        (3, "submitted", 2, None, None),
+    ]
+    assert db.meta_rows()[0][3] == 3
+
+
+def test_meta_row_and_database_version_contents(db: TargetDb) -> None:
+    run_in_process({"sqlalchemy_url": db.url}, [
+        SCHEMA_V1, *_snapshot(1, range(1, 3), "g"),
+        state({S: ("2024-01-15T12:00:00.123456Z", 1)}),
+    ])
+    assert db.meta_rows() == [("canvas", "submissions", db.timestamp("2024-01-15 12:00:00.123456"),
+                               1, "canvas", "submissions", "json")]
+    expected_description = submissions_schema(1)
+    del expected_description["properties"]["meta"]
+    (description,) = db.query(f'SELECT "schema_description" FROM {db.meta_table()}')[0]
+    assert description == json.dumps(expected_description, ensure_ascii=False,
+                                      separators=(",", ":"))
+    assert db.query('SELECT "version" FROM '
+                    f'{db.table("instructure_dap", "database_version")}') == [(1,)]
+
+    # An incremental later moves the same row (same id), never adds a second one.
+    run_in_process({"sqlalchemy_url": db.url}, [
+        SCHEMA_V1, record(S, {"id": 1}, action="D"),
+        state({S: ("2024-01-16T00:00:00Z", 1)})])
+    assert db.query(f'SELECT "id", "timestamp" FROM {db.meta_table()}') == [
+        (1, db.timestamp("2024-01-16 00:00:00"))]
+
+
+def test_generic_stream_gets_generic_table_and_no_meta_row(db: TargetDb) -> None:
+    schema = {"type": "SCHEMA", "stream": "shop-orders", "key_properties": ["id"],
+              "schema": {"properties": {"id": {"type": "integer"},
+                                        "items": {"type": "array"},
+                                        "note": {"type": ["string", "null"]}}}}
+    run_in_process({"sqlalchemy_url": db.url}, [
+        schema,
+        {"type": "RECORD", "stream": "shop-orders",
+         "record": {"id": 1, "items": [{"sku": "x"}], "note": None}},
+        {"type": "STATE", "value": {"bookmarks": {"shop-orders": {"x": 1}}}},
+    ])
+    rows = db.rows("shop", "orders")
+    assert rows == [(1, [{"sku": "x"}], None)] if db.kind == "postgres" else [
+        (1, '[{"sku":"x"}]', None)]
+    meta_exists = db.query(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'instructure_dap__table_sync'"
+        if db.kind == "sqlite" else
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'instructure_dap'")
+    assert meta_exists == [(0,)]
+
+
+def test_soft_delete_when_hard_delete_is_off(db: TargetDb) -> None:
+    run_in_process({"sqlalchemy_url": db.url, "hard_delete": False}, [
+        SCHEMA_V1, record(S, {"id": 1}, submission(1)), record(S, {"id": 2}, submission(2))])
+    run_in_process({"sqlalchemy_url": db.url, "hard_delete": False}, [
+        SCHEMA_V1, record(S, {"id": 2}, action="D", ts="2024-02-02T02:02:02Z")])
+    assert db.rows("canvas", "submissions", '"id", "grade", "_sdc_deleted_at"') == [
+        (1, "A1", None), (2, "A2", db.timestamp("2024-02-02 02:02:02"))]
+
+
+def test_replaying_the_same_input_gives_the_same_database(db: TargetDb, tmp_path) -> None:
+    messages = [
+        SCHEMA_V1, *_snapshot(1, range(1, 20), "s"), state({S: ("2024-01-01T00:00:00Z", 1)}),
+        *[record(S, {"id": i}, submission(i, grade="u")) for i in range(5, 25)],
+        *[record(S, {"id": i}, action="D") for i in range(1, 4)],
+        state({S: ("2024-01-02T00:00:00Z", 1)}),
+    ]
+    config = {"sqlalchemy_url": db.url, "batch_size_rows": 7}
+    first = run_cli(config, messages, tmp_path)
+    assert first.returncode == 0, first.stderr
+    after_first = db.dump()
+    second = run_cli(config, messages, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert db.dump() == after_first
+    assert first.states == second.states == [
+        {"bookmarks": {S: {"timestamp": "2024-01-02T00:00:00Z", "schema_version": 1}}}]
+    assert len(db.rows("canvas", "submissions")) == 21
