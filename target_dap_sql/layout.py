@@ -24,6 +24,13 @@ MERGING_NAMESPACES = frozenset({"canvas_logs"})
 DELETED_AT = "_sdc_deleted_at"
 _layout_ids = itertools.count(1)
 BATCHED_AT = "_sdc_batched_at"
+#: The record-metadata columns singer-sdk targets add (`add_record_metadata`). Upstream mappers
+#: may have declared them; they are Singer bookkeeping, not data, and stay out of the table unless
+#: this target adds its own. Any other `_sdc_*` property (tap-jsonl's `_sdc_filename`, …) is data.
+SDK_METADATA_COLUMNS = frozenset({
+    "_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", DELETED_AT, "_sdc_sequence",
+    "_sdc_table_version", "_sdc_sync_started_at",
+})
 
 
 @dataclass(frozen=True)
@@ -300,8 +307,8 @@ def _generic_layout(stream: str, schema: dict, keys: list[str], options: LayoutO
         raise SchemaError(f"key properties {missing} are not in the schema", stream=stream)
     columns = []
     for name, node in props.items():
-        if name.startswith("_sdc_"):
-            continue  # like SDK targets: Singer metadata is not data unless asked for
+        if name in SDK_METADATA_COLUMNS:
+            continue  # added back by build_layout when add_record_metadata asks for it
         if not isinstance(node, dict):
             raise SchemaError(f"property '{name}' is not a JSON Schema object", stream=stream)
         sql_type, nullable = _generic_type(node)
@@ -326,6 +333,8 @@ def _generic_type(node: dict[str, Any]) -> tuple[SqlType, bool]:
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     nullable = "null" in kinds or not kinds
     kinds = [k for k in kinds if k != "null"]
+    if sorted(kinds) == ["integer", "number"]:
+        kinds = ["number"]  # every integer is a number: keep a numeric column, not JSON text
     if len(kinds) != 1:
         return SqlType("json"), True
     kind, fmt = kinds[0], node.get("format")

@@ -49,7 +49,8 @@ class TargetDapSQL(Target):
         th.Property("sqlalchemy_url", th.StringType, secret=True, default="sqlite:///dap.db",
                     title="Database URL",
                     description="sqlite:///PATH (default: dap.db in the working directory) or "
-                    "postgresql://USER:PASSWORD@HOST:PORT/DB (postgresql+psycopg:// also works)."),
+                    "postgresql://USER:PASSWORD@HOST:PORT/DB (postgresql+psycopg:// also works) or "
+                    "mysql://USER:PASSWORD@HOST:PORT/DB (MariaDB >= 10.5, MySQL >= 8.0)."),
         th.Property("default_target_schema", th.StringType,
                     description="Schema (PostgreSQL) or table prefix (SQLite) for every stream, "
                     "instead of the DAP namespace / the stream name's prefix."),
@@ -227,4 +228,14 @@ class TargetDapSQL(Target):
             sys.exit(1)
 
 
-cli = TargetDapSQL.cli
+def cli() -> None:
+    """`target-dap-sql [--config …]` loads Singer messages; `target-dap-sql drop|list|…` manages.
+
+    Admin commands are recognised before the SDK's click command sees argv, so the SDK's own
+    options and behaviour stay exactly as they are.
+    """
+    from target_dap_sql.admin import admin_command, main
+
+    if admin_command(sys.argv[1:]) is not None:
+        sys.exit(main(sys.argv[1:]))
+    TargetDapSQL.cli()

@@ -28,8 +28,9 @@ def dialect_for_url(url: str) -> Dialect:
         except ValueError as exc:  # e.g. a non-numeric port
             raise ConfigError(f"sqlalchemy_url is not a valid PostgreSQL URL: {exc}") from None
     if scheme in ("mysql", "mariadb"):
-        raise ConfigError("sqlalchemy_url: MySQL/MariaDB is not supported yet "
-                          "(use sqlite:/// or postgresql://)")
+        from target_dap_sql.dialects.mysql import MySqlDialect
+
+        return MySqlDialect(url)
     shown = f"scheme {scheme!r}" if scheme else "no scheme"
     raise ConfigError(f"sqlalchemy_url has {shown}; expected sqlite:///PATH or "
-                      "postgresql://USER@HOST:PORT/DB")
+                      "postgresql://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB")

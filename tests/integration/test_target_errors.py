@@ -89,10 +89,11 @@ def test_failure_keeps_earlier_commits_and_state_never_passes_them(tmp_path: Pat
     ("url", "message"),
     [
         ("mysql://root:hunter2@localhost/db",
-         "sqlalchemy_url: MySQL/MariaDB is not supported yet (use sqlite:/// or postgresql://)"),
+         "cannot connect to MySQL at localhost:3306/db: Can't connect to MySQL server on "
+         "'localhost' ([Errno 111] Connection refused)"),
         ("oracle://scott:hunter2@host/db",
          "sqlalchemy_url has scheme 'oracle'; expected sqlite:///PATH or "
-         "postgresql://USER@HOST:PORT/DB"),
+         "postgresql://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB"),
         ("postgresql://u:hunter2@127.0.0.1:notaport/db",
          "sqlalchemy_url is not a valid PostgreSQL URL: Port could not be cast to integer "
          "value as 'notaport'"),

@@ -1,0 +1,275 @@
+"""MySQL/MariaDB DDL: the official `<ns>__<table>` layout, inline ENUMs, meta tables, evolution.
+
+The DDL mirrors what the official replicator creates on MySQL (DAP_PROTOCOL.md §3.2/§3.3), so
+the official `dap` CLI can `syncdb`/`listdb`/`dropdb` a database we created, and the other way
+round. MySQL has no schemas: a table lives in the connection's database as `<schema>__<table>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from target_dap_sql.dialects.base import logger, quote, widened
+from target_dap_sql.layout import Column, SqlType, TableLayout
+from target_dap_sql.meta import (
+    DATABASE_VERSION,
+    DATABASE_VERSION_COLUMN_COMMENT,
+    DATABASE_VERSION_COMMENT,
+    META_NAMESPACE,
+    TABLE_SYNC_COLUMN_COMMENTS,
+    TABLE_SYNC_COMMENT,
+    MetaRow,
+)
+
+META_TABLE = f"{META_NAMESPACE}__table_sync"
+VERSION_TABLE = f"{META_NAMESPACE}__database_version"
+META_COLUMNS = ("source_namespace", "source_table", "timestamp", "schema_version",
+                "target_schema", "target_table", "schema_description_format",
+                "schema_description")
+MAX_IDENTIFIER = 64
+#: MySQL refuses longer column comments (the official generator fails on them; we cut them).
+MAX_COLUMN_COMMENT = 1024
+MAX_TABLE_COMMENT = 2048
+
+_SIMPLE_DDL = {
+    "smallint": "smallint", "integer": "integer", "bigint": "bigint",
+    # `real` is what the official generator writes for float32; MySQL stores it as double.
+    "real": "real", "double": "double",
+    # A JSON number of another tap: decimal without precision would be decimal(10,0) in MySQL.
+    "numeric": "double",
+    "boolean": "tinyint", "text": "mediumtext",
+    "timestamp": "datetime", "timestamptz": "datetime(6)", "date": "date", "time": "time",
+    # MySQL has no interval/inet types (the official generator emits invalid DDL for them).
+    "interval": "varchar(64)", "inet": "varchar(45)",
+    "uuid": "binary(16)", "json": "json", "array": "json",
+}
+_ENUM_CHARSET = "CHARACTER SET ascii COLLATE ascii_bin"
+
+
+class ExistingColumn(NamedTuple):
+    column_type: str  # information_schema.columns.column_type, lower case
+    not_null: bool
+    comment: str
+    default: str | None
+
+
+def table_name(layout: TableLayout, table: str | None = None) -> str:
+    table = table or layout.table
+    return f"{layout.schema}__{table}" if layout.schema else table
+
+
+def staging_name(live: str, suffix: str) -> str:
+    """A staging table name within MySQL's 64-character identifier limit."""
+    name = live + suffix
+    if len(name) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha1(live.encode()).hexdigest()[:10]
+    return f"{live[:MAX_IDENTIFIER - len(digest) - 7]}__stg_{digest}"
+
+
+def literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def type_ddl(column: Column, layout: TableLayout) -> str:
+    sql_type = column.type
+    kind = sql_type.kind
+    if kind == "enum":
+        if not layout.enum_native:
+            return "mediumtext"
+        labels = ", ".join(literal(v) for v in sql_type.labels)
+        return f"ENUM ({labels}) {_ENUM_CHARSET}"
+    if kind == "varchar":
+        length = sql_type.length or 0
+        if length >= 2**24:
+            return "longtext"
+        return f"varchar({length})" if length < 65536 else "mediumtext"
+    if kind == "char":
+        return f"char({sql_type.length})"
+    if kind == "decimal":
+        return f"decimal({sql_type.precision}, {sql_type.scale})"
+    if kind == "text" and column.name in layout.key_columns:
+        return "varchar(255)"  # MySQL cannot index a whole text column
+    return _SIMPLE_DDL[kind]
+
+
+def _parse_existing(column_type: str) -> SqlType:
+    """The neutral type of an existing column (only as precise as widening needs)."""
+    if m := re.fullmatch(r"(varchar|char)\((\d+)\)", column_type):
+        return SqlType(m.group(1), length=int(m.group(2)))
+    base = re.sub(r"\(\d+\)", "", column_type).strip()
+    simple = {"smallint": "smallint", "int": "integer", "bigint": "bigint", "float": "real",
+              "double": "double", "mediumtext": "text", "longtext": "text", "text": "text"}
+    return SqlType(simple.get(base, "other:" + base))
+
+
+def _canonical(ddl: str) -> str:
+    """A type spelling comparable between our DDL and information_schema (MySQL or MariaDB)."""
+    ddl = re.sub(r"^(tinyint|smallint|int|bigint)\(\d+\)", r"\1", ddl.lower().strip())
+    # MariaDB reports json as longtext; `integer`/`real` are aliases.
+    return {"integer": "int", "real": "double", "json": "longtext"}.get(ddl, ddl)
+
+
+def _enum_labels(column_type: str) -> list[str]:
+    inner = column_type[column_type.index("(") + 1: column_type.rindex(")")]
+    return [m.replace("''", "'") for m in re.findall(r"'((?:[^']|'')*)'", inner)]
+
+
+def _column_comment(text: str | None) -> str | None:
+    if not text:
+        return None
+    return text.splitlines()[0][:MAX_COLUMN_COMMENT]
+
+
+class MySqlSchemaManager:
+    """DDL and meta-table statements; `execute(sql, params)` runs one statement."""
+
+    def __init__(self, execute: Callable[..., Any], query: Callable[..., list[tuple]]):
+        self._exec = execute
+        self._query = query
+
+    # --- meta tables ------------------------------------------------------------------------
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self._query(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() "
+            "AND table_name = %s", (name,)))
+
+    def ensure_meta_tables(self) -> None:
+        if not self.table_exists(VERSION_TABLE):
+            self._exec(
+                f'CREATE TABLE "{VERSION_TABLE}" ("version" bigint NOT NULL AUTO_INCREMENT '
+                f"COMMENT {literal(DATABASE_VERSION_COLUMN_COMMENT)}, "
+                f'CONSTRAINT "pk_{VERSION_TABLE}" PRIMARY KEY ("version")) '
+                f"COMMENT = {literal(DATABASE_VERSION_COMMENT)}")
+        if not self.table_exists(META_TABLE):
+            comments = {c: f" COMMENT {literal(t)}" for c, t in TABLE_SYNC_COLUMN_COMMENTS.items()}
+            self._exec(
+                f'CREATE TABLE "{META_TABLE}" ("id" bigint NOT NULL AUTO_INCREMENT, '
+                f'"source_namespace" varchar(64) NOT NULL{comments["source_namespace"]}, '
+                f'"source_table" varchar(64) NOT NULL{comments["source_table"]}, '
+                f'"timestamp" datetime NOT NULL{comments["timestamp"]}, '
+                f'"schema_version" bigint NOT NULL{comments["schema_version"]}, '
+                f'"target_schema" varchar(64){comments["target_schema"]}, '
+                f'"target_table" varchar(64) NOT NULL{comments["target_table"]}, '
+                f'"schema_description_format" varchar(64) NOT NULL'
+                f'{comments["schema_description_format"]}, '
+                f'"schema_description" mediumtext NOT NULL{comments["schema_description"]}, '
+                f'CONSTRAINT "pk_{META_TABLE}" PRIMARY KEY ("id")) '
+                f"COMMENT = {literal(TABLE_SYNC_COMMENT)}")
+        # Without version 1 the official client truncates table_sync on its first run.
+        self._exec(f'INSERT INTO "{VERSION_TABLE}" ("version") VALUES (%s) '
+                   'ON DUPLICATE KEY UPDATE "version" = VALUES("version")', (DATABASE_VERSION,))
+
+    def upsert_meta_row(self, meta: MetaRow) -> None:
+        # `datetime` keeps whole seconds and MySQL would ROUND a fraction (possibly up, past
+        # changes the next incremental query must still return): cut it off ourselves.
+        values = [getattr(meta, c) for c in META_COLUMNS]
+        values[2] = meta.timestamp.replace(microsecond=0)
+        sets = ", ".join(f"{quote(c)} = %s" for c in META_COLUMNS)
+        found = self._query(f'SELECT "id" FROM "{META_TABLE}" WHERE "source_namespace" = %s '
+                            'AND "source_table" = %s', (meta.source_namespace, meta.source_table))
+        if found:
+            self._exec(f'UPDATE "{META_TABLE}" SET {sets} WHERE "id" = %s', (*values, found[0][0]))
+        else:
+            self._exec(f'INSERT INTO "{META_TABLE}" ({", ".join(map(quote, META_COLUMNS))}) '
+                       f"VALUES ({', '.join(['%s'] * len(META_COLUMNS))})", values)
+
+    def read_meta_rows(self) -> list[MetaRow]:
+        if not self.table_exists(META_TABLE):
+            return []
+        rows = self._query(f"SELECT {', '.join(map(quote, META_COLUMNS))} FROM "
+                           f'"{META_TABLE}" ORDER BY "id"')
+        return [MetaRow(**dict(zip(META_COLUMNS, r, strict=True))) for r in rows]
+
+    # --- tables -----------------------------------------------------------------------------
+
+    def existing_columns(self, table: str) -> dict[str, ExistingColumn]:
+        rows = self._query(
+            "SELECT column_name, LOWER(column_type), is_nullable = 'NO', column_comment, "
+            "column_default FROM information_schema.columns WHERE table_schema = DATABASE() "
+            "AND table_name = %s ORDER BY ordinal_position", (table,))
+        return {r[0]: ExistingColumn(r[1], bool(r[2]), r[3] or "", r[4]) for r in rows}
+
+    def column_ddl(self, column: Column, layout: TableLayout, *, not_null: bool | None = None,
+                   ddl_type: str | None = None) -> str:
+        ddl = f"{quote(column.name)} {ddl_type or type_ddl(column, layout)}"
+        if not_null if not_null is not None else not column.nullable:
+            ddl += " NOT NULL"
+        if column.default is not None:
+            ddl += f" DEFAULT {literal(column.default)}"
+        comment = _column_comment(column.comment)
+        if comment:
+            ddl += f" COMMENT {literal(comment)}"
+        return ddl
+
+    def create_table(self, layout: TableLayout) -> None:
+        name = table_name(layout)
+        parts = [self.column_ddl(c, layout) for c in layout.columns]
+        if layout.key_columns:
+            keys = ", ".join(map(quote, layout.key_columns))
+            parts.append(f"CONSTRAINT {quote('pk_' + name)} PRIMARY KEY ({keys})")
+        ddl = f"CREATE TABLE {quote(name)} ({', '.join(parts)})"
+        if layout.dap and layout.dap.table_comment:
+            # The official layout keeps only the first line (the title) on MySQL.
+            first = layout.dap.table_comment.splitlines()[0][:MAX_TABLE_COMMENT]
+            ddl += f" COMMENT = {literal(first)}"
+        self._exec(ddl)
+        logger.info("Created table %s", name)
+
+    def evolve(self, layout: TableLayout, existing: dict[str, ExistingColumn],
+               drop_removed: bool) -> None:
+        name = table_name(layout)
+        changes: list[str] = []
+        for c in layout.columns:
+            current = existing.get(c.name)
+            if current is None:
+                changes.append(f"ADD COLUMN {self.column_ddl(c, layout)}")
+                continue
+            new_type = self._evolved_type(c, layout, current, name)
+            keep_not_null = current.not_null and (not c.nullable or c.name in layout.key_columns)
+            if new_type is not None or keep_not_null != current.not_null:
+                # MODIFY restates the whole definition: keep what we do not mean to change.
+                ddl = self.column_ddl(c, layout, not_null=keep_not_null,
+                                      ddl_type=new_type or current.column_type)
+                changes.append(f"MODIFY COLUMN {ddl}")
+        for column, current in existing.items():
+            if column in layout._by_name:
+                continue
+            if drop_removed:
+                changes.append(f"DROP COLUMN {quote(column)}")
+            elif current.not_null:
+                changes.append(f"MODIFY COLUMN {quote(column)} {current.column_type} NULL")
+        if changes:
+            logger.info("Evolving %s: %s", name, "; ".join(changes))
+            self._exec(f"ALTER TABLE {quote(name)} {', '.join(changes)}")
+
+    @staticmethod
+    def _evolved_type(column: Column, layout: TableLayout, current: ExistingColumn,
+                      table: str) -> str | None:
+        wanted = type_ddl(column, layout)
+        if column.type.kind == "enum" and current.column_type.startswith("enum("):
+            # New labels are appended; labels the schema dropped stay so no stored row breaks.
+            old = _enum_labels(current.column_type)
+            added = [v for v in column.type.labels if v not in old]
+            if not added:
+                return None
+            logger.info("Adding values %s to the ENUM of %s.%s", added, table, column.name)
+            return f"ENUM ({', '.join(literal(v) for v in old + added)}) {_ENUM_CHARSET}"
+        if _canonical(wanted) == _canonical(current.column_type) or (
+                current.column_type.startswith("enum(")):
+            return None
+        new = widened(_parse_existing(current.column_type), column.type)
+        if new is None:
+            if _parse_existing(current.column_type) != column.type:
+                logger.warning("Column %s.%s stays %s (schema says %s): not a widening",
+                               table, column.name, current.column_type, wanted)
+            return None
+        return wanted
