@@ -24,7 +24,12 @@ from singer_sdk.helpers.capabilities import (
 )
 
 from target_dap_sql.dialects import Dialect, dialect_for_url
-from target_dap_sql.errors import InputError, RecordBeforeSchemaError, TargetDapSQLError
+from target_dap_sql.errors import (
+    InputError,
+    RecordBeforeSchemaError,
+    SchemaError,
+    TargetDapSQLError,
+)
 from target_dap_sql.layout import LayoutOptions, build_layout
 from target_dap_sql.meta import MetaRow, bookmark_of
 from target_dap_sql.reader import DapMessageReader, Envelope
@@ -120,6 +125,13 @@ class TargetDapSQL(Target):
         if previous is not None:
             if previous.in_snapshot:
                 raise InputError("SCHEMA changed in the middle of a snapshot", stream=stream)
+            if previous.layout.key_columns != layout.key_columns:
+                # Re-keying a replica in place could merge or split rows; raised before the
+                # buffered batch commits, so a re-run with the old key loses nothing.
+                raise SchemaError(
+                    f"key_properties changed from {previous.layout.key_columns} to "
+                    f"{layout.key_columns}: the table's primary key cannot change; drop the "
+                    "table to reload it with the new key", stream=stream)
             previous.flush(self._state)
         if layout.dap is not None and self._meta_rows is None:
             self._dialect.ensure_meta_tables()
