@@ -25,12 +25,12 @@ logger = logging.getLogger("tap-dap.output")
 CHUNK_BYTES = 256 * 1024
 
 
-class _Meta(msgspec.Struct):
+class _Meta(msgspec.Struct, gc=False):
     ts: msgspec.Raw
     action: str = "U"
 
 
-class _DAPLine(msgspec.Struct):
+class _DAPLine(msgspec.Struct, gc=False):
     key: msgspec.Raw
     meta: _Meta
     value: msgspec.Raw = msgspec.Raw()  # empty: absent (deletes, all-null rows)

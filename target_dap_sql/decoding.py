@@ -24,7 +24,7 @@ Converters = list[tuple[int, Callable[[Any], Any]]]
 _INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
 
-class RecordMeta(msgspec.Struct):
+class RecordMeta(msgspec.Struct, gc=False):
     action: Literal["U", "D"] | None = None
     ts: str | None = None
 
@@ -70,7 +70,8 @@ class RecordDecoder:
             fields.append(("d", str | None, None))
             rename["d"] = DELETED_AT
             self._deleted_index = self._width + 1
-        struct = msgspec.defstruct(f"{layout.table}_record", fields, kw_only=True, rename=rename)
+        struct = msgspec.defstruct(f"{layout.table}_record", fields, kw_only=True, rename=rename,
+                                  gc=False)
         self._decoder = msgspec.json.Decoder(struct)
         self._astuple = msgspec.structs.astuple
         key_idx = [self._names.index(k) for k in layout.key_columns]

@@ -6,9 +6,10 @@ Errors are tagged with the 1-based input line number.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 import msgspec
@@ -17,7 +18,7 @@ from singer_sdk.singerlib.encoding.base import GenericSingerReader
 from target_dap_sql.errors import InputError
 
 
-class Envelope(msgspec.Struct):
+class Envelope(msgspec.Struct, gc=False):
     """The outer Singer message; payloads stay raw JSON until their handler decodes them."""
 
     type: str
@@ -30,6 +31,9 @@ class Envelope(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(Envelope)
+#: Read buffer for stdin. With the default 8 KiB every few records give up the GIL for a read and
+#: then wait up to a switch interval to get it back from the thread loading the previous batch.
+INPUT_BUFFER_BYTES = 1024 * 1024
 
 
 class DapMessageReader(GenericSingerReader[bytes]):
@@ -41,7 +45,11 @@ class DapMessageReader(GenericSingerReader[bytes]):
 
     @property
     def default_input(self) -> IO[bytes]:
-        return sys.stdin.buffer
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, OSError, ValueError):
+            return sys.stdin.buffer  # replaced by something that is not a real file (tests)
+        return open(fd, "rb", buffering=INPUT_BUFFER_BYTES, closefd=False)  # noqa: SIM115
 
     def deserialize_json(self, line: bytes) -> dict:  # pragma: no cover - SDK interface only
         return msgspec.json.decode(line)
@@ -51,11 +59,22 @@ class DapMessageReader(GenericSingerReader[bytes]):
         file_input: IO[Any] | None,
         callbacks: dict[str, Callable[[Any], None]],
     ) -> Counter[str]:
-        stats: Counter[str] = Counter()
         source = file_input if file_input is not None else self.default_input
+        # Everything set up so far lives for the whole run; frozen, the cyclic GC stops
+        # rescanning it each time decoded rows pile up (~10% of the target's CPU otherwise).
+        gc.freeze()
+        try:
+            return self._process(source, callbacks)
+        finally:
+            gc.unfreeze()
+
+    def _process(self, source: Iterable[bytes],
+                 callbacks: dict[str, Callable[[Any], None]]) -> Counter[str]:
+        stats: Counter[str] = Counter()
         for number, line in enumerate(source, 1):
             self.line_number = number
-            if not line.strip():
+            # strip() copies the whole line; a message line starts with "{" and is never blank.
+            if line[:1] != b"{" and not line.strip():
                 continue
             try:
                 envelope = _DECODER.decode(line)

@@ -17,12 +17,19 @@ logger = logging.getLogger("target_dap_sql")
 
 _NO_BOOKMARK = object()
 
+#: A snapshot commits to its staging table every this many rows, whatever `batch_size_rows` says:
+#: staging commits move no bookmark, and a dialect may load one slice while the next is decoded,
+#: so small slices keep memory low (decoded rows cost ~2 KB each) at no cost in speed.
+SNAPSHOT_SLICE_ROWS = 10_000
+
 
 class StreamSink:
     """Buffers one stream's records between commits.
 
     Records are kept as decoded row tuples keyed by their primary key, so a key's later action
     replaces its earlier one and memory is bounded by the number of distinct keys per batch.
+    A key is in at most one of the upsert and delete maps (two maps rather than one of
+    ``(row, deleted)`` pairs: a pair per row is one more long-lived object for the cyclic GC).
     """
 
     def __init__(self, layout: TableLayout, dialect: Dialect):
@@ -30,7 +37,8 @@ class StreamSink:
         self.stream = layout.stream
         self.dialect = dialect
         self.decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
-        self._keyed: dict[Any, tuple[tuple, bool]] = {}
+        self._upserts: dict[Any, tuple] = {}
+        self._deletes: dict[Any, tuple] = {}
         self._appended: list[tuple] = []
         self.committed_bookmark: Bookmark | None = None
         #: Version of the snapshot being staged, or None when loading into the live table.
@@ -41,7 +49,7 @@ class StreamSink:
 
     @property
     def size(self) -> int:
-        return len(self._keyed) + len(self._appended)
+        return len(self._upserts) + len(self._deletes) + len(self._appended)
 
     @property
     def in_snapshot(self) -> bool:
@@ -50,15 +58,23 @@ class StreamSink:
     def add(self, raw: bytes | msgspec.Raw) -> None:
         key, row, deleted = self.decoder.decode(raw, self.stream)
         if self.layout.key_columns:
-            self._keyed[key] = (row, deleted)
+            if deleted:
+                self._upserts.pop(key, None)
+                self._deletes[key] = row
+            else:
+                self._upserts[key] = row
+                if self._deletes:
+                    self._deletes.pop(key, None)
         elif not deleted:
             self._appended.append(row)
+        if self.snapshot_version is not None and self.size >= SNAPSHOT_SLICE_ROWS:
+            self.flush(None)  # no meta row inside a snapshot, so no state is needed
 
     def _take(self) -> Batch:
-        upserts = [row for row, deleted in self._keyed.values() if not deleted]
-        deletes = [row for row, deleted in self._keyed.values() if deleted]
+        upserts = list(self._upserts.values())
+        deletes = list(self._deletes.values())
         upserts.extend(self._appended)
-        self._keyed, self._appended = {}, []
+        self._upserts, self._deletes, self._appended = {}, {}, []
         return Batch(upserts, deletes)
 
     def meta_for(self, state: Any) -> tuple[MetaRow | None, Bookmark | None]:
@@ -82,8 +98,9 @@ class StreamSink:
         if bookmark is not None:
             self.committed_bookmark = bookmark
         if len(batch):
-            logger.info("Committed %d rows (%d deletes) to '%s'%s", len(batch),
-                        len(batch.deletes), self.stream, " staging" if self.in_snapshot else "")
+            logger.log(logging.DEBUG if self.in_snapshot else logging.INFO,
+                       "Committed %d rows (%d deletes) to '%s'%s", len(batch),
+                       len(batch.deletes), self.stream, " staging" if self.in_snapshot else "")
 
     def begin_snapshot(self, version: int, state: Any) -> None:
         self.flush(state)

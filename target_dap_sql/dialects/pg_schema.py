@@ -75,6 +75,9 @@ def _literal(value: Any) -> str:
         return repr(value)
     return "'" + str(value).replace("'", "''") + "'"
 
+#: Advisory lock key for DDL by target-dap-sql ("dapsql" in ASCII; any constant works).
+DDL_LOCK_KEY = 0x646170_73716C
+
 
 class PgSchemaManager:
     def __init__(self, conn: psycopg.Connection, run: Callable[..., Any]):
@@ -111,7 +114,17 @@ class PgSchemaManager:
     def ensure_meta_tables(self) -> None:
         self._run("creating the instructure_dap meta tables", self._ensure_meta_tables)
 
+    def _lock_ddl(self) -> None:
+        """Serialise our DDL across concurrent targets (parallel pipelines into one database).
+
+        `CREATE ... IF NOT EXISTS` and our check-then-create are not safe against a concurrent
+        creator in PostgreSQL (unique violation in pg_namespace/pg_type); the transaction-scoped
+        advisory lock is released by the commit that ends each DDL step.
+        """
+        self._exec("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+
     def _ensure_meta_tables(self) -> None:
+        self._lock_ddl()
         exists = self._exec("SELECT to_regclass(%s), to_regclass(%s)",
                             (f"{META_NAMESPACE}.database_version", _META_TABLE)).fetchone()
         assert exists is not None
@@ -199,6 +212,7 @@ class PgSchemaManager:
 
     def prepare_table(self, layout: TableLayout, table: str, drop_removed: bool) -> None:
         def run() -> None:
+            self._lock_ddl()
             self._exec(f"CREATE SCHEMA IF NOT EXISTS {quote(layout.schema or 'public')}")
             for column in layout.columns:
                 self._ensure_enum(layout, column)
@@ -281,6 +295,28 @@ class PgSchemaManager:
             self.conn.commit()
 
         self._run(f"creating the snapshot staging table of '{layout.stream}'", run)
+
+    def accepts_binary_copy(self, layout: TableLayout, table: str, kinds: frozenset[str]) -> bool:
+        """Whether the table's columns take the loader's binary COPY values as they are.
+
+        True when every record column exists with exactly the type the layout asks for (or is an
+        enum where the layout has one) and is of one of ``kinds``, and nothing is computed on the
+        server (``_sdc_batched_at``). A column kept from an older schema with another type, or a
+        kind the server must cast from text, needs the temp table and INSERT … SELECT instead.
+        """
+        if any(c.source != "record" for c in layout.columns):
+            return False
+        existing = self._existing_columns(self.qualified(layout, table))
+        for column in layout.record_columns:
+            found = existing.get(column.name)
+            if found is None or column.type.kind not in kinds:
+                return False
+            if column.type.kind == "enum":
+                if not (found.is_enum if layout.enum_native else found.catalog_type == "text"):
+                    return False
+            elif found.catalog_type != _catalog_name(column.type):
+                return False
+        return True
 
     def swap(self, layout: TableLayout, staging: str) -> None:
         """Replace live by staging inside the caller's transaction (the caller commits)."""

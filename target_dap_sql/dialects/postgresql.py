@@ -3,12 +3,15 @@
 Per batch, in one transaction: binary COPY of the deduplicated rows into a temp table (typed for
 the driver: enums and JSON travel as text/bytes and are cast on the server), one
 `INSERT … SELECT … ON CONFLICT DO UPDATE`, one `DELETE … USING`, and the meta-row update.
+Snapshot batches whose columns all take the binary values as they are skip the temp table: they
+are COPYed straight into the staging table (the server-side INSERT … SELECT cost more than COPY).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from target_dap_sql.decoding import constrained
+from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import Batch, Dialect, logger, quote
 from target_dap_sql.dialects.pg_schema import PgSchemaManager
 from target_dap_sql.errors import ConfigError, DatabaseError
@@ -40,6 +44,14 @@ _LOAD_TYPES: dict[str, tuple[Any, str]] = {
     # Raw JSON bytes go through bytea untouched; the server parses them into jsonb.
     "json": (msgspec.Raw, "bytea"),
 }
+#: Kinds whose binary COPY value (above) the column's own type reads unchanged: a snapshot batch of
+#: only these goes straight into the staging table, with no temp table and no INSERT … SELECT.
+#: (An aware datetime is sent as timestamptz; with the session in UTC that is the same 8 bytes a
+#: `timestamp` column stores. Enums and varchars read the text bytes as their input.)
+_DIRECT_KINDS = frozenset({
+    "smallint", "integer", "bigint", "real", "double", "decimal", "numeric", "boolean",
+    "text", "varchar", "char", "enum", "timestamp", "date", "uuid",
+})
 
 
 def pg_conninfo(url: str) -> str:
@@ -70,6 +82,11 @@ class PostgresDialect(Dialect):
         self._schemas: PgSchemaManager | None = None
         self._temp_tables: dict[int, str] = {}
         self._statements: dict[tuple[int, bool], tuple[sql.Composed, ...]] = {}
+        #: Per layout in a snapshot: (COPY into staging, its types), or None to use the temp table.
+        self._direct_copy: dict[int, tuple[sql.SQL, list[str]] | None] = {}
+        #: Snapshot batches load here while the next one is decoded; every other use of the
+        #: connection settles it first.
+        self._loads = BackgroundJob("dap-pg-load")
 
     # --- decoding ---------------------------------------------------------------------------
 
@@ -97,6 +114,7 @@ class PostgresDialect(Dialect):
         return self._conn
 
     def connect(self) -> None:
+        self._loads.settle()
         try:
             self._conn = psycopg.connect(self._conninfo, autocommit=False, connect_timeout=15,
                                          application_name="target-dap-sql")
@@ -110,12 +128,15 @@ class PostgresDialect(Dialect):
         self._schemas = PgSchemaManager(self._conn, self._run)
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.rollback()
-                self._conn.close()
-            finally:
-                self._conn = None
+        try:
+            self._loads.settle()
+        finally:
+            if self._conn is not None:
+                try:
+                    self._conn.rollback()
+                    self._conn.close()
+                finally:
+                    self._conn = None
 
     def _run(self, what: str, fn: Any, *args: Any) -> Any:
         """Run fn; on a database error roll back and raise one clear DatabaseError."""
@@ -138,16 +159,33 @@ class PostgresDialect(Dialect):
         return self._schemas
 
     def ensure_meta_tables(self) -> None:
+        self._loads.settle()
         self.schemas.ensure_meta_tables()
 
     def prepare_table(self, layout: TableLayout, *, drop_removed_columns: bool) -> None:
+        self._loads.settle()
         self.schemas.prepare_table(layout, layout.table, drop_removed_columns)
         self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
+        self._direct_copy.pop(layout.uid, None)
 
     def create_staging(self, layout: TableLayout) -> None:
-        self.schemas.create_staging(layout, self.staging_table(layout))
+        self._loads.settle()
+        staging = self.staging_table(layout)
+        self.schemas.create_staging(layout, staging)
+        direct = self._run(f"inspecting the staging table of '{layout.stream}'",
+                           self.schemas.accepts_binary_copy, layout, staging, _DIRECT_KINDS)
+        self.conn.commit()
+        self._direct_copy[layout.uid] = None
+        if direct:
+            table = f"{quote(layout.schema or 'public')}.{quote(staging)}"
+            columns = ", ".join(quote(c.name) for c in layout.record_columns)
+            self._direct_copy[layout.uid] = (
+                sql.SQL(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"),  # type: ignore[arg-type]
+                [self._copy_type(c.type) for c in layout.record_columns],
+            )
 
     def read_meta_rows(self) -> list[MetaRow]:
+        self._loads.settle()
         return self.schemas.read_meta_rows()
 
     # --- loading ----------------------------------------------------------------------------
@@ -213,19 +251,52 @@ class PostgresDialect(Dialect):
         return result  # type: ignore[return-value]
 
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
+        upserts = batch.upserts
+        if staging and upserts and self._copy_into_staging(layout, upserts):
+            upserts = ()
+        if not upserts and not batch.deletes:
+            return
         copy_sql, insert_sql, delete_sql, types = self._statements_for(layout, staging)
         cur = self.conn.cursor()
         with cur.copy(copy_sql) as copy:
             copy.set_types(types)
             write = copy.write_row
-            for row in batch.upserts:
+            for row in upserts:
                 write((*row, False))
             for row in batch.deletes:
                 write((*row, True))
-        if batch.upserts:
+        if upserts:
             cur.execute(insert_sql)
         if batch.deletes:
             cur.execute(delete_sql)
+
+    def _copy_into_staging(self, layout: TableLayout, rows: Sequence[tuple]) -> bool:
+        """COPY a snapshot batch straight into staging; False if it must merge instead.
+
+        A snapshot's keys are unique, so plain COPY is right and skips the temp table and the
+        server-side INSERT … SELECT. Should a key come again in a later batch anyway, the COPY
+        is undone to its savepoint and this batch (and the rest of the snapshot) merges by key.
+        """
+        direct = self._direct_copy.get(layout.uid)
+        if direct is None:
+            return False
+        copy_sql, types = direct
+        cur = self.conn.cursor()
+        cur.execute("SAVEPOINT dap_direct_copy")
+        try:
+            with cur.copy(copy_sql) as copy:
+                copy.set_types(types)
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+        except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT dap_direct_copy")
+            self._direct_copy[layout.uid] = None
+            logger.warning("Snapshot of '%s' repeats keys across batches; merging by key from "
+                           "here on", layout.stream)
+            return False
+        cur.execute("RELEASE SAVEPOINT dap_direct_copy")
+        return True
 
     def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
                     meta: MetaRow | None) -> None:
@@ -236,9 +307,17 @@ class PostgresDialect(Dialect):
                 self.schemas.upsert_meta_row(meta)
             self.conn.commit()
 
-        self._run(f"loading stream '{layout.stream}'", run)
+        self._loads.settle()
+        if staging and meta is None:
+            # Nothing waits on a staging commit (STATE does not move until the swap), so the
+            # batch loads in the background; the next call on this connection settles it.
+            self._loads.start(lambda: self._run(f"loading stream '{layout.stream}'", run))
+        else:
+            self._run(f"loading stream '{layout.stream}'", run)
 
     def update_meta(self, meta: MetaRow) -> None:
+        self._loads.settle()
+
         def run() -> None:
             self.schemas.upsert_meta_row(meta)
             self.conn.commit()
@@ -246,6 +325,8 @@ class PostgresDialect(Dialect):
         self._run("updating instructure_dap.table_sync", run)
 
     def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
+        self._loads.settle()
+
         def run() -> None:
             if len(batch):
                 self._apply(layout, batch, True)
@@ -257,3 +338,4 @@ class PostgresDialect(Dialect):
         self._run(f"replacing table of stream '{layout.stream}' by its snapshot", run)
         logger.info("Snapshot of '%s' swapped in", layout.stream)
         self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
+        self._direct_copy.pop(layout.uid, None)

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from target_dap_sql.decoding import Converters, constrained
+from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import Batch, Dialect, logger, quote
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
@@ -59,6 +60,9 @@ def sqlite_path(url: str) -> str:
 
 
 def _timestamp_text(value: dt.datetime) -> str:
+    if value.tzinfo is dt.UTC:
+        # DAP's `Z` timestamps: drop the "+00:00" instead of building a naive copy first.
+        return value.isoformat(" ", "microseconds")[:26]
     if value.tzinfo is not None and value.utcoffset() != _ZERO:
         value = value.astimezone(dt.UTC)
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -78,6 +82,9 @@ class SqliteDialect(Dialect):
         self._path = sqlite_path(url)
         self._conn: sqlite3.Connection | None = None
         self._statements: dict[tuple[int, bool], tuple[str, str, Any]] = {}
+        #: Snapshot batches load here while the next one is decoded (sqlite3 releases the GIL
+        #: while SQLite works); every other use of the connection settles it first.
+        self._loads = BackgroundJob("dap-sqlite-load")
 
     @staticmethod
     def table_name(layout: TableLayout, table: str | None = None) -> str:
@@ -112,6 +119,7 @@ class SqliteDialect(Dialect):
         return self._conn
 
     def connect(self) -> None:
+        self._loads.settle()
         if self._path != ":memory:" and not Path(self._path).parent.exists():
             raise DatabaseError(f"cannot open SQLite database {self._path}: "
                                 "its directory does not exist")
@@ -125,13 +133,20 @@ class SqliteDialect(Dialect):
         self._conn = conn
 
     def close(self) -> None:
-        if self._conn is not None:
-            if self._conn.in_transaction:
-                self._conn.rollback()
-            self._conn.close()
-            self._conn = None
+        try:
+            self._loads.settle()
+        finally:
+            if self._conn is not None:
+                if self._conn.in_transaction:
+                    self._conn.rollback()
+                self._conn.close()
+                self._conn = None
 
     def _transaction(self, what: str, fn: Any) -> Any:
+        self._loads.settle()
+        return self._run_transaction(what, fn)
+
+    def _run_transaction(self, what: str, fn: Any) -> Any:
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -261,7 +276,14 @@ class SqliteDialect(Dialect):
             if meta is not None:
                 self._upsert_meta(conn, meta)
 
-        self._transaction(f"loading stream '{layout.stream}'", run)
+        self._loads.settle()
+        if staging and meta is None:
+            # Nothing waits on a staging commit (STATE does not move until the swap), so the
+            # batch loads in the background; the next use of the connection settles it.
+            self._loads.start(
+                lambda: self._run_transaction(f"loading stream '{layout.stream}'", run))
+        else:
+            self._transaction(f"loading stream '{layout.stream}'", run)
 
     def update_meta(self, meta: MetaRow) -> None:
         self._transaction("updating instructure_dap__table_sync",
@@ -297,6 +319,7 @@ class SqliteDialect(Dialect):
                          f"VALUES ({', '.join('?' * len(_META_COLUMNS))})", values)
 
     def read_meta_rows(self) -> list[MetaRow]:
+        self._loads.settle()
         conn = self.conn
         if not self._existing(conn, _META_TABLE):
             return []

@@ -92,7 +92,8 @@ def test_official_layout_values_and_meta_row(mariadb_url: str) -> None:
                        "information_schema.columns WHERE table_schema = DATABASE() AND "
                        "column_name = 'workflow_state'") == [("ascii", "ascii_bin")]
     assert mysql_query(mariadb_url, "SELECT table_comment FROM information_schema.tables WHERE "
-                       "table_schema = DATABASE() AND table_name = 'canvas__submissions'") == [("Submissions",)]
+                       "table_schema = DATABASE() AND table_name = 'canvas__submissions'"
+                       ) == [("Submissions",)]
     assert mysql_query(mariadb_url, 'SELECT * FROM "canvas__submissions"') == [(
         1, 1001, 1, "submitted", "A1", 9.5, 0, dt.datetime(2024, 1, 5, 10, 0), uuid.UUID(
             "00000000-0000-4000-8000-000000000001").bytes, "essay 1",

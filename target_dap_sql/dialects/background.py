@@ -1,0 +1,50 @@
+"""One database job at a time on a worker thread, so the next batch is decoded while this one loads.
+
+Decoding records is Python work on the main thread; loading a batch is mostly waiting for the
+server (COPY, index updates, WAL). Running the load on a thread overlaps the two. Only one job is
+ever in flight, and every other use of the connection first waits for it (`settle`), so the
+order of database work and its transactions is exactly what it would be without the thread.
+A job's error is raised by the next `settle`, on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+
+class BackgroundJob:
+    """Runs at most one callable at a time on a daemon thread; `settle` waits and re-raises."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None
+
+    def start(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the worker thread, after the previous job has finished."""
+        self.settle()
+
+        def run() -> None:
+            try:
+                job()
+            except BaseException as exc:  # raised again by settle() on the caller's thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def settle(self) -> None:
+        """Wait for the job in flight, if any; raise its error."""
+        if self._thread is threading.current_thread():
+            raise RuntimeError(f"{self._name}: a background job cannot wait for itself")
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
