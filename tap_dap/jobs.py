@@ -3,7 +3,8 @@
 DAP jobs take seconds to minutes on the server. Creating them one table at a time (as the official
 client does) makes a 90-table sync wait for 90 job latencies in a row; here they overlap, limited by
 ``max_concurrent_jobs`` (jobs waiting/running on the server) and the job-creation rate, which starts
-uncapped (or at ``max_jobs_per_minute``) and is lowered whenever the server answers 429.
+uncapped (or at ``max_jobs_per_minute``), is capped when the server answers 429 and recovers
+while it stays quiet (see tap_dap.rate).
 
 Jobs are created with a retry policy that hands a 429 back at once: the client would otherwise
 sleep on it inside the single creator thread (up to its whole retry budget), and the scheduler

@@ -83,6 +83,8 @@ class RecordEncoder:
             try:
                 row = _decode_line(line)
             except msgspec.DecodeError as exc:
+                if not line.strip():
+                    continue  # whitespace only: a blank line, skipped like an empty one
                 raise self._malformed(first_line_number + consumed - 1, str(exc)) from None
             key = bytes(row.key)
             ts = bytes(row.meta.ts)

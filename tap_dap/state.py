@@ -7,7 +7,7 @@ snapshot's ``at`` or the last incremental's ``until`` and becomes the next query
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any
 
@@ -31,7 +31,7 @@ def parse_bookmark_timestamp(text: str, what: str) -> datetime:
 
 
 def read_json_file_handle(handle: IO[str], what: str) -> dict[str, Any]:
-    """Parse a JSON object from an open ``--state``/``--catalog`` file, or raise one clear error."""
+    """Parse a JSON object from an open config/state/catalog file, or raise one clear error."""
     name = getattr(handle, "name", "<stream>")
     error = StateError if what == "state" else ConfigurationError
     try:
@@ -41,6 +41,27 @@ def read_json_file_handle(handle: IO[str], what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise error(f"{what} file {name}: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def read_config_files(paths: Sequence[str]) -> tuple[dict[str, Any], bool]:
+    """Merge the ``--config`` files (later wins); ``ENV`` means "also read TAP_DAP_* variables".
+
+    Replaces the SDK's reader, which lets a missing or malformed file escape as a traceback.
+    Returns the merged settings and whether the environment is to be read.
+    """
+    config: dict[str, Any] = {}
+    parse_env = False
+    for path in paths:
+        if path == "ENV":
+            parse_env = True
+            continue
+        try:
+            with open(path, encoding="utf-8") as handle:
+                config |= read_json_file_handle(handle, "config")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigurationError(f"config file {path}: cannot be read ({reason})") from None
+    return config, parse_env
 
 
 def validate_state(state: Mapping[str, Any]) -> dict[str, Any]:

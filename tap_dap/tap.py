@@ -20,7 +20,7 @@ from tap_dap.discovery import discover_tables
 from tap_dap.errors import StreamsFailedError, StreamSyncError, TapDapError
 from tap_dap.schema import ANNOTATION
 from tap_dap.settings import CONFIG_JSONSCHEMA, TapSettings
-from tap_dap.state import read_json_file_handle, validate_state
+from tap_dap.state import read_config_files, read_json_file_handle, validate_state
 from tap_dap.streams import DAPTableStream
 from tap_dap.sync import SyncCoordinator
 from tap_dap.tuning import enlarge_stdout_pipe, limit_malloc_retention
@@ -156,6 +156,11 @@ class TapDap(Tap):
         if self.failures:
             total = sum(1 for s in self.streams.values() if s.selected)
             raise StreamsFailedError(self.failures, total)
+
+    @classmethod
+    def cb_config(cls, ctx: Any, param: Any, value: tuple[str, ...]) -> _ConfigInput:
+        config, parse_env = read_config_files(value)
+        return _ConfigInput(config=config, parse_env=parse_env)
 
     @classmethod
     def invoke(  # type: ignore[override]

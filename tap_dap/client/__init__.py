@@ -39,6 +39,7 @@ from tap_dap.client.errors import (
     RequestTypeForbiddenError,
     ServerError,
     SnapshotRequiredError,
+    TruncatedObjectError,
     UnexpectedResponseError,
     ValidationError,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "DAPSession",
     "DownloadError",
     "DownloadInterruptedError",
+    "TruncatedObjectError",
     "DownloadTableDataResult",
     "FailedJob",
     "Format",

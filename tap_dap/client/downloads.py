@@ -23,6 +23,7 @@ from tap_dap.client.errors import (
     DownloadError,
     DownloadInterruptedError,
     NetworkError,
+    TruncatedObjectError,
 )
 from tap_dap.client.redaction import redact_url
 from tap_dap.client.retry import call_with_retries, is_transient, parse_retry_after, retrying
@@ -174,14 +175,21 @@ class Downloader:
         def already_yielded(_exc: BaseException) -> bool:
             return yielded > 0
 
+        cut_off = False
         try:
             for attempt in retrying(self._settings.retry, stop_if=already_yielded):
                 with attempt:
-                    raw = self._chunks(holder)
-                    chunks = gunzip_chunks(raw, label=label, object_id=resource.object_id)
-                    for line in split_lines(chunks):
-                        yielded += 1
-                        yield line
+                    if cut_off and resource.object_id is not None:
+                        holder[0] = self._refresh(holder[0])  # the old URL may serve a bad copy
+                    try:
+                        raw = self._chunks(holder)
+                        chunks = gunzip_chunks(raw, label=label, object_id=resource.object_id)
+                        for line in split_lines(chunks):
+                            yielded += 1
+                            yield line
+                    except TruncatedObjectError:
+                        cut_off = True
+                        raise
         except DAPClientError as exc:
             if yielded and is_transient(exc):
                 # Retryable, but not here: the caller has the lines already; it must read the
@@ -209,16 +217,24 @@ class Downloader:
         os.makedirs(output_directory, exist_ok=True)
         partial = path + ".part"
         holder = [resource]
+        cut_off = False
 
         def attempt() -> int:
+            nonlocal cut_off
+            if cut_off and resource.object_id is not None:
+                holder[0] = self._refresh(holder[0])  # the old URL may serve a bad copy
             written = 0
             chunks: Iterator[bytes] = self._chunks(holder, stop)
             if decompress:
                 chunks = gunzip_chunks(chunks, label=label, object_id=resource.object_id)
-            with open(partial, "wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-                    written += len(chunk)
+            try:
+                with open(partial, "wb") as out:
+                    for chunk in chunks:
+                        out.write(chunk)
+                        written += len(chunk)
+            except TruncatedObjectError:
+                cut_off = True
+                raise
             return written
 
         try:

@@ -11,6 +11,7 @@ deliberate differences: every class derives from DAPClientError (one `except` ca
     ├── JobTimeoutError             await_job gave up waiting
     ├── DownloadError               object download failed / corrupt gzip / bad file name
     │   └── DownloadInterruptedError   the connection broke mid-body (retryable)
+    │       └── TruncatedObjectError    a complete answer whose gzip stream ends early
     ├── ServerError                 an error response not reported as a DAP operation error
     │   └── GatewayTimeoutError
     └── OperationError              an error the DAP server reported with type/uuid/message
@@ -102,6 +103,14 @@ class DownloadInterruptedError(DownloadError):
     ) -> None:
         super().__init__(message, object_id=object_id)
         self.lines_delivered = lines_delivered
+
+
+class TruncatedObjectError(DownloadInterruptedError):
+    """A complete HTTP answer held a gzip stream that ends early (Content-Length agreed).
+
+    Retryable like a broken connection: a cache or proxy may have stored a cut-off copy, so a
+    fresh attempt also asks for a fresh pre-signed URL.
+    """
 
 
 class ServerError(DAPClientError):

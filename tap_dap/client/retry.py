@@ -1,9 +1,10 @@
 """Retry policy for DAP API calls and object downloads, built on `backoff`.
 
 Retried: 429 (after the server's Retry-After), 500/502/503/504, connection failures and resets,
-and ProcessingError (a bounded number of times: the server sometimes reports transient failures
-that way, even with an empty message). Never retried: 400/401/403/404 and every error that states
-a fact about the request or the account (validation, not found, out of range, account disabled).
+and ProcessingError whatever its HTTP status (a bounded number of times: the server reports
+transient failures that way, even as a 400 with an empty message). Never retried: any other
+400/401/403/404 and every error that states a fact about the request or the account
+(validation, not found, out of range, account disabled).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tap_dap.client.errors import (
     ProcessingError,
     RequestTypeForbiddenError,
     ValidationError,
+    class_for_error_type,
 )
 
 logger = logging.getLogger("tap_dap.client")
@@ -40,7 +42,6 @@ logger = logging.getLogger("tap_dap.client")
 T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-_NEVER_RETRIED_STATUSES = frozenset({400, 401, 403, 404})
 _PERMANENT_ERRORS = (
     AuthenticationError,
     AccountDisabledError,
@@ -84,7 +85,10 @@ def is_transient(exc: BaseException) -> bool:
     if exc.status == 429:
         return True
     if isinstance(exc, ProcessingError):
-        return exc.status not in _NEVER_RETRIED_STATUSES
+        # DAP reports transient server trouble as ProcessingError, even as HTTP 400 with an empty
+        # message (DESIGN §5): retried whatever the status when the server names that type. An
+        # unknown error type merely classified as ProcessingError is retried on 5xx only.
+        return exc.status in RETRYABLE_STATUSES or class_for_error_type(exc.type) is ProcessingError
     return exc.status in RETRYABLE_STATUSES
 
 

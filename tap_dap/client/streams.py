@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
-from tap_dap.client.errors import DownloadError
+from tap_dap.client.errors import DownloadError, TruncatedObjectError
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Upper bound of one decompressed piece: a 1 MiB gzip chunk can expand 20-fold or more.
@@ -30,7 +30,8 @@ def gunzip_chunks(
 
     The stream is recognised by its magic bytes rather than its name, so an object already decoded
     by an HTTP layer (Content-Encoding: gzip) is not decompressed twice. Concatenated gzip members
-    are supported. A truncated or corrupt stream raises DownloadError naming `label`.
+    are supported. A corrupt stream raises DownloadError naming `label`; one that ends inside a
+    member raises TruncatedObjectError (retryable: the next copy may be whole).
     """
     iterator = iter(chunks)
     head = b""
@@ -69,7 +70,7 @@ def gunzip_chunks(
     except zlib.error as exc:
         raise DownloadError(f"{label}: corrupt gzip data ({exc})", object_id=object_id) from None
     if member_open:
-        raise DownloadError(
+        raise TruncatedObjectError(
             f"{label}: gzip data is truncated (the stream ended inside a compressed member)",
             object_id=object_id,
         )

@@ -7,7 +7,7 @@ import socket
 import sys
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
 from tap_dap.emulator import admin, api
 from tap_dap.emulator.app import EmulatorApp
@@ -35,6 +35,20 @@ API_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/dap/object/url"), "object_url"),
     ("GET", re.compile(rf"/objects/({SEGMENT[1:-1]}/{SEGMENT[1:-1]})"), "object"),
 ]
+
+
+def decode_segment(segment: str) -> str:
+    """One URL path segment as the name it stands for: ``%xx`` escapes decoded as UTF-8.
+
+    Routes match the raw path first, so an escaped ``/`` (``%2F``) stays inside its segment.
+    http.server hands the request line over as Latin-1 text, so a client that sends raw UTF-8
+    bytes (instead of escaping them) is decoded right too.
+    """
+    raw = unquote_to_bytes(segment.encode("latin-1", errors="replace"))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(f"path segment {segment!r} is not UTF-8 once URL-decoded") from None
 
 
 class _Drop(Exception):
@@ -126,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise _Drop
             if error := _fault_error(fault):
                 raise error
-        args = match.groups()
+        args = tuple(decode_segment(group) for group in match.groups())
         if endpoint == "auth":
             return api.login(self.app, request, fault), fault
         if endpoint == "object":
@@ -170,7 +184,7 @@ class Handler(BaseHTTPRequestHandler):
             return simple[route]()
         truth = re.fullmatch(r"truth/([^/]+)/([^/]+)", route[1])
         if request.method == "GET" and truth:
-            return admin.truth(app, truth.group(1), truth.group(2))
+            return admin.truth(app, decode_segment(truth.group(1)), decode_segment(truth.group(2)))
         raise NotFoundError("resource", f"{request.method} {request.path}")
 
     # ---- writing ----

@@ -27,7 +27,7 @@ SERVE = {"tables": "accounts,users", "rows": 20, "rows_per_object": 8, "seed": 1
 RECOVERED: dict[str, list[dict[str, Any]]] = {
     "429-storm-with-retry-after": [
         {"endpoint": "tables", "kind": "429", "count": 2, "retry_after": 1},
-        # two, not more: after a 429 on job creation the tap holds the published 5 jobs/minute
+        # two: each 429 on job creation pauses for Retry-After and lowers the tap's job rate
         {"endpoint": "query", "kind": "429", "count": 2, "retry_after": 1},
         {"endpoint": "job", "kind": "429", "count": 3, "retry_after": 1},
         {"endpoint": "object_url", "kind": "429", "count": 3, "retry_after": 1},
@@ -51,11 +51,7 @@ RECOVERED: dict[str, list[dict[str, Any]]] = {
 }
 
 
-KNOWN_DEFECTS = {
-    "processing-error-with-empty-message":
-        "tap-dap fails the stream on an HTTP 400 ProcessingError with an empty message while "
-        "polling a job, no retry",
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("case", [
@@ -93,8 +89,6 @@ def test_gateway_timeout_with_html_body_is_survived(
     assert "HTTP 504: the API gateway timed out" in run.tap_stderr
 
 
-@pytest.mark.xfail(strict=True, reason="tap-dap does not download an object again when a complete "
-                   "200 answer holds a truncated gzip stream; the stream fails at once")
 def test_truncated_gzip_object_is_read_again(
         emulator_factory: Callable[..., RunningEmulator], db_url: str, tmp_path: Path) -> None:
     """A complete HTTP answer whose gzip stream stops early (Content-Length agrees)."""

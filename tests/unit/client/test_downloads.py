@@ -16,6 +16,7 @@ from tap_dap.client import (
     NotFoundError,
     Object,
     Resource,
+    TruncatedObjectError,
     UnexpectedResponseError,
     is_transient,
 )
@@ -222,16 +223,28 @@ class TestDownloadToFiles:
         )
         assert len(calls_to(api, URLS)) == 3  # first resolution + max_url_refreshes (2)
 
-    def test_truncated_gzip_names_the_object(self, api, session, tmp_path) -> None:
+    def test_truncated_gzip_is_retried_then_names_the_object(
+        self, api, session, tmp_path, clock
+    ) -> None:
         url = resolve_obj(api)
         api.get(url, content=gz(PAYLOAD)[:-30])
-        with pytest.raises(DownloadError) as info:
+        with pytest.raises(TruncatedObjectError) as info:
             session.download_object(OBJ, str(tmp_path), decompress=True)
         assert str(info.value) == (
-            f"object {OBJ.id}: gzip data is truncated (the stream ended inside a compressed member)"
+            f"object {OBJ.id}: gzip data is truncated (the stream ended inside a compressed "
+            f"member) (gave up after 4 attempts in {info.value.elapsed:.1f} s)"
         )
         assert info.value.object_id == OBJ.id
+        assert len(calls_to(api, URLS)) == 4  # every new attempt asked for a fresh URL
         assert not list(tmp_path.iterdir())
+
+    def test_truncated_gzip_then_whole_copy_is_saved(self, api, session, tmp_path, clock) -> None:
+        url = resolve_obj(api)
+        api.get(url, [{"content": gz(PAYLOAD)[:-30]}, {"content": gz(PAYLOAD)}])
+        path = session.download_object(OBJ, str(tmp_path), decompress=True)
+        assert (tmp_path / "part-00000.jsonl").read_bytes() == PAYLOAD
+        assert path == str(tmp_path / "part-00000.jsonl")
+        assert len(calls_to(api, URLS)) == 2
 
 
 class TestStreaming:
@@ -273,6 +286,28 @@ class TestStreaming:
         api.get(url, [{"body": BrokenBody(body[:10])}, {"content": body}])
         assert list(session.stream_object_lines(OBJ)) == LINES
         assert len(clock.sleeps) == 1
+
+    def test_truncated_gzip_before_first_line_is_read_again_from_a_fresh_url(
+        self, api, session, clock
+    ) -> None:
+        url = resolve_obj(api)
+        body = gz(PAYLOAD)
+        api.get(url, [{"content": body[:20]}, {"content": body}])
+        assert list(session.stream_object_lines(OBJ)) == LINES
+        assert len(calls_to(api, URLS)) == 2
+        assert len(clock.sleeps) == 1
+
+    def test_truncated_gzip_after_lines_raises_for_a_restart(self, api, session) -> None:
+        url = resolve_obj(api)
+        api.get(url, content=gz(PAYLOAD)[: len(gz(PAYLOAD)) // 2])
+        seen = []
+        with pytest.raises(DownloadInterruptedError) as info:
+            for line in session.stream_object_lines(OBJ):
+                seen.append(line)
+        assert seen == LINES[: len(seen)] and seen  # complete lines only, in order
+        assert is_transient(info.value)
+        assert info.value.lines_delivered == len(seen)
+        assert "gzip data is truncated" in str(info.value)
 
     def test_reset_after_lines_were_yielded_raises(self, api, session) -> None:
         url = resolve_obj(api)

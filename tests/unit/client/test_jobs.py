@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -227,6 +228,37 @@ class TestAwaitJob:
         assert str(info.value) == "query job J1 still running after 60 s (job_timeout is 60 s)"
         assert info.value.job_id == "J1"
         assert sum(clock.sleeps) == 60
+
+    def test_http_400_processing_error_while_polling_is_retried_and_logged(
+        self, api, session, clock, caplog
+    ) -> None:
+        caplog.set_level(logging.WARNING, logger="tap_dap.client")
+        empty = {"error": {"type": "ProcessingError", "uuid": "pe-1", "message": ""}}
+        api.post(
+            DATA, [{"status_code": 400, "json": empty}, {"json": {"id": "J1", "status": "waiting"}}]
+        )
+        api.get(JOB, [{"status_code": 400, "json": empty}, {"json": snapshot_done()}])
+        job = session.await_job(
+            session.query_snapshot("canvas", "accounts", SnapshotQuery("jsonl"))
+        )
+        assert isinstance(job, CompleteSnapshotJob) and job.id == "J1"
+        assert len(calls_to(api, DATA)) == 2 and len(calls_to(api, JOB)) == 2
+        logged = [r.getMessage() for r in caplog.records if "pe-1" in r.getMessage()]
+        assert len(logged) == 2
+        assert all("[type=ProcessingError, uuid=pe-1, HTTP 400]; retrying in" in m for m in logged)
+
+    def test_http_400_processing_error_retries_are_bounded(self, api, session, clock) -> None:
+        api.get(
+            JOB,
+            status_code=400,
+            json={"error": {"type": "ProcessingError", "uuid": "pe-2", "message": ""}},
+        )
+        with pytest.raises(ProcessingError) as info:
+            session.await_job(TableJob("J1", JobStatus.Running))
+        assert len(calls_to(api, JOB)) == 3  # processing_error_attempts
+        assert "[type=ProcessingError, uuid=pe-2, HTTP 400] (gave up after 3 attempts" in str(
+            info.value
+        )
 
     def test_failed_job_raises_with_its_error(self, api, session, caplog) -> None:
         api.get(

@@ -69,21 +69,65 @@ def test_a_429_pauses_creation_and_lowers_the_rate() -> None:
     ]  # fmt: skip
 
 
-def test_creation_rate_window_and_adaptation() -> None:
+def test_first_429_caps_at_what_the_last_minute_sustained_and_honours_retry_after() -> None:
     rate = CreationRate(per_minute=None)
     for t in range(12):
         assert rate.delay(float(t)) == 0.0
         rate.record(float(t))
-    rate.throttled(12.0, retry_after=10.0)
-    assert rate.per_minute == 9  # three quarters of the 12 the last minute sustained
-    assert rate.delay(12.0) == pytest.approx(60.0 - 12.0)  # window holds 12 > 9 until t=60
-    rate.throttled(70.0, retry_after=None)
-    assert rate.per_minute == 5  # DAP's published limit is the floor
-    assert rate.delay(70.0) == pytest.approx(30.0)  # no Retry-After: 30 s, like DAP's client
+    assert rate.cap(11.0) is None  # no cap until the server objects
+    rate.record(12.0)
+    rate.throttled(12.0, retry_after=3.0)  # the 13th was refused: it leaves the window
+    assert rate.cap(12.0) == 12  # the server accepted 12 in the last minute: no harder than that
+    # the window holds 12 = cap, so the next slot is the earlier of: the oldest creation ageing
+    # out (t=60), or the first quiet period raising the cap (t=27); Retry-After (t=15) is shorter
+    assert rate.delay(12.0) == pytest.approx(15.0)
+    assert rate.cap(27.0) == 13 and rate.delay(27.0) == 0.0
 
+
+def test_continued_429s_lower_the_cap_by_a_quarter_down_to_the_published_floor() -> None:
+    rate = CreationRate(per_minute=None)
+    for t in range(12):
+        rate.record(float(t))
+    rate.record(12.0)
+    rate.throttled(12.0, retry_after=1.0)
+    caps = []
+    for t in (13.0, 14.0, 15.0, 16.0):
+        rate.record(t)
+        rate.throttled(t, retry_after=None)
+        caps.append(rate.cap(t))
+    assert caps == [9, 6, 5, 5]  # 12 * 3/4, 9 * 3/4, then DAP's published 5/min
+    assert rate.delay(16.0) == pytest.approx(30.0)  # no Retry-After: 30 s, like DAP's client
+
+
+def test_the_rate_recovers_after_quiet_periods_without_429() -> None:
+    rate = CreationRate(per_minute=None)
+    rate.record(0.0)
+    rate.throttled(0.0, retry_after=1.0)  # a 429 on the very first creation
+    assert rate.cap(0.0) == 5  # nothing sustained yet: the published floor
+    created = []
+    now = 1.0
+    while now < 181.0:  # three quiet minutes, creating as fast as the rate allows
+        wait = rate.delay(now)
+        if wait == 0.0:
+            rate.record(now)
+            created.append(now)
+        else:
+            now += wait
+    assert rate.cap(180.0) == 5 + 12  # one more job/minute per 15 s quiet period
+    per_minute = [sum(1 for t in created if m * 60 <= t < (m + 1) * 60) for m in range(3)]
+    assert per_minute[0] >= 5 and per_minute[2] > per_minute[1] > per_minute[0]
+    assert per_minute[2] >= 12  # well above the floor once the server stays quiet
+
+
+def test_a_configured_rate_is_a_hard_cap_even_while_recovering() -> None:
     configured = CreationRate(per_minute=2)
+    configured.record(0.0)
     configured.throttled(0.0, retry_after=0.0)
-    assert configured.per_minute == 2
+    assert configured.cap(0.0) == 2  # below the published floor because the user said so
+    assert configured.cap(600.0) == 2  # quiet periods never raise it past the setting
+    configured.record(1.0)
+    configured.record(2.0)
+    assert configured.delay(2.0) == pytest.approx(59.0)
 
 
 def _encoder(obj: object) -> RecordEncoder:

@@ -71,6 +71,14 @@ def test_unknown_actions_are_skipped_and_counted() -> None:
     assert json.loads(chunks[0][0])["record"]["id"] == 2
 
 
+@pytest.mark.parametrize("blank", [b" ", b"\t", b"  \t \r", b"\x0b\x0c"])
+def test_whitespace_only_lines_are_skipped_and_keep_line_numbers(blank: bytes) -> None:
+    assert encode([SNAPSHOT_LINE, blank, DELETE_LINE]) == encode([SNAPSHOT_LINE, DELETE_LINE])
+    with pytest.raises(MalformedDataError) as info:
+        encode([blank, SNAPSHOT_LINE, b"{oops"])
+    assert str(info.value).startswith("canvas.accounts: object O1, line 3: malformed DAP record")
+
+
 @pytest.mark.parametrize(
     ("line", "reason"),
     [

@@ -10,7 +10,7 @@ from tap_dap.client import format_timestamp
 from tap_dap.discovery import select_tables
 from tap_dap.errors import ConfigurationError, StateError
 from tap_dap.settings import TapSettings
-from tap_dap.state import parse_user_timestamp, validate_state
+from tap_dap.state import parse_user_timestamp, read_config_files, validate_state
 
 GOOD = {"bookmarks": {"canvas-accounts": {"timestamp": "2024-01-15T12:00:00.123456Z",
                                           "schema_version": 3}}}  # fmt: skip
@@ -99,3 +99,35 @@ def test_a_plain_table_name_that_does_not_exist_is_an_error() -> None:
     assert str(info.value) == (
         "setting tables: table 'quizzes' does not exist in namespace(s) canvas, canvas_logs"
     )
+
+
+def test_config_files_merge_in_order_and_env_is_a_flag(tmp_path) -> None:
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text('{"client_id": "one", "namespaces": ["canvas"]}')
+    second.write_text('{"client_id": "two"}')
+    config, parse_env = read_config_files([str(first), "ENV", str(second)])
+    assert config == {"client_id": "two", "namespaces": ["canvas"]}
+    assert parse_env is True
+    assert read_config_files([]) == ({}, False)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "config file {path}: cannot be read (No such file or directory)"),
+        ('{"client_id": ', "config file {path}: not valid JSON (Expecting value: line 1 column 15"),
+        ("[1]", "config file {path}: expected a JSON object, got list"),
+        (b"\xff{}", "config file {path}: not valid JSON ('utf-8' codec can't decode byte 0xff"),
+    ],
+)
+def test_unreadable_config_file_is_one_error_naming_it(
+    tmp_path, content: str | bytes | None, message: str
+) -> None:
+    path = tmp_path / "tap.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigurationError) as info:
+        read_config_files([str(path)])
+    assert str(info.value).startswith(message.format(path=path))
