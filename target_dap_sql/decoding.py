@@ -8,8 +8,9 @@ replaces both jsonschema validation and the SDK's per-value timestamp parsing.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, AnyStr, Literal
 
 import msgspec
 
@@ -44,35 +45,79 @@ def constrained(base: Any, sql_type: SqlType, layout: TableLayout) -> Any:
     return base
 
 
+#: A JSON-escaped NUL (U+0000) preceded by an even number of backslashes (an odd number would
+#: make it the literal text `\\u0000`); JSON has no other way to carry a NUL in a string.
+NUL_ESCAPE_BYTES = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+NUL_ESCAPE_TEXT = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def replace_nul_escapes(line: AnyStr) -> AnyStr:
+    """The JSON text with every escaped NUL replaced by U+FFFD (the replacement character)."""
+    if isinstance(line, bytes):
+        return NUL_ESCAPE_BYTES.sub(rb"\1\\ufffd", line)
+    return NUL_ESCAPE_TEXT.sub(r"\1\\ufffd", line)
+
+
+def _placeholders(names: list[str]) -> dict[str, str]:
+    """Stand-in JSON names for column names msgspec cannot rename a field to (`"` or `\\`)."""
+    taken = set(names)
+    out: dict[str, str] = {}
+    for i, name in enumerate(names):
+        if '"' in name or "\\" in name:
+            stand_in = f"_dap_column_{i}"
+            while stand_in in taken:
+                stand_in = "_" + stand_in
+            taken.add(stand_in)
+            out[name] = stand_in
+    return out
+
+
 class RecordDecoder:
-    """Decodes the raw JSON of a RECORD's `record` object into (key, row, is_delete)."""
+    """Decodes the raw JSON of a RECORD's `record` object into (key, row, is_delete).
+
+    Upserts must carry every required non-key column; deletes only their key. Both are decoded
+    with the upsert struct first (required columns have no default there), and only a record it
+    rejects is decoded again with the lenient struct — so the check costs nothing per record.
+    """
 
     def __init__(self, layout: TableLayout, field_type: FieldTypeFn, converters: Converters):
         self.layout = layout
         columns = layout.record_columns
         self._names = [c.name for c in columns]
-        fields: list[tuple[Any, ...]] = []
+        self._stand_ins = _placeholders(self._names)
+        self._real_names = {v: k for k, v in self._stand_ins.items()}
+        strict: list[tuple[Any, ...]] = []
+        lenient: list[tuple[Any, ...]] = []
         rename: dict[str, str] = {}
         for i, col in enumerate(columns):
             py_type = field_type(col, layout)
+            optional = (f"c{i}", py_type | None if py_type is not msgspec.Raw else py_type, None)
             if col.name in layout.key_columns:
-                fields.append((f"c{i}", py_type))
+                strict.append((f"c{i}", py_type))
+                lenient.append((f"c{i}", py_type))
+            elif not col.nullable:
+                strict.append((f"c{i}", py_type))
+                lenient.append(optional)
             else:
-                fields.append((f"c{i}", py_type | None if py_type is not msgspec.Raw else py_type,
-                               None))
-            rename[f"c{i}"] = col.name
-        fields.append(("m", RecordMeta | None, None))
+                strict.append(optional)
+                lenient.append(optional)
+            rename[f"c{i}"] = self._stand_ins.get(col.name, col.name)
+        trailer: list[tuple[Any, ...]] = [("m", RecordMeta | None, None)]
         rename["m"] = "meta"
         self._width = len(columns)
         if DELETED_AT in self._names:
             self._deleted_index = self._names.index(DELETED_AT)
         else:
-            fields.append(("d", str | None, None))
+            trailer.append(("d", str | None, None))
             rename["d"] = DELETED_AT
             self._deleted_index = self._width + 1
-        struct = msgspec.defstruct(f"{layout.table}_record", fields, kw_only=True, rename=rename,
-                                  gc=False)
-        self._decoder = msgspec.json.Decoder(struct)
+        name = f"{layout.table}_record"
+        self._decoder = msgspec.json.Decoder(msgspec.defstruct(
+            name, strict + trailer, kw_only=True, rename=rename, gc=False))
+        self._lenient: msgspec.json.Decoder | None = None
+        if lenient != strict:
+            self._lenient = msgspec.json.Decoder(msgspec.defstruct(
+                name, lenient + trailer, kw_only=True, rename=rename, gc=False))
         self._astuple = msgspec.structs.astuple
         key_idx = [self._names.index(k) for k in layout.key_columns]
         self.key_of: Callable[[tuple], Any] = (
@@ -81,12 +126,22 @@ class RecordDecoder:
         self._converters = converters
 
     def decode(self, raw: bytes | msgspec.Raw, stream: str) -> tuple[Any, tuple, bool]:
+        if self._stand_ins:
+            raw = self._rename(raw, stream)
         try:
             obj = self._decoder.decode(raw)
         except msgspec.ValidationError as exc:
-            raise self._explain(str(exc), stream) from None
+            if self._lenient is None:
+                raise self._explain(str(exc), stream) from None
+            return self._decode_lenient(raw, str(exc), stream)
         except msgspec.DecodeError as exc:
             raise InputError(f"record is not valid JSON: {exc}", stream=stream) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"record is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} in "
+                             "a string)", stream=stream) from None
+        return self._finish(obj, stream)
+
+    def _finish(self, obj: Any, stream: str) -> tuple[Any, tuple, bool]:
         values = self._astuple(obj)
         meta = values[self._width]
         deleted = values[self._deleted_index] is not None or (
@@ -96,6 +151,46 @@ class RecordDecoder:
         if self._converters:
             row = self._convert(row, stream)
         return self.key_of(row), row, deleted
+
+    def _decode_lenient(self, raw: bytes | msgspec.Raw, strict_error: str,
+                        stream: str) -> tuple[Any, tuple, bool]:
+        """A record the upsert struct rejected: fine if it is a delete, else one clear error."""
+        assert self._lenient is not None
+        try:
+            obj = self._lenient.decode(raw)
+        except msgspec.ValidationError as exc:
+            raise self._explain(str(exc), stream) from None
+        result = self._finish(obj, stream)
+        if not result[2]:
+            raise self._explain(strict_error, stream, upsert=True)
+        return result
+
+    def _rename(self, raw: bytes | msgspec.Raw, stream: str) -> bytes:
+        """Re-key a record whose column names msgspec cannot match directly (slow, rare)."""
+        try:
+            record = msgspec.json.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"record is not valid JSON: {exc}", stream=stream) from None
+        if not isinstance(record, dict):
+            raise InputError("record is not a JSON object", stream=stream)
+        for name, stand_in in self._stand_ins.items():
+            if name in record:
+                record[stand_in] = record.pop(name)
+        return msgspec.json.encode(record)
+
+    def find_nul(self, raw: bytes | msgspec.Raw, stream: str) -> InputError | None:
+        """The error to raise if a decoded value holds a NUL character, else None."""
+        key, row, _ = self.decode(raw, stream)
+        for name, value in zip(self._names, row, strict=True):
+            if (isinstance(value, str) and "\x00" in value) or (
+                    isinstance(value, (bytes, msgspec.Raw))
+                    and NUL_ESCAPE_BYTES.search(bytes(value))):
+                key_text = f" (key {key!r})" if self.layout.key_columns else ""
+                return InputError(
+                    f"column '{name}'{key_text} contains a NUL character (U+0000), which "
+                    "PostgreSQL cannot store; remove it at the source or set "
+                    "sanitize_null_characters to replace it with U+FFFD", stream=stream)
+        return None
 
     def _convert(self, row: tuple, stream: str) -> tuple:
         out = list(row)
@@ -109,11 +204,19 @@ class RecordDecoder:
                                      stream=stream) from None
         return tuple(out)
 
-    def _explain(self, message: str, stream: str) -> InputError:
-        for key in self.layout.key_columns:
-            if message == f"Object missing required field `{key}`" or (
-                message.endswith(f"got `null` - at `$.{key}`")
+    def _explain(self, message: str, stream: str, *, upsert: bool = False) -> InputError:
+        for stand_in, name in self._real_names.items():
+            message = message.replace(f"`{stand_in}`", f"`{name}`").replace(
+                f"$.{stand_in}`", f"$.{name}`")
+        for column in self.layout.record_columns:
+            name = column.name
+            if message == f"Object missing required field `{name}`" or (
+                message.endswith(f"got `null` - at `$.{name}`")
             ):
-                return MissingKeyPropertyError(f"record is missing key property '{key}'",
-                                               stream=stream)
+                if name in self.layout.key_columns:
+                    return MissingKeyPropertyError(f"record is missing key property '{name}'",
+                                                   stream=stream)
+                if upsert:
+                    return InputError(f"required property '{name}' is missing or null in an "
+                                      "upsert", stream=stream)
         return InputError(f"invalid record: {message}", stream=stream)

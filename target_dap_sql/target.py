@@ -24,10 +24,10 @@ from singer_sdk.helpers.capabilities import (
 )
 
 from target_dap_sql.dialects import Dialect, dialect_for_url
+from target_dap_sql.dialects.base import key_change_error
 from target_dap_sql.errors import (
     InputError,
     RecordBeforeSchemaError,
-    SchemaError,
     TargetDapSQLError,
 )
 from target_dap_sql.layout import LayoutOptions, build_layout
@@ -74,6 +74,10 @@ class TargetDapSQL(Target):
                     description="Drop columns that vanished from the schema (default: keep)."),
         th.Property("add_record_metadata", th.BooleanType, default=False,
                     description="Add _sdc_deleted_at and _sdc_batched_at columns."),
+        th.Property("sanitize_null_characters", th.BooleanType, default=False,
+                    description="PostgreSQL cannot store NUL (U+0000) in text or JSON: replace "
+                    "it with U+FFFD instead of stopping with an error naming the line, stream, "
+                    "column and key. SQLite and MySQL store NUL as it is."),
     ).to_dict()
 
     def __init__(self, **kwargs: Any) -> None:
@@ -96,6 +100,11 @@ class TargetDapSQL(Target):
         self._state: Any = None
         self._emitted_state: Any = None
         self._last_commit = time.monotonic()
+        if not self._dialect.stores_nul_characters and isinstance(self.message_reader,
+                                                                  DapMessageReader):
+            self.message_reader.nul_handling = (
+                "replace" if self.config.get("sanitize_null_characters") else "reject")
+            self.message_reader.on_nul = self._refuse_nul_characters
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
@@ -112,6 +121,14 @@ class TargetDapSQL(Target):
                 f"{envelope.type} before any SCHEMA for this stream", stream=envelope.stream)
         return sink
 
+    def _refuse_nul_characters(self, envelope: Envelope) -> None:
+        """A RECORD line holds an escaped NUL: raise naming its column, unless it was text."""
+        sink = self._sink(envelope)
+        if envelope.record is not None:
+            error = sink.decoder.find_nul(envelope.record, sink.stream)
+            if error is not None:
+                raise error
+
     def _process_schema_message(self, envelope: Envelope) -> None:  # type: ignore[override]
         stream = envelope.stream
         if not stream or envelope.schema is None:
@@ -126,12 +143,9 @@ class TargetDapSQL(Target):
             if previous.in_snapshot:
                 raise InputError("SCHEMA changed in the middle of a snapshot", stream=stream)
             if previous.layout.key_columns != layout.key_columns:
-                # Re-keying a replica in place could merge or split rows; raised before the
-                # buffered batch commits, so a re-run with the old key loses nothing.
-                raise SchemaError(
-                    f"key_properties changed from {previous.layout.key_columns} to "
-                    f"{layout.key_columns}: the table's primary key cannot change; drop the "
-                    "table to reload it with the new key", stream=stream)
+                # Raised before the buffered batch commits: a re-run with the old key loses
+                # nothing.
+                raise key_change_error(stream, previous.layout.key_columns, layout.key_columns)
             previous.flush(self._state)
         if layout.dap is not None and self._meta_rows is None:
             self._dialect.ensure_meta_tables()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from target_dap_sql.decoding import Converters
+from target_dap_sql.errors import SchemaError
 from target_dap_sql.layout import Column, SqlType, TableLayout
 from target_dap_sql.meta import MetaRow
 
@@ -48,6 +49,19 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def key_change_error(stream: str, old: Sequence[str], new: Sequence[str]) -> SchemaError:
+    """Re-keying a replica in place could merge or split rows, so a key change is refused."""
+    return SchemaError(f"key_properties changed from {list(old)} to {list(new)}: the table's "
+                       "primary key cannot change; drop the table to reload it with the new key",
+                       stream=stream)
+
+
+def check_primary_key(layout: TableLayout, existing_key: Sequence[str]) -> None:
+    """Refuse a layout whose key differs from the primary key of the table already there."""
+    if sorted(existing_key) != sorted(layout.key_columns):
+        raise key_change_error(layout.stream, existing_key, layout.key_columns)
+
+
 def widened(old: SqlType, new: SqlType) -> SqlType | None:
     """The type an existing column should change to, or None to keep it as it is.
 
@@ -67,6 +81,8 @@ class Dialect(ABC):
     """One database connection plus the SQL of one database family."""
 
     name: str
+    #: False where text and JSON values cannot hold NUL (U+0000) (PostgreSQL).
+    stores_nul_characters: bool = True
 
     @abstractmethod
     def field_type(self, column: Column, layout: TableLayout) -> Any:

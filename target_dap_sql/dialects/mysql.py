@@ -27,7 +27,7 @@ import msgspec
 import pymysql
 
 from target_dap_sql.decoding import Converters, constrained
-from target_dap_sql.dialects.base import Batch, Dialect, logger, quote
+from target_dap_sql.dialects.base import Batch, Dialect, check_primary_key, logger, quote
 from target_dap_sql.dialects.mysql_schema import MySqlSchemaManager, staging_name, table_name
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
@@ -199,6 +199,11 @@ class MySqlDialect(Dialect):
                     f"{what}: the MySQL user cannot write to database {self.database!r} at "
                     f"{self._where}: {self._error_text(exc)}") from None
             raise DatabaseError(f"{what}: {self._error_text(exc)}") from None
+        except BaseException:
+            if self._conn is not None:
+                with contextlib.suppress(pymysql.MySQLError):
+                    self._conn.rollback()
+            raise
 
     def _execute(self, statement: str, params: Any = None) -> int:
         with self.conn.cursor() as cur:
@@ -220,6 +225,7 @@ class MySqlDialect(Dialect):
             if not existing:
                 self._schemas.create_table(layout)
             else:
+                check_primary_key(layout, self._schemas.primary_key(table_name(layout)))
                 self._schemas.evolve(layout, existing, drop_removed_columns)
 
         self._run(f"preparing table for stream '{layout.stream}'", run)

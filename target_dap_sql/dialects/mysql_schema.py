@@ -191,6 +191,13 @@ class MySqlSchemaManager:
 
     # --- tables -----------------------------------------------------------------------------
 
+    def primary_key(self, table: str) -> list[str]:
+        rows = self._query(
+            "SELECT column_name FROM information_schema.statistics WHERE table_schema = "
+            "DATABASE() AND table_name = %s AND index_name = 'PRIMARY' ORDER BY seq_in_index",
+            (table,))
+        return [r[0] for r in rows]
+
     def existing_columns(self, table: str) -> dict[str, ExistingColumn]:
         rows = self._query(
             "SELECT column_name, LOWER(column_type), is_nullable = 'NO', column_comment, "

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg import sql
 
-from target_dap_sql.dialects.base import logger, quote, widened
+from target_dap_sql.dialects.base import check_primary_key, logger, quote, widened
 from target_dap_sql.layout import Column, SqlType, TableLayout
 from target_dap_sql.meta import (
     DATABASE_VERSION,
@@ -193,6 +193,14 @@ class PgSchemaManager:
             "ORDER BY a.attnum", (qualified,)).fetchall()
         return {r[0]: ExistingColumn(r[1], r[2], r[3]) for r in rows}
 
+    def _primary_key(self, qualified: str) -> list[str]:
+        rows = self._exec(
+            "SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) "
+            "WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = k.attnum WHERE i.indrelid = to_regclass(%s) AND i.indisprimary "
+            "ORDER BY k.n", (qualified,)).fetchall()
+        return [r[0] for r in rows]
+
     def _ensure_enum(self, layout: TableLayout, column: Column) -> None:
         sql_type = column.type.element if column.type.kind == "array" else column.type
         if sql_type is None or sql_type.kind != "enum" or not layout.enum_native:
@@ -221,6 +229,7 @@ class PgSchemaManager:
             if not existing:
                 self._create_table(layout, table)
             else:
+                check_primary_key(layout, self._primary_key(qualified))
                 self._evolve(layout, qualified, existing, drop_removed)
             self.conn.commit()
 

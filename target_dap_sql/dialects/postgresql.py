@@ -72,6 +72,7 @@ def redact(text: str, url: str) -> str:
 
 class PostgresDialect(Dialect):
     name = "postgresql"
+    stores_nul_characters = False
 
     def __init__(self, url: str):
         self._url = url
@@ -148,6 +149,10 @@ class PostgresDialect(Dialect):
             text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else
                           type(exc).__name__, self._url)
             raise DatabaseError(f"{what}: {text}") from None
+        except BaseException:
+            if self._conn is not None and not self._conn.closed:
+                self._conn.rollback()
+            raise
 
     # --- DDL --------------------------------------------------------------------------------
 

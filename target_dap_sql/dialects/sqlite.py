@@ -18,7 +18,7 @@ import msgspec
 
 from target_dap_sql.decoding import Converters, constrained
 from target_dap_sql.dialects.background import BackgroundJob
-from target_dap_sql.dialects.base import Batch, Dialect, logger, quote
+from target_dap_sql.dialects.base import Batch, Dialect, check_primary_key, logger, quote
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
 from target_dap_sql.meta import (
@@ -157,6 +157,10 @@ class SqliteDialect(Dialect):
             if conn.in_transaction:
                 conn.rollback()
             raise DatabaseError(f"{what}: {exc}") from None
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
 
     # --- DDL --------------------------------------------------------------------------------
 
@@ -181,6 +185,11 @@ class SqliteDialect(Dialect):
         rows = conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
         return {r[1]: (r[2], bool(r[3])) for r in rows}
 
+    @staticmethod
+    def _primary_key(conn: sqlite3.Connection, table: str) -> list[str]:
+        rows = conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
+        return [r[1] for r in sorted(rows, key=lambda r: r[5]) if r[5]]
+
     def _column_ddl(self, c: Column, layout: TableLayout) -> str:
         ddl = f"{quote(c.name)} {_STORAGE.get(c.type.kind, 'TEXT')}"
         # Only keys are NOT NULL: SQLite cannot relax a constraint later without a table rebuild,
@@ -200,6 +209,7 @@ class SqliteDialect(Dialect):
                 conn.execute(f"CREATE TABLE {quote(table)} ({', '.join(cols)})")
                 logger.info("Created table %s", table)
                 return
+            check_primary_key(layout, self._primary_key(conn, table))
             for c in layout.columns:
                 if c.name not in existing:
                     logger.info("Adding column %s.%s", table, c.name)

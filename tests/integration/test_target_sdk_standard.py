@@ -32,7 +32,6 @@ from target_dap_sql.errors import (
     MissingKeyPropertyError,
     RecordBeforeSchemaError,
     SchemaError,
-    TargetDapSQLError,
 )
 from target_dap_sql.target import TargetDapSQL
 
@@ -141,8 +140,8 @@ class EncodedStringData(Validated, sdk.TargetEncodedStringData):
         if self.db.kind == "sqlite":
             super().test()
             return
-        # Wanted: one input error naming the line, the stream and the column, raised while
-        # decoding, before the database sees the batch (xfail on PostgreSQL, see XFAIL).
+        # One input error naming the line, the stream and the column, raised while reading,
+        # before the database sees the batch (sanitize_null_characters is off by default).
         with pytest.raises(InputError, match=r"line 12, stream 'test_strings': .*'info'.*NUL"):
             super().test()
 
@@ -267,13 +266,7 @@ CHECKED_SUITE = SingerTestSuite(kind="target", tests=[
 ])
 
 #: Known defects outside this test's owner's files: (dialect, SDK test name) -> reason.
-XFAIL = {
-    ("postgres", "test_target_encoded_string_data"): (
-        "defect in dialects/postgresql.py (or decoding.py): a NUL (U+0000) in a text value fails "
-        "only at COMMIT with DatabaseError \"loading stream 'test_strings': invalid byte sequence "
-        "for encoding \"UTF8\": 0x00\" (in jsonb: 'unsupported Unicode escape sequence'), naming "
-        "neither the input line nor the column"),
-}
+XFAIL: dict[tuple[str, str], str] = {}
 
 
 def _runner(db: Db) -> TargetTestRunner:
@@ -362,11 +355,6 @@ def test_key_change_within_a_run_is_one_clear_error(db: Db) -> None:
     assert (states, db.rows("users")) == ([], [])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect in dialects/sqlite.py and pg_schema.py: prepare_table does not compare the existing "
-    "primary key with the new key_properties; SQLite fails at commit with 'ON CONFLICT clause "
-    "does not match any PRIMARY KEY or UNIQUE constraint', PostgreSQL at prepare with 'column "
-    "\"id\" is in a primary key'"))
 def test_key_change_across_runs_is_one_clear_error(db: Db) -> None:
     assert run_target(db.url, _users(["id"], ALICE)) == ([], None)
     states, error = run_target(db.url, [*_users(["email"], BOB), {"type": "STATE", "value": 2}])
@@ -375,17 +363,73 @@ def test_key_change_across_runs_is_one_clear_error(db: Db) -> None:
     assert (states, db.rows("users")) == ([], [(1, "Alice", "alice@example.com")])
 
 
+NOTES_SCHEMA = {"type": "SCHEMA", "stream": "notes", "key_properties": ["id"],
+                "schema": {"properties": {"id": {"type": "integer"}, "text": {"type": "string"},
+                                          "doc": {"type": "object"}}}}
+
+
 @pytest.mark.postgres
-def test_postgres_nul_in_text_fails_the_batch_and_commits_nothing(pg_url: str) -> None:
-    """Until the error names line and column (see XFAIL), what already holds: the run fails with
-    the target's own error naming the stream, no row of the batch and no STATE is committed."""
+def test_postgres_nul_is_one_clear_error_and_commits_nothing(pg_url: str) -> None:
+    """PostgreSQL cannot store U+0000: the error names line, stream, column and key; nothing of
+    the batch and no STATE is committed. An escaped backslash before `u0000` is plain text."""
     db = Db("postgres", pg_url)
-    messages = [{"type": "SCHEMA", "stream": "notes", "key_properties": ["id"],
-                 "schema": {"properties": {"id": {"type": "integer"}, "text": {"type": "string"}}}},
-                {"type": "RECORD", "stream": "notes", "record": {"id": 1, "text": "fine"}},
-                {"type": "RECORD", "stream": "notes", "record": {"id": 2, "text": "a\u0000b"}},
+    messages = [NOTES_SCHEMA,
+                {"type": "RECORD", "stream": "notes", "record": {"id": 1, "text": "lit\\u0000"}},
+                {"type": "RECORD", "stream": "notes", "record": {"id": 2, "doc": {"k": "a\u0000"}}},
                 {"type": "STATE", "value": {"notes": 2}}]
     states, error = run_target(pg_url, messages)
-    assert isinstance(error, TargetDapSQLError)
-    assert "stream 'notes'" in str(error) and "0x00" in str(error), str(error)
+    assert isinstance(error, InputError)
+    assert str(error) == (
+        "line 3, stream 'notes': column 'doc' (key 2) contains a NUL character (U+0000), which "
+        "PostgreSQL cannot store; remove it at the source or set sanitize_null_characters to "
+        "replace it with U+FFFD")
     assert (states, db.rows("notes")) == ([], [])
+
+
+@pytest.mark.postgres
+def test_postgres_sanitize_null_characters_stores_replacement_characters(pg_url: str) -> None:
+    db = Db("postgres", pg_url)
+    messages = [NOTES_SCHEMA,
+                {"type": "RECORD", "stream": "notes", "record": {"id": 1, "text": "a\u0000b"}},
+                {"type": "RECORD", "stream": "notes", "record": {"id": 2, "doc": {"k": "\u0000"},
+                                                                 "text": "lit\\u0000"}},
+                {"type": "STATE", "value": {"notes": 2}}]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        target = TargetDapSQL(config={"sqlalchemy_url": pg_url, "sanitize_null_characters": True},
+                              parse_env_config=False)
+        target.listen(file_input=io.StringIO("".join(json.dumps(m) + "\n" for m in messages)))
+    assert out.getvalue() == '{"notes":2}\n'
+    assert db.rows("notes", '"id", "text", "doc"::text') == [
+        (1, "a\ufffdb", None), (2, "lit\\u0000", '{"k": "\ufffd"}')]
+
+
+def test_sdk_record_missing_required_property_is_one_clear_error(db: Db) -> None:
+    states, error = run_target(db.url, singer_file("record_missing_required_property"))
+    assert isinstance(error, InputError)
+    assert str(error) == ("line 2, stream 'test_record_missing_required_property': required "
+                          "property 'id' is missing or null in an upsert")
+    assert (states, db.rows("test_record_missing_required_property")) == ([], [])
+
+
+def test_required_columns_bind_upserts_but_not_deletes(db: Db) -> None:
+    """A delete carries only its key (as DAP's do); an upsert lacking a required non-key column,
+    or carrying null in it, is refused with its line, stream and column."""
+    schema = {"type": "SCHEMA", "stream": "users", "key_properties": ["id"],
+              "schema": {"required": ["name"], "properties": {
+                  "id": {"type": "integer"}, "name": {"type": "string"},
+                  "email": {"type": ["string", "null"]}, "_sdc_deleted_at": {"type": "string"}}}}
+    upsert = {"type": "RECORD", "stream": "users"}
+    good = [schema, {**upsert, "record": {"id": 1, "name": "Alice"}},
+            {**upsert, "record": {"id": 2, "name": "Bob"}},
+            {**upsert, "record": {"id": 1, "_sdc_deleted_at": "2024-01-01T00:00:00Z"}},
+            {"type": "STATE", "value": 1}]
+    assert run_target(db.url, good) == ([1], None)
+    for bad in ({"id": 3}, {"id": 3, "name": None}):
+        states, error = run_target(db.url, [schema, {**upsert, "record": bad},
+                                            {"type": "STATE", "value": 2}])
+        assert isinstance(error, InputError)
+        assert str(error) == ("line 2, stream 'users': required property 'name' is missing or "
+                              "null in an upsert"), str(error)
+        assert states == []
+    assert db.rows("users", '"id", "name", "email"') == [(2, "Bob", None)]

@@ -84,8 +84,6 @@ def test_keywords_quotes_semicolons_spaces_unicode_are_quoted(
     assert sorted(synced) == sorted(tables)
 
 
-@pytest.mark.xfail(strict=True, reason="target-dap-sql crashes with a msgspec ValueError traceback "
-                   "on a column name containing a double quote or backslash")
 @pytest.mark.parametrize("column", ['dq"uote', "back\\slash"])
 def test_double_quote_or_backslash_in_a_column_name(
         column: str, emulator_factory: Callable[..., RunningEmulator], tmp_path: Path) -> None:
@@ -98,8 +96,6 @@ def test_double_quote_or_backslash_in_a_column_name(
     assert_tables_equal_truth(workdir, tables)
 
 
-@pytest.mark.xfail(strict=True, reason="dap-emulator does not percent-decode path segments: a "
-                   "table name the tap URL-encodes answers 404 ObjectNotFound")
 @pytest.mark.parametrize("table", ["semi;colon", "q'uote", "sp ace", "ünï_表"])
 def test_table_names_that_need_url_encoding(
         table: str, emulator_factory: Callable[..., RunningEmulator], tmp_path: Path) -> None:
