@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench import venvs
 from bench.errors import BenchError
+from bench.estimate import describe, estimate
 from bench.report import machine_info, render, update_readme, write_json
 from bench.runner import Dataset, Runner, Tools
 from bench.scenarios import SCENARIO_NAMES, TABLES_30, Sizes, scenarios
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rows", type=int, help="rows of the submissions table "
                         "(default 100,000; 1,000,000 with --full)")
     parser.add_argument("--full", action="store_true",
-                        help="1M rows, 250k for target-postgres, 10k rows × 30 tables")
+                        help="1M rows (4M for memory-4x), 250k for target-postgres, "
+                        "10k rows × 30 tables")
     parser.add_argument("--repeat", type=int, default=3, help="measured runs per variant")
     parser.add_argument("--scenarios", default=",".join(SCENARIO_NAMES),
                         help=f"comma list of: {', '.join(SCENARIO_NAMES)}")
@@ -124,10 +126,13 @@ def run(args: argparse.Namespace) -> int:
     chosen = select(scenarios(sizes), args.scenarios, args.skip)
     args.work.mkdir(parents=True, exist_ok=True)
     args.results.mkdir(parents=True, exist_ok=True)
+    datasets = datasets_for(sizes)
+    print(describe(estimate(chosen, {n: d.spec for n, d in datasets.items()}, args.repeat)),
+          file=sys.stderr, flush=True)
     tools, versions = tools_for(chosen, args.work)
     started = time.time()
     postgres = Postgres()
-    runner = Runner(tools, datasets_for(sizes), args.work, postgres, args.timeout)
+    runner = Runner(tools, datasets, args.work, postgres, args.timeout)
     failures = runner.failures
     profiles: dict[str, str] = {}
     try:

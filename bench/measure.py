@@ -49,6 +49,9 @@ class ProcessStats:
 class PipelineResult:
     seconds: float
     processes: tuple[ProcessStats, ...]
+    # time.monotonic() when the first process was started: processes that print monotonic
+    # times (the line counter, the probes) are placed on the run's time line with it
+    started_at: float = 0.0
 
 
 def _stats(role: str, seconds: float, status: int, report: Path) -> ProcessStats:
@@ -76,6 +79,7 @@ def run_pipeline(specs: Sequence[ProcessSpec], log_dir: Path, timeout: float) ->
     procs: list[subprocess.Popen[bytes]] = []
     stderr_paths: list[Path] = []
     results: dict[int, ProcessStats] = {}
+    started_at = time.monotonic()
     started = time.perf_counter()
     try:
         upstream = None
@@ -113,7 +117,7 @@ def run_pipeline(specs: Sequence[ProcessSpec], log_dir: Path, timeout: float) ->
             f"{ordered[index].role} exited with {ordered[index].exit_code} "
             f"(log {stderr_paths[index]}):\n    {tail}"
         )
-    return PipelineResult(seconds, ordered)
+    return PipelineResult(seconds, ordered, started_at)
 
 
 class _stdout_for:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.runner import RunRecord
-from bench.spec import Kind, Scenario
-from bench.stats import CHECKS, MB, OURS_PG, Summary, find
+from bench.spec import Kind, Scenario, Variant
+from bench.stats import CHECKS, MB, OURS_PG, Check, Summary, find
 
 README_START = "<!-- bench:latest:start -->"
 README_END = "<!-- bench:latest:end -->"
@@ -58,23 +58,40 @@ def _rate(value: float) -> str:
     return f"{value / 1000:,.1f}k" if value >= 1000 else f"{value:,.0f}"
 
 
+def _ratio(ours: float, other: float, what: str = "") -> str:
+    ratio = ours / other
+    if ratio >= 1:
+        return f"{what}ours {ratio:.1f}× faster"
+    return f"{what}ours at {1 / ratio:.2f}× its time"
+
+
 def _ratio_cell(scenario: Scenario, row: Summary, summaries: list[Summary]) -> str:
     ours = find(summaries, scenario.name, OURS_PG) or next(
         (s for s in summaries if s.scenario == scenario.name and s.kind == Kind.OURS.value), None)
     if ours is None or row is ours or row.kind == Kind.OURS.value or not row.rows_per_second:
         return ""
-    ratio = ours.rows_per_second / row.rows_per_second
-    if ratio >= 1:
-        return f"ours {ratio:.1f}× faster"
-    return f"ours at {1 / ratio:.2f}× its time"
+    cell = _ratio(ours.rows_per_second, row.rows_per_second)
+    if ours.window_rows_per_second and row.window_rows_per_second:
+        cell += "; " + _ratio(ours.window_rows_per_second, row.window_rows_per_second,
+                              "streaming: ")
+    return cell
+
+
+def _window_cell(variant: Variant, row: Summary) -> str:
+    if variant.window is None or not row.window_rows_per_second:
+        return ""
+    return (f"{_rate(row.window_rows_per_second)} ({variant.window.label}: "
+            f"{row.window_seconds:.2f} s, from {row.window_start:.2f} s)")
 
 
 def scenario_table(scenario: Scenario, summaries: list[Summary]) -> list[str]:
+    streaming = any(v.window is not None for v in scenario.variants)
+    extra_head, extra_rule = (" streaming rows/s (window) |", "---|") if streaming else ("", "")
     lines = [
         f"### {scenario.name}: {scenario.title}", "",
-        "| variant | kind | median time | rows | rows/s | vs ours | peak RSS per process "
-        "| CPU s per process | DESIGN §6 reference |",
-        "|---|---|---:|---:|---:|---|---|---|---|",
+        f"| variant | kind | median time | rows | rows/s |{extra_head} vs ours "
+        "| peak RSS per process | CPU s per process | DESIGN §6 reference |",
+        f"|---|---|---:|---:|---:|{extra_rule}---|---|---|---|",
     ]
     for variant in scenario.variants:
         row = find(summaries, scenario.name, variant.name)
@@ -89,12 +106,35 @@ def scenario_table(scenario: Scenario, summaries: list[Summary]) -> list[str]:
             if ref.peak_rss_mb:
                 reference += f", {ref.peak_rss_mb:.0f} MB"
             reference += f" ({ref.note})"
+        window = f" {_window_cell(variant, row)} |" if streaming else ""
         lines.append(
             f"| {_cell(variant.name)} | {row.kind} | {row.seconds:.2f} s | {row.rows:,} | "
-            f"{_rate(row.rows_per_second)} | {_ratio_cell(scenario, row, summaries)} | {rss} | "
-            f"{cpu} | {reference} |"
+            f"{_rate(row.rows_per_second)} |{window} {_ratio_cell(scenario, row, summaries)} | "
+            f"{rss} | {cpu} | {reference} |"
         )
     return lines + [""]
+
+
+def _check_detail(check: Check, summaries: list[Summary]) -> str:
+    """What a target's number was computed from, so a ratio never stands alone."""
+    ours = find(summaries, check.scenario, check.variant)
+    other_scenario = check.other_scenario or check.scenario
+    other = find(summaries, other_scenario, check.other) if check.other else None
+    if ours is None or other is None:
+        return ""
+    if check.metric in ("speedup", "slowdown"):
+        if ours.rows == other.rows:
+            return (f" ({_rate(ours.rows_per_second)} vs {_rate(other.rows_per_second)} rows/s, "
+                    f"{ours.rows:,} rows)")
+        return (f" ({_rate(ours.rows_per_second)} rows/s on {ours.rows:,} rows vs "
+                f"{_rate(other.rows_per_second)} on {other.rows:,})")
+    if check.metric == "window_rows_per_second":
+        parts = [f"wall {_rate(ours.rows_per_second)}"]
+        if other.window_rows_per_second:
+            parts.append(f"{_cell(other.variant)}: {_rate(other.window_rows_per_second)} "
+                         "first byte parsed → end")
+        return f" ({'; '.join(parts)})"
+    return ""
 
 
 def checks_table(summaries: list[Summary]) -> list[str]:
@@ -112,6 +152,8 @@ def checks_table(summaries: list[Summary]) -> list[str]:
             shown = f"{value * 100:+.1f}%"
         else:
             shown = f"{value:,.0f} rows/s"
+        if value is not None:
+            shown += _check_detail(check, summaries)
         verdict = {True: "met", False: "**not met**", None: "—"}[passed]
         lines.append(f"| {_cell(check.target)} | {shown} | {verdict} |")
     return lines + [""]
@@ -127,8 +169,12 @@ def render(stamp: str, command: str, machine: dict[str, str], settings: dict[str
                               for k, v in settings.items()),
         "",
         "Medians of the repeats; rows/s = rows ÷ median wall time. Wall time runs from the "
-        "first process's start to the last one's exit and includes the emulator building the "
-        "job (the same for every variant). Peak RSS and CPU are per process (`wait4` rusage).",
+        "first process's start to the last one's exit and includes start-up, the emulator "
+        "building the snapshot job, and the download — for every variant, probes included. "
+        "Streaming rows/s = rows ÷ the window a process of the run timed itself (tap-alone: "
+        "first RECORD the tap wrote → EOF; parse probe: first byte parsed → last line parsed); "
+        "\"from\" is when the window opened after the run started. "
+        "Peak RSS and CPU are per process (`wait4` rusage).",
         "",
         "## Targets", "", *checks_table(summaries),
         "## Scenarios", "",

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.datafiles import TableFiles, fetch
-from bench.errors import BenchError, RunFailed, SetupError
+from bench.errors import BenchError, RunFailed
 from bench.measure import ProcessSpec, ProcessStats, run_pipeline
 from bench.profiling import profiled_argv, summary
 from bench.services import CLIENT_ID, CLIENT_SECRET, Emulator, EmulatorSpec, Postgres
-from bench.spec import Count, Kind, Rows, Scenario, Variant, fill, fill_json
+from bench.spec import Count, Kind, Rows, Scenario, Variant, Window, fill, fill_json
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,10 @@ class RunRecord:
     rows: int
     seconds: float
     processes: list[ProcessStats]
+    # the variant's Window, if it has one: when rows started to flow (seconds after the first
+    # process started) and for how long they flowed
+    window_start: float | None = None
+    window_seconds: float | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -53,7 +56,6 @@ class RunRecord:
 class Dataset:
     spec: EmulatorSpec
     emulator: Emulator | None = None
-    files: TableFiles | None = None
     changes_total: int = 0
 
 
@@ -93,8 +95,13 @@ class Runner:
                     self.failures.append(f"{scenario.name} / {variant.name}: {exc}")
                     self.log(f"  {scenario.name} #{repeat + 1} {variant.name}: FAILED: {exc}")
                     continue
+                streaming = ""
+                if record.window_seconds:
+                    streaming = (f" (streaming {record.rows / record.window_seconds:,.0f} rows/s "
+                                 f"over {record.window_seconds:.2f} s)")
                 self.log(f"  {scenario.name} #{repeat + 1} {variant.name}: "
-                         f"{record.seconds:.2f} s, {record.rows_per_second:,.0f} rows/s, "
+                         f"{record.seconds:.2f} s, {record.rows_per_second:,.0f} rows/s"
+                         f"{streaming}, "
                          + ", ".join(f"{p.role} {p.peak_rss_bytes / 2**20:.0f} MB"
                                      for p in record.processes))
                 self.records.append(record)
@@ -166,6 +173,9 @@ class Runner:
             result = run_pipeline(specs, run / "logs", self.timeout)
             if variant.count is not None:
                 self._verify(variant.count, context, run, expected, variant.name)
+            window: tuple[float | None, float | None] = (None, None)
+            if variant.window is not None:
+                window = window_times(variant.window, context, result.started_at)
             if variant.keep_as:
                 self._keep(variant, dataset_name, database, context)
                 database = None
@@ -174,7 +184,7 @@ class Runner:
                 self.postgres.drop(database)
         rows = expected if variant.rows is Rows.LIVE else self.dataset(dataset_name).changes_total
         return RunRecord(scenario.name, variant.name, variant.kind.value, repeat, rows,
-                         result.seconds, list(result.processes))
+                         result.seconds, list(result.processes), *window)
 
     def _database(self, variant: Variant, dataset: str, context: dict[str, Any]) -> str | None:
         run: Path = context["run_dir"]
@@ -228,11 +238,15 @@ class Runner:
                     f'SELECT count(*) FROM "{fill(count.table, {**context, "table": t})}"'
                 ).fetchone()[0] for t in tables)
         else:
-            outputs = sorted(run.glob("*.out"))
-            text = outputs[-1].read_text().strip() if outputs else ""
-            found = int(text) if text.isdigit() else -1
+            path = Path(fill(count.file, context))
+            found = read_json_line(path).get(count.key)
+            if not isinstance(found, int):
+                raise RunFailed(f"{what}: no count {count.key!r} in {path}")
+            if count.at_least and found >= expected:
+                return
         if found != expected:
-            raise RunFailed(f"{what}: expected {expected:,} rows, found {found:,} ({run})")
+            wanted = f"at least {expected:,}" if count.at_least else f"{expected:,}"
+            raise RunFailed(f"{what}: expected {wanted} rows, found {found:,} ({run})")
 
     # ---- datasets ----
 
@@ -249,32 +263,9 @@ class Runner:
             data.emulator = Emulator(data.spec, self.tools.emulator, self.work / "logs")
         return data.emulator
 
-    def files(self, name: str) -> TableFiles:
-        data = self.dataset(name)
-        if data.files is None:
-            tables = data.spec.tables or ()
-            if len(tables) != 1:
-                raise SetupError(f"probes need a one-table dataset, {name} has {len(tables)}")
-            data.files = fetch(self.emulator(name).base_url, CLIENT_ID, CLIENT_SECRET,
-                               "canvas", tables[0], self.work / "data" / name)
-        return data.files
-
     def _context(self, dataset: str, emulator: Emulator, run: Path) -> dict[str, Any]:
         tables = list(emulator.spec.tables or ())
-        runner = self
-
-        class Context(dict):
-            # probe files are fetched only when a step refers to them
-            def __missing__(self, key: str) -> Any:
-                files = {"tsv_dir": lambda f: f.tsv_dir, "jsonl_dir": lambda f: f.jsonl_dir,
-                         "schema_file": lambda f: f.schema_file}
-                if key in files:
-                    value = str(files[key](runner.files(dataset)))
-                    self[key] = value
-                    return value
-                raise KeyError(key)
-
-        return Context(
+        return dict(
             {field: getattr(self.tools, field) for field in Tools.__dataclass_fields__},
             base_url=emulator.base_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
             run=str(run), run_dir=run, dataset=dataset,
@@ -289,3 +280,25 @@ class Runner:
             if data.emulator is not None:
                 data.emulator.stop()
                 data.emulator = None
+
+
+def read_json_line(path: Path) -> dict[str, Any]:
+    """The last line of a process's output, a JSON object (the probes and the line counter)."""
+    try:
+        lines = path.read_text().strip().splitlines()
+        data = json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError) as exc:
+        raise RunFailed(f"cannot read the result line of {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise RunFailed(f"{path}: no JSON result line")
+    return data
+
+
+def window_times(window: Window, context: dict[str, Any], started_at: float) -> tuple[float, float]:
+    """(start after the pipeline started, duration) of a run's streaming window."""
+    path = Path(fill(window.file, context))
+    data = read_json_line(path)
+    start, end = data.get(window.start), data.get(window.end)
+    if not isinstance(start, int | float) or not isinstance(end, int | float) or end < start:
+        raise RunFailed(f"{path}: no {window.start} → {window.end} times in {data}")
+    return start - started_at, end - start

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.spec import Changes, Count, Kind, Reference, Rows, Scenario, Step, Variant
+from bench.spec import Changes, Count, Kind, Reference, Rows, Scenario, Step, Variant, Window
 
 TABLES_30 = (
     "accounts", "assignment_groups", "assignment_overrides", "assignments", "attachments",
@@ -55,6 +55,18 @@ TAP_CONFIG = {
 TAP = Step("tap", ("{tap}", "--config", "{run}/tap.json"))
 TAP_FROM_STATE = Step("tap", ("{tap}", "--config", "{run}/tap.json", "--state", "{state}"))
 TARGET = Step("target", ("{target}", "--config", "{run}/target.json"), stdout="{run}/target.out")
+
+
+# The probes log in like the tap does: credentials through the environment.
+PROBE_ENV = (("DAP_CLIENT_ID", "{client_id}"), ("DAP_CLIENT_SECRET", "{client_secret}"))
+TAP_ALONE = "tap-dap | line counter"
+PARSE_PROBE = "download + gunzip + orjson parse"
+
+
+def probe(command: str, *extra: str) -> Step:
+    return Step(command, ("{python}", "-m", "bench.probes", command, "--base-url", "{base_url}",
+                          "--table", "{first_table}", *extra),
+                stdout="{run}/probe.out", env=PROBE_ENV)
 
 
 def dap(command: str) -> Step:
@@ -120,12 +132,9 @@ def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
         (
             ours_pg("tap-dap | target-dap-sql", keep_as="ours"),
             dap_initdb(keep_as="dap"),
-            Variant("raw COPY FROM", Kind.PROXY,
-                    (Step("copy", ("{python}", "-m", "bench.probes", "copy", "--data",
-                                   "{tsv_dir}", "--schema", "{schema_file}",
-                                   "--db-url", "{db_url}")),),
+            Variant("raw COPY FROM", Kind.PROXY, (probe("copy", "--db-url", "{db_url}"),),
                     database="postgres", count=Count("postgres", "bench_copy.{table}"),
-                    reference=Reference(197_000, None, "1M rows, 5.1 s")),
+                    reference=Reference(197_000, None, "1M rows, 5.1 s, local files")),
             target_postgres(True, Reference(3_250, 177, "250k rows, 76.9 s")),
             target_postgres(False, None),
         ),
@@ -169,15 +178,22 @@ def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
                  database="sqlite", count=Count("sqlite", "canvas__{table}")),),
     )
     tap_alone = Scenario(
-        "tap-alone", f"Tap alone ({sizes.rows:,} rows to /dev/null) vs gunzip + orjson parse",
+        "tap-alone",
+        f"Tap alone ({sizes.rows:,} rows into a line counter) vs download + gunzip + orjson parse",
         "main",
         (
-            Variant("tap-dap > /dev/null", Kind.OURS, (TAP,), files={"tap.json": TAP_CONFIG}),
-            Variant("gunzip + orjson parse", Kind.PROXY,
-                    (Step("parse", ("{python}", "-m", "bench.probes", "parse", "--data",
-                                    "{jsonl_dir}"), stdout="{run}/probe.out"),),
-                    count=Count("stdout"),
-                    reference=Reference(230_000, 15, "1M rows, 4.35 s")),
+            Variant(TAP_ALONE, Kind.OURS,
+                    (TAP, Step("counter", ("{python}", "-m", "bench.line_counter"),
+                               stdout="{run}/counter.out")),
+                    files={"tap.json": TAP_CONFIG},
+                    count=Count("json", file="{run}/counter.out", key="lines", at_least=True),
+                    window=Window("{run}/counter.out", "first_record", "eof",
+                                  "first RECORD → EOF")),
+            Variant(PARSE_PROBE, Kind.PROXY, (probe("parse"),),
+                    count=Count("json", file="{run}/probe.out"),
+                    reference=Reference(230_000, 15, "1M rows, 4.35 s, local files"),
+                    window=Window("{run}/probe.out", "first_data", "end",
+                                  "first byte parsed → end")),
         ),
     )
     memory = Scenario(

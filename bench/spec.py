@@ -41,8 +41,25 @@ class Step:
 class Count:
     """Where the run's rows end up, to check it did the work it was timed for."""
 
-    where: str  # "postgres" | "sqlite" | "stdout"
-    table: str = ""  # template, e.g. "canvas.{table}"; counted for every dataset table
+    where: str  # "postgres" | "sqlite" | "json"
+    table: str = ""  # postgres/sqlite: template, e.g. "canvas.{table}"; summed over the tables
+    file: str = ""  # json: template of the file holding the JSON line a process printed
+    key: str = "rows"  # json: the key of the count
+    at_least: bool = False  # json: more is fine (a tap writes SCHEMA, STATE ... lines too)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The streaming part of a run, timed by one of its processes (monotonic times in JSON).
+
+    Wall time includes start-up and the server building the job; a window isolates the rate at
+    which rows flow once they do (e.g. the tap's first RECORD to EOF of its output).
+    """
+
+    file: str  # template of the file holding the JSON line
+    start: str  # key: when rows started to flow
+    end: str  # key: when they stopped
+    label: str  # how the report names it
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,7 @@ class Variant:
     count: Count | None = None
     rows: Rows = Rows.LIVE
     reference: Reference | None = None
+    window: Window | None = None
 
 
 @dataclass(frozen=True)

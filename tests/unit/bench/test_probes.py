@@ -1,15 +1,29 @@
-"""The physical-limit probes: gunzip+parse counts, and raw COPY loads DAP TSV unchanged."""
+"""The physical-limit probes: they run the snapshot job themselves and stream its objects."""
 
 from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
+import time
+from collections.abc import Callable
+from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
-from bench.probes import CHUNK, column_type, copy, copy_table_ddl, gunzip_chunks, parse
+from bench.probes import (
+    CHUNK,
+    ProbeError,
+    column_type,
+    copy,
+    copy_table_ddl,
+    count_parsed_lines,
+    gunzip_pieces,
+    main,
+    parse,
+    split_header,
+)
 
 SCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
@@ -29,6 +43,10 @@ SCHEMA = {
 }
 
 
+def pieces_of(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
 def test_column_types_follow_the_official_mapping_enums_as_text() -> None:
     value = SCHEMA["properties"]["value"]["properties"]
     assert [column_type(p) for p in value.values()] == [
@@ -43,48 +61,100 @@ def test_column_types_follow_the_official_mapping_enums_as_text() -> None:
     )
 
 
-def test_parse_counts_every_record_across_objects(tmp_path: Path) -> None:
-    for part, ids in (("part-00000.jsonl.gz", range(3)), ("part-00001.jsonl.gz", range(3, 5))):
-        lines = [json.dumps({"key": {"id": i}, "value": {"name": "x\ny"}}) for i in ids]
-        (tmp_path / part).write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    assert parse(tmp_path) == 5
-
-
-def test_gunzip_pieces_are_bounded_and_lossless(tmp_path: Path) -> None:
-    # highly compressible: one 64 KiB read inflates far beyond CHUNK
-    data = b"".join(b'{"id": %d, "pad": "%s"}\n' % (i, b"x" * (i % 90)) for i in range(200_000))
-    path = tmp_path / "part-00000.jsonl.gz"
-    path.write_bytes(gzip.compress(data, 1))
-    pieces = list(gunzip_chunks(path))
-    assert b"".join(pieces) == data
+def test_gunzip_pieces_are_bounded_lossless_and_span_members() -> None:
+    # highly compressible: one downloaded chunk inflates far beyond CHUNK
+    first = b"".join(b'{"id": %d, "pad": "%s"}\n' % (i, b"x" * (i % 90)) for i in range(200_000))
+    second = b'{"id": "last member"}\n'
+    served = gzip.compress(first, 1) + gzip.compress(second)
+    pieces = list(gunzip_pieces(pieces_of(served, 100_003)))  # members meet inside a piece
+    assert b"".join(pieces) == first + second
     assert max(len(p) for p in pieces) == CHUNK
 
 
-def test_parse_rejects_a_broken_line(tmp_path: Path) -> None:
-    (tmp_path / "part-00000.jsonl.gz").write_bytes(gzip.compress(b'{"key": {"id": 1}}\n{"ke'))
-    with pytest.raises(ValueError):
-        parse(tmp_path)
+def test_gunzip_refuses_truncated_and_corrupt_objects() -> None:
+    served = gzip.compress(b"a\tb\n" * 1000)
+    with pytest.raises(ProbeError, match=r"^object 7: gzip data ends inside a member"):
+        list(gunzip_pieces([served[: len(served) // 2]], "object 7"))
+    corrupt = served[:10] + bytes(b ^ 0xFF for b in served[10:30]) + served[30:]
+    with pytest.raises(ProbeError, match=r"^object 7: corrupt gzip data"):
+        list(gunzip_pieces([corrupt], "object 7"))
+
+
+def test_split_header_across_pieces_keeps_the_rest_byte_exact() -> None:
+    header, rest = split_header(iter([b"meta.ts\tke", b"y.id\tvalue.n", b"ame\n1\t", b"x\\ty\n"]))
+    assert header == b"meta.ts\tkey.id\tvalue.name"
+    assert b"".join(rest) == b"1\tx\\ty\n"
+    header, rest = split_header(iter([b"only.header"]))
+    assert (header, list(rest)) == (b"only.header", [])
+
+
+def test_count_parsed_lines_parses_every_line_across_pieces() -> None:
+    records = [{"key": {"id": i}, "value": {"name": "x\ny" * i}} for i in range(50)]
+    data = b"\n".join(orjson.dumps(r) for r in records) + b"\n\n"  # a blank line is no record
+    parsed: list[Any] = []
+
+    def loads(line: bytes) -> Any:
+        parsed.append(orjson.loads(line))
+
+    assert count_parsed_lines(pieces_of(data[:-2], 37), loads) == 50  # no final newline
+    assert parsed == records
+    assert count_parsed_lines(pieces_of(data, 64), orjson.loads) == 50
+    with pytest.raises(orjson.JSONDecodeError):
+        count_parsed_lines([b'{"key": {"id": 1}}\n{"ke'], orjson.loads)
+
+
+Factory = Callable[..., Any]
+
+
+@pytest.fixture
+def submissions(emulator_factory: Factory, monkeypatch: pytest.MonkeyPatch) -> Any:
+    # 3 objects, so the probes must stream more than one
+    emulator = emulator_factory(tables="canvas.submissions", rows=1_200, rows_per_object=500)
+    monkeypatch.setenv("DAP_CLIENT_ID", emulator.client_id)
+    monkeypatch.setenv("DAP_CLIENT_SECRET", emulator.client_secret)
+    return emulator
+
+
+def test_parse_runs_the_job_and_streams_every_object(submissions: Any) -> None:
+    before = time.monotonic()
+    marks = parse(submissions.base_url, "canvas", "submissions")
+    assert (marks.rows, marks.objects) == (1_200, 3)
+    assert before < marks.job_done <= marks.first_data <= marks.end <= time.monotonic()
+    assert json.loads(marks.as_json())["rows"] == 1_200
+
+
+def test_probe_errors_are_one_line_naming_the_table(submissions: Any,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DAP_CLIENT_SECRET", "wrong")
+    with pytest.raises(SystemExit) as raised:
+        main(["parse", "--base-url", submissions.base_url, "--table", "submissions"])
+    message = str(raised.value.code)
+    assert message.startswith("bench.probes: parse of canvas.submissions: AuthenticationError: ")
+    assert "\n" not in message and "wrong" not in message
+    assert capsys.readouterr().out == ""  # no result line: the harness sees no count
 
 
 @pytest.mark.postgres
-def test_copy_loads_dap_tsv_as_is(tmp_path: Path, pg_url: str) -> None:
-    data = tmp_path / "tsv"
-    data.mkdir()
-    header = "meta.ts\tkey.id\tvalue.name\tvalue.state\tvalue.score\tvalue.at\tvalue.extra\n"
-    rows = [
-        "2024-01-01T00:00:00Z\t1\tmulti\\nline\tactive\t1.5\t2024-02-03T04:05:06.5Z\t{\"a\":1}\n",
-        "2024-01-01T00:00:00Z\t2\t\\N\tdeleted\t\\N\t\\N\t\\N\n",
-    ]
-    (data / "part-00000.tsv.gz").write_bytes(gzip.compress((header + rows[0]).encode()))
-    (data / "part-00001.tsv.gz").write_bytes(gzip.compress((header + rows[1]).encode()))
-    schema_file = tmp_path / "sample.schema.json"
-    schema_file.write_text(json.dumps({"schema": SCHEMA, "version": 1}))
+def test_copy_loads_the_served_tsv_objects_as_is(submissions: Any, pg_url: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    main(["copy", "--base-url", submissions.base_url, "--table", "submissions",
+          "--db-url", pg_url])
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["rows"], printed["objects"]) == (1_200, 3)
+    assert printed["job_done"] <= printed["first_data"] <= printed["end"]
 
-    assert copy(data, schema_file, pg_url) == 2
-
+    truth = {r["key"]["id"]: r["value"] for r in submissions.truth("canvas", "submissions")}
     with psycopg.connect(pg_url) as conn:
-        got = conn.execute(
-            'SELECT id, name, state, score, at::text, extra::text FROM bench_copy.sample '
-            "ORDER BY id").fetchall()
-    assert got == [(1, "multi\nline", "active", 1.5, "2024-02-03 04:05:06.5", '{"a": 1}'),
-                   (2, None, "deleted", None, None, None)]
+        got = conn.execute("SELECT id, workflow_state, score::float8, body, url "
+                           "FROM bench_copy.submissions").fetchall()
+    assert {row[0]: row[1:] for row in got} == {
+        key: (v["workflow_state"], v["score"], v["body"], v["url"]) for key, v in truth.items()
+    }
+
+
+@pytest.mark.postgres
+def test_copy_into_a_table_that_exists_fails_cleanly(submissions: Any, pg_url: str) -> None:
+    copy(submissions.base_url, "canvas", "submissions", pg_url)
+    with pytest.raises(ProbeError, match=r'^PostgreSQL: relation "submissions" already exists'):
+        copy(submissions.base_url, "canvas", "submissions", pg_url)

@@ -6,14 +6,14 @@ import pytest
 
 from bench.errors import BenchError
 from bench.runner import Tools
-from bench.scenarios import SCENARIO_NAMES, TABLES_30, Sizes, scenarios
+from bench.scenarios import PARSE_PROBE, SCENARIO_NAMES, TABLES_30, Sizes, scenarios
 from bench.spec import Changes, fields_of, fill, fill_json
 
 # what Runner._context and Runner._database put into every run's context
 CONTEXT_KEYS = {
     *Tools.__dataclass_fields__, "base_url", "client_id", "client_secret", "run", "run_dir",
     "dataset", "tap_tables", "dap_tables", "first_table", "other_tables", "state", "db_url",
-    "db_name", "db_host", "db_port", "db_user", "tsv_dir", "jsonl_dir", "schema_file",
+    "db_name", "db_host", "db_port", "db_user",
 }
 
 
@@ -44,6 +44,9 @@ def test_every_placeholder_is_provided(sizes: Sizes) -> None:
             used = {name for step in variant.steps
                     for arg in (*step.argv, step.stdout or "", *(v for _, v in step.env))
                     for name in fields_of(arg)}
+            outputs = (variant.count.file if variant.count else "",
+                       variant.window.file if variant.window else "")
+            used |= {name for text in outputs for name in fields_of(text)}
             used |= {name for template in variant.files.values()
                      for value in _strings(template) for name in fields_of(value)}
             assert used <= CONTEXT_KEYS, (scenario.name, variant.name, used - CONTEXT_KEYS)
@@ -74,3 +77,25 @@ def test_sizes_follow_the_issue() -> None:
     assert len(set(TABLES_30)) == 30
     assert tuple(s.name for s in scenarios(full)) == SCENARIO_NAMES
 
+
+
+def test_outputs_a_run_reads_are_written_by_one_of_its_steps() -> None:
+    for scenario in scenarios(Sizes.default()):
+        for variant in scenario.variants:
+            written = {step.stdout for step in variant.steps}
+            if variant.count is not None and variant.count.where == "json":
+                assert variant.count.file in written, (scenario.name, variant.name)
+            if variant.window is not None:
+                assert variant.window.file in written, (scenario.name, variant.name)
+
+
+def test_probes_do_the_remote_work_themselves() -> None:
+    # no files fetched beforehand: each probe talks to the emulator of its run
+    snapshot, tap_alone = (s for s in scenarios(Sizes.default())
+                           if s.name in ("snapshot-pg", "tap-alone"))
+    for variant in (snapshot.variant("raw COPY FROM"), tap_alone.variant(PARSE_PROBE)):
+        (step,) = variant.steps
+        assert step.argv[1:5] == ("-m", "bench.probes", step.role, "--base-url")
+        assert step.argv[5] == "{base_url}"
+        assert dict(step.env) == {"DAP_CLIENT_ID": "{client_id}",
+                                  "DAP_CLIENT_SECRET": "{client_secret}"}
