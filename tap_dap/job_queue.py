@@ -127,8 +127,10 @@ class JobQueue:
 
     # -- poller side ----------------------------------------------------------------------------
 
-    def jobs_to_poll(self, interval: Callable[[int], float]) -> list[tuple[JobEntry, str]] | None:
-        """After ``interval(running jobs)`` seconds: the running ``(entry, job id)`` pairs.
+    def jobs_to_poll(
+        self, interval: Callable[[int, float], float]
+    ) -> list[tuple[JobEntry, str]] | None:
+        """After ``interval(running jobs, youngest job's age)`` s: the running (entry, id) pairs.
 
         The job id is captured under the lock: the entry may be re-queued (its id cleared) while
         the poller is busy with others. None once closed.
@@ -136,7 +138,9 @@ class JobQueue:
         with self._cond:
             if self.closed:
                 return None
-            self._cond.wait(timeout=interval(sum(1 for e in self._running if e.job_id)))
+            running = [e for e in self._running if e.job_id]
+            newest = max((e.created_at for e in running), default=time.monotonic())
+            self._cond.wait(timeout=interval(len(running), time.monotonic() - newest))
             if self.closed:
                 return None
             return [(e, e.job_id) for e in self._running if e.job_id is not None]

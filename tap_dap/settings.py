@@ -48,7 +48,8 @@ CONFIG_JSONSCHEMA: dict[str, Any] = th.PropertiesList(
     th.Property("job_timeout", th.IntegerType, default=14400,
                 description="Seconds a query job may take on the server before its stream fails."),
     th.Property("poll_interval", th.NumberType, default=5,
-                description="Seconds between job status polls."),
+                description="Longest wait in seconds between job status polls (a young "
+                "job is polled after a quarter of its age, at least 0.5 s)."),
     th.Property("emit_activate_version", th.BooleanType, default=True,
                 description="Emit ACTIVATE_VERSION before and after a snapshot so the target "
                 "replaces the table (never for canvas_logs tables: their snapshots merge, as "

@@ -317,3 +317,13 @@ def test_a_cancelled_prefetch_is_an_error_never_a_complete_object() -> None:
     release.set()
     with pytest.raises(PrefetchCancelled, match="o: prefetch stopped before the object was"):
         list(prefetcher.chunks("s"))
+
+
+def test_young_jobs_are_polled_sooner_within_the_rate_cap() -> None:
+    from tap_dap.jobs import MAX_POLLS_PER_SECOND, MIN_POLL_SECONDS, poll_wait
+
+    assert poll_wait(5.0, 1, 0.0) == MIN_POLL_SECONDS  # just created: soon
+    assert poll_wait(5.0, 1, 8.0) == 2.0  # a quarter of its age
+    assert poll_wait(5.0, 1, 600.0) == 5.0  # never beyond poll_interval
+    assert poll_wait(0.05, 0, 0.0) == 0.05  # a shorter poll_interval still wins
+    assert poll_wait(5.0, 60, 0.0) == 60 / MAX_POLLS_PER_SECOND  # 60 jobs: ≤6 polls/s in all
