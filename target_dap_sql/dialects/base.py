@@ -1,18 +1,22 @@
-"""The dialect interface: everything that differs between SQLite, PostgreSQL and (later) MySQL.
+"""The dialect interface (everything that differs between SQLite, PostgreSQL and MySQL) and the
+helpers the dialects share.
 
 A dialect owns one database connection. The loader (sinks.py) calls, per stream: `prepare_table`
 once per SCHEMA (create or evolve the table — never per batch), then `write_batch` per batch, which
 applies upserts, deletes and the optional meta-row update in ONE transaction. Snapshots load into
 a staging table (`create_staging`) and `swap_staging` replaces the live table atomically.
+connection.py implements the transaction and loading paths the dialects share.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+import msgspec
 
 from target_dap_sql.decoding import Converters
 from target_dap_sql.errors import SchemaError
@@ -31,6 +35,13 @@ WIDENINGS = {
     "varchar": {"text"},
     "char": {"varchar", "text"},
 }
+#: Columns of the table_sync meta table that a meta row fills (`id` is generated), in order.
+META_COLUMNS = ("source_namespace", "source_table", "timestamp", "schema_version",
+                "target_schema", "target_table", "schema_description_format",
+                "schema_description")
+
+_JSON_DECODE = msgspec.json.Decoder().decode
+_JSON_ENCODE = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,43 @@ def check_primary_key(layout: TableLayout, existing_key: Sequence[str]) -> None:
         raise key_change_error(layout.stream, existing_key, layout.key_columns)
 
 
+def prefixed_table_name(layout: TableLayout, table: str | None = None) -> str:
+    """`<schema>__<table>`: the official name where tables cannot be grouped in schemas."""
+    table = table or layout.table
+    return f"{layout.schema}__{table}" if layout.schema else table
+
+
+def primary_key_clause(layout: TableLayout, table: str) -> str | None:
+    """The `CONSTRAINT "pk_<table>" PRIMARY KEY (…)` clause of a CREATE TABLE, None if keyless."""
+    if not layout.key_columns:
+        return None
+    keys = ", ".join(map(quote, layout.key_columns))
+    return f"CONSTRAINT {quote('pk_' + table)} PRIMARY KEY ({keys})"
+
+
+def compact_json_text(raw: msgspec.Raw) -> str | None:
+    """JSON re-encoded compactly with non-ASCII kept, as the official replicator stores it.
+
+    The stored text then does not depend on how the tap formatted it (MariaDB and SQLite keep
+    JSON text verbatim).
+    """
+    value = _JSON_DECODE(raw)
+    return None if value is None else _JSON_ENCODE(value).decode()
+
+
+def meta_row_sql(table: str, placeholder: str, where: str) -> tuple[str, str]:
+    """(UPDATE … WHERE `where`, INSERT …) of a table_sync row; both take META_COLUMNS values first.
+
+    table_sync has no unique key on the source table to upsert on (the official layout), so a
+    row is updated where it exists and inserted otherwise.
+    """
+    sets = ", ".join(f"{quote(c)} = {placeholder}" for c in META_COLUMNS)
+    update = f"UPDATE {table} SET {sets} WHERE {where}"
+    insert = (f"INSERT INTO {table} ({', '.join(map(quote, META_COLUMNS))}) "
+              f"VALUES ({', '.join([placeholder] * len(META_COLUMNS))})")
+    return update, insert
+
+
 def widened(old: SqlType, new: SqlType) -> SqlType | None:
     """The type an existing column should change to, or None to keep it as it is.
 
@@ -75,6 +123,43 @@ def widened(old: SqlType, new: SqlType) -> SqlType | None:
     if new.kind in WIDENINGS.get(old.kind, set()):
         return new
     return None
+
+
+class StoredColumn(Protocol):
+    """What schema evolution needs to know of a column already in the table."""
+
+    @property
+    def not_null(self) -> bool: ...
+
+
+StoredT = TypeVar("StoredT", bound=StoredColumn)
+
+
+def evolution_clauses(layout: TableLayout, existing: Mapping[str, StoredT], drop_removed: bool,
+                      *, add: Callable[[Column], str],
+                      alter: Callable[[Column, StoredT], list[str]],
+                      relax: Callable[[str, StoredT], str]) -> list[str]:
+    """The ALTER TABLE clauses that evolve a table with `existing` columns to `layout`.
+
+    Columns new in the layout are added (`add`) and kept ones adapted (`alter`: widenings,
+    dropped NOT NULL). A column the schema no longer has is dropped only when asked; otherwise
+    it stays with its data but loses NOT NULL (`relax`), since new rows will not fill it.
+    """
+    clauses: list[str] = []
+    for column in layout.columns:
+        current = existing.get(column.name)
+        if current is None:
+            clauses.append(add(column))
+        else:
+            clauses.extend(alter(column, current))
+    for name, current in existing.items():
+        if name in layout._by_name:
+            continue
+        if drop_removed:
+            clauses.append(f"DROP COLUMN {quote(name)}")
+        elif current.not_null:
+            clauses.append(relax(name, current))
+    return clauses
 
 
 class Dialect(ABC):

@@ -27,8 +27,16 @@ import msgspec
 import pymysql
 
 from target_dap_sql.decoding import Converters, constrained
-from target_dap_sql.dialects.base import Batch, Dialect, check_primary_key, logger, quote
-from target_dap_sql.dialects.mysql_schema import MySqlSchemaManager, staging_name, table_name
+from target_dap_sql.dialects.base import (
+    Batch,
+    check_primary_key,
+    compact_json_text,
+    logger,
+    prefixed_table_name,
+    quote,
+)
+from target_dap_sql.dialects.connection import ConnectionDialect
+from target_dap_sql.dialects.mysql_schema import MySqlSchemaManager, staging_name
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
 from target_dap_sql.meta import MetaRow
@@ -98,24 +106,15 @@ def _utc_naive(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-_JSON_DECODE = msgspec.json.Decoder().decode
-_JSON_ENCODE = msgspec.json.Encoder().encode
-
-
-def _json_text(raw: msgspec.Raw) -> str | None:
-    # Re-encoded compactly with non-ASCII kept, as the official replicator does: MariaDB keeps
-    # JSON text verbatim, so the stored text must not depend on how the tap formatted it.
-    value = _JSON_DECODE(raw)
-    return None if value is None else _JSON_ENCODE(value).decode()
-
-
-class MySqlDialect(Dialect):
+class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
     name = "mysql"
+    driver_error = pymysql.MySQLError
+    meta_table_label = "instructure_dap__table_sync"
 
     def __init__(self, url: str):
+        super().__init__()
         self._params = mysql_params(url)
         self._where = f"{self._params['host']}:{self._params['port']}/{self._params['database']}"
-        self._conn: pymysql.connections.Connection | None = None
         self._schemas = MySqlSchemaManager(self._execute, self._query)
         self._statements: dict[tuple[int, bool], tuple[str, str, str]] = {}
 
@@ -131,19 +130,12 @@ class MySqlDialect(Dialect):
             if kind in ("timestamp", "timestamptz"):
                 out.append((i, _utc_naive))
             elif kind in ("json", "array"):
-                out.append((i, _json_text))
+                out.append((i, compact_json_text))
             elif kind == "uuid":
                 out.append((i, _uuid_bytes))
         return out
 
     # --- connection -------------------------------------------------------------------------
-
-    @property
-    def conn(self) -> pymysql.connections.Connection:
-        if self._conn is None:
-            self.connect()
-        assert self._conn is not None
-        return self._conn
 
     @property
     def database(self) -> str:
@@ -167,43 +159,28 @@ class MySqlDialect(Dialect):
             raise
         self._conn = conn
 
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.rollback()
-                self._conn.close()
-            except pymysql.MySQLError:
-                pass
-            finally:
-                self._conn = None
+    def _close_connection(self, conn: pymysql.connections.Connection) -> None:
+        with contextlib.suppress(pymysql.MySQLError):  # a dropped connection is closed anyway
+            conn.rollback()
+            conn.close()
 
-    def _error_text(self, exc: pymysql.MySQLError) -> str:
+    def _roll_back(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(pymysql.MySQLError):
+                self._conn.rollback()
+
+    def _error_text(self, exc: Exception) -> str:
         args = exc.args
         text = str(args[1]) if len(args) > 1 else str(exc) or type(exc).__name__
         password = self._params.get("password")
         return text.replace(password, "***") if password else text
 
-    def _run(self, what: str, fn: Any, *args: Any) -> Any:
-        """Run fn in a transaction; on a database error roll back and raise one DatabaseError."""
-        try:
-            result = fn(*args)
-            self.conn.commit()
-            return result
-        except pymysql.MySQLError as exc:
-            if self._conn is not None:
-                with contextlib.suppress(pymysql.MySQLError):
-                    self._conn.rollback()
-            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-            if code in _NO_WRITE:
-                raise DatabaseError(
-                    f"{what}: the MySQL user cannot write to database {self.database!r} at "
-                    f"{self._where}: {self._error_text(exc)}") from None
-            raise DatabaseError(f"{what}: {self._error_text(exc)}") from None
-        except BaseException:
-            if self._conn is not None:
-                with contextlib.suppress(pymysql.MySQLError):
-                    self._conn.rollback()
-            raise
+    def _failure_text(self, exc: Exception) -> str:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code in _NO_WRITE:
+            return (f"the MySQL user cannot write to database {self.database!r} at "
+                    f"{self._where}: {self._error_text(exc)}")
+        return self._error_text(exc)
 
     def _execute(self, statement: str, params: Any = None) -> int:
         with self.conn.cursor() as cur:
@@ -217,35 +194,38 @@ class MySqlDialect(Dialect):
     # --- DDL --------------------------------------------------------------------------------
 
     def ensure_meta_tables(self) -> None:
-        self._run("creating the instructure_dap meta tables", self._schemas.ensure_meta_tables)
+        self._transaction("creating the instructure_dap meta tables",
+                          self._schemas.ensure_meta_tables)
 
     def prepare_table(self, layout: TableLayout, *, drop_removed_columns: bool) -> None:
-        def run() -> None:
-            existing = self._schemas.existing_columns(table_name(layout))
+        table = prefixed_table_name(layout)
+
+        def prepare() -> None:
+            existing = self._schemas.existing_columns(table)
             if not existing:
                 self._schemas.create_table(layout)
             else:
-                check_primary_key(layout, self._schemas.primary_key(table_name(layout)))
+                check_primary_key(layout, self._schemas.primary_key(table))
                 self._schemas.evolve(layout, existing, drop_removed_columns)
 
-        self._run(f"preparing table for stream '{layout.stream}'", run)
+        self._transaction(f"preparing table for stream '{layout.stream}'", prepare)
         self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
 
     def staging_table(self, layout: TableLayout) -> str:
-        return staging_name(table_name(layout), "__dap_staging")
+        return staging_name(prefixed_table_name(layout), "__dap_staging")
 
     def create_staging(self, layout: TableLayout) -> None:
         stage = quote(self.staging_table(layout))
 
-        def run() -> None:
+        def create() -> None:
             self._execute(f"DROP TABLE IF EXISTS {stage}")
             # LIKE keeps columns kept from older schema versions, defaults, comments and the PK.
-            self._execute(f"CREATE TABLE {stage} LIKE {quote(table_name(layout))}")
+            self._execute(f"CREATE TABLE {stage} LIKE {quote(prefixed_table_name(layout))}")
 
-        self._run(f"creating the snapshot staging table of '{layout.stream}'", run)
+        self._transaction(f"creating the snapshot staging table of '{layout.stream}'", create)
 
     def read_meta_rows(self) -> list[MetaRow]:
-        return self._run("reading instructure_dap__table_sync", self._schemas.read_meta_rows)
+        return self._transaction(f"reading {self.meta_table_label}", self._schemas.read_meta_rows)
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -253,7 +233,7 @@ class MySqlDialect(Dialect):
         cached = self._statements.get((layout.uid, staging))
         if cached:
             return cached
-        table = quote(self.staging_table(layout) if staging else table_name(layout))
+        table = quote(self.staging_table(layout) if staging else prefixed_table_name(layout))
         names = ", ".join(quote(c.name) for c in layout.columns)
         updates = [f"{quote(c.name)} = VALUES({quote(c.name)})" for c in layout.value_columns]
         if layout.key_columns and updates:
@@ -306,35 +286,27 @@ class MySqlDialect(Dialect):
             chunk = keys[start:start + DELETE_CHUNK]
             cur.execute(delete + "(" + ", ".join(escape(k) for k in chunk) + ")")
 
-    def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
-                    meta: MetaRow | None) -> None:
-        def run() -> None:
-            if len(batch):
-                self._apply(layout, batch, staging)
-            if meta is not None:
-                self._schemas.upsert_meta_row(meta)
-
-        self._run(f"loading stream '{layout.stream}'", run)
-
-    def update_meta(self, meta: MetaRow) -> None:
-        self._run("updating instructure_dap__table_sync", self._schemas.upsert_meta_row, meta)
+    def _upsert_meta(self, meta: MetaRow) -> None:
+        self._schemas.upsert_meta_row(meta)
 
     def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
-        live, stage = table_name(layout), self.staging_table(layout)
+        # Not one transaction as on the other databases: MySQL DDL commits implicitly. Each step
+        # commits on its own, the meta row right after the rename (see the module docstring).
+        live, stage = prefixed_table_name(layout), self.staging_table(layout)
         old = staging_name(live, "__dap_old")
         what = f"replacing table of stream '{layout.stream}' by its snapshot"
         if len(batch):
-            self._run(what, self._apply, layout, batch, True)
+            self._transaction(what, lambda: self._apply(layout, batch, True))
 
-        def swap() -> None:
+        def rename() -> None:
             self._execute(f"DROP TABLE IF EXISTS {quote(old)}")
             self._execute(f"RENAME TABLE {quote(live)} TO {quote(old)}, "
                           f"{quote(stage)} TO {quote(live)}")
 
-        self._run(what, swap)
+        self._transaction(what, rename)
         if meta is not None:
-            self._run(what, self._schemas.upsert_meta_row, meta)
-        self._run(what, self._execute, f"DROP TABLE IF EXISTS {quote(old)}")
+            self._transaction(what, lambda: self._upsert_meta(meta))
+        self._transaction(what, lambda: self._execute(f"DROP TABLE IF EXISTS {quote(old)}"))
         logger.info("Snapshot of '%s' swapped in", layout.stream)
         self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
 

@@ -12,23 +12,25 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from target_dap_sql.dialects.base import logger, quote, widened
-from target_dap_sql.layout import Column, SqlType, TableLayout
-from target_dap_sql.meta import (
-    DATABASE_VERSION,
-    DATABASE_VERSION_COLUMN_COMMENT,
-    DATABASE_VERSION_COMMENT,
-    META_NAMESPACE,
-    TABLE_SYNC_COLUMN_COMMENTS,
-    TABLE_SYNC_COMMENT,
-    MetaRow,
+from target_dap_sql import meta as meta_tables
+from target_dap_sql.dialects.base import (
+    META_COLUMNS,
+    evolution_clauses,
+    logger,
+    meta_row_sql,
+    prefixed_table_name,
+    primary_key_clause,
+    quote,
+    widened,
 )
+from target_dap_sql.layout import Column, SqlType, TableLayout
+from target_dap_sql.meta import DATABASE_VERSION, META_NAMESPACE, MetaRow
 
 META_TABLE = f"{META_NAMESPACE}__table_sync"
 VERSION_TABLE = f"{META_NAMESPACE}__database_version"
-META_COLUMNS = ("source_namespace", "source_table", "timestamp", "schema_version",
-                "target_schema", "target_table", "schema_description_format",
-                "schema_description")
+# By id: MySQL reports rows changed, not rows matched, so an UPDATE that changes nothing cannot
+# tell "no row yet" from "row already up to date" (see upsert_meta_row).
+_META_UPDATE, _META_INSERT = meta_row_sql(f'"{META_TABLE}"', "%s", '"id" = %s')
 MAX_IDENTIFIER = 64
 #: MySQL refuses longer column comments (the official generator fails on them; we cut them).
 MAX_COLUMN_COMMENT = 1024
@@ -54,11 +56,6 @@ class ExistingColumn(NamedTuple):
     not_null: bool
     comment: str
     default: str | None
-
-
-def table_name(layout: TableLayout, table: str | None = None) -> str:
-    table = table or layout.table
-    return f"{layout.schema}__{table}" if layout.schema else table
 
 
 def staging_name(live: str, suffix: str) -> str:
@@ -146,11 +143,12 @@ class MySqlSchemaManager:
         if not self.table_exists(VERSION_TABLE):
             self._exec(
                 f'CREATE TABLE "{VERSION_TABLE}" ("version" bigint NOT NULL AUTO_INCREMENT '
-                f"COMMENT {literal(DATABASE_VERSION_COLUMN_COMMENT)}, "
+                f"COMMENT {literal(meta_tables.DATABASE_VERSION_COLUMN_COMMENT)}, "
                 f'CONSTRAINT "pk_{VERSION_TABLE}" PRIMARY KEY ("version")) '
-                f"COMMENT = {literal(DATABASE_VERSION_COMMENT)}")
+                f"COMMENT = {literal(meta_tables.DATABASE_VERSION_COMMENT)}")
         if not self.table_exists(META_TABLE):
-            comments = {c: f" COMMENT {literal(t)}" for c, t in TABLE_SYNC_COLUMN_COMMENTS.items()}
+            comments = {c: f" COMMENT {literal(t)}"
+                        for c, t in meta_tables.TABLE_SYNC_COLUMN_COMMENTS.items()}
             self._exec(
                 f'CREATE TABLE "{META_TABLE}" ("id" bigint NOT NULL AUTO_INCREMENT, '
                 f'"source_namespace" varchar(64) NOT NULL{comments["source_namespace"]}, '
@@ -163,7 +161,7 @@ class MySqlSchemaManager:
                 f'{comments["schema_description_format"]}, '
                 f'"schema_description" mediumtext NOT NULL{comments["schema_description"]}, '
                 f'CONSTRAINT "pk_{META_TABLE}" PRIMARY KEY ("id")) '
-                f"COMMENT = {literal(TABLE_SYNC_COMMENT)}")
+                f"COMMENT = {literal(meta_tables.TABLE_SYNC_COMMENT)}")
         # Without version 1 the official client truncates table_sync on its first run.
         self._exec(f'INSERT INTO "{VERSION_TABLE}" ("version") VALUES (%s) '
                    'ON DUPLICATE KEY UPDATE "version" = VALUES("version")', (DATABASE_VERSION,))
@@ -173,14 +171,12 @@ class MySqlSchemaManager:
         # changes the next incremental query must still return): cut it off ourselves.
         values = [getattr(meta, c) for c in META_COLUMNS]
         values[2] = meta.timestamp.replace(microsecond=0)
-        sets = ", ".join(f"{quote(c)} = %s" for c in META_COLUMNS)
         found = self._query(f'SELECT "id" FROM "{META_TABLE}" WHERE "source_namespace" = %s '
                             'AND "source_table" = %s', (meta.source_namespace, meta.source_table))
         if found:
-            self._exec(f'UPDATE "{META_TABLE}" SET {sets} WHERE "id" = %s', (*values, found[0][0]))
+            self._exec(_META_UPDATE, (*values, found[0][0]))
         else:
-            self._exec(f'INSERT INTO "{META_TABLE}" ({", ".join(map(quote, META_COLUMNS))}) '
-                       f"VALUES ({', '.join(['%s'] * len(META_COLUMNS))})", values)
+            self._exec(_META_INSERT, values)
 
     def read_meta_rows(self) -> list[MetaRow]:
         if not self.table_exists(META_TABLE):
@@ -218,11 +214,10 @@ class MySqlSchemaManager:
         return ddl
 
     def create_table(self, layout: TableLayout) -> None:
-        name = table_name(layout)
+        name = prefixed_table_name(layout)
         parts = [self.column_ddl(c, layout) for c in layout.columns]
-        if layout.key_columns:
-            keys = ", ".join(map(quote, layout.key_columns))
-            parts.append(f"CONSTRAINT {quote('pk_' + name)} PRIMARY KEY ({keys})")
+        if pk := primary_key_clause(layout, name):
+            parts.append(pk)
         ddl = f"CREATE TABLE {quote(name)} ({', '.join(parts)})"
         if layout.dap and layout.dap.table_comment:
             # The official layout keeps only the first line (the title) on MySQL.
@@ -233,30 +228,28 @@ class MySqlSchemaManager:
 
     def evolve(self, layout: TableLayout, existing: dict[str, ExistingColumn],
                drop_removed: bool) -> None:
-        name = table_name(layout)
-        changes: list[str] = []
-        for c in layout.columns:
-            current = existing.get(c.name)
-            if current is None:
-                changes.append(f"ADD COLUMN {self.column_ddl(c, layout)}")
-                continue
-            new_type = self._evolved_type(c, layout, current, name)
-            keep_not_null = current.not_null and (not c.nullable or c.name in layout.key_columns)
-            if new_type is not None or keep_not_null != current.not_null:
-                # MODIFY restates the whole definition: keep what we do not mean to change.
-                ddl = self.column_ddl(c, layout, not_null=keep_not_null,
-                                      ddl_type=new_type or current.column_type)
-                changes.append(f"MODIFY COLUMN {ddl}")
-        for column, current in existing.items():
-            if column in layout._by_name:
-                continue
-            if drop_removed:
-                changes.append(f"DROP COLUMN {quote(column)}")
-            elif current.not_null:
-                changes.append(f"MODIFY COLUMN {quote(column)} {current.column_type} NULL")
+        name = prefixed_table_name(layout)
+        changes = evolution_clauses(
+            layout, existing, drop_removed,
+            add=lambda c: f"ADD COLUMN {self.column_ddl(c, layout)}",
+            alter=lambda c, current: self._modify_clauses(layout, name, c, current),
+            relax=lambda column, current: (f"MODIFY COLUMN {quote(column)} "
+                                           f"{current.column_type} NULL"))
         if changes:
             logger.info("Evolving %s: %s", name, "; ".join(changes))
             self._exec(f"ALTER TABLE {quote(name)} {', '.join(changes)}")
+
+    def _modify_clauses(self, layout: TableLayout, table: str, c: Column,
+                        current: ExistingColumn) -> list[str]:
+        """Widen the type of a kept column and drop a NOT NULL the schema no longer asks for."""
+        new_type = self._evolved_type(c, layout, current, table)
+        keep_not_null = current.not_null and (not c.nullable or c.name in layout.key_columns)
+        if new_type is None and keep_not_null == current.not_null:
+            return []
+        # MODIFY restates the whole definition: keep what we do not mean to change.
+        ddl = self.column_ddl(c, layout, not_null=keep_not_null,
+                              ddl_type=new_type or current.column_type)
+        return [f"MODIFY COLUMN {ddl}"]
 
     @staticmethod
     def _evolved_type(column: Column, layout: TableLayout, current: ExistingColumn,

@@ -22,7 +22,8 @@ from psycopg import sql
 
 from target_dap_sql.decoding import constrained
 from target_dap_sql.dialects.background import BackgroundJob
-from target_dap_sql.dialects.base import Batch, Dialect, logger, quote
+from target_dap_sql.dialects.base import Batch, logger, quote
+from target_dap_sql.dialects.connection import ConnectionDialect
 from target_dap_sql.dialects.pg_schema import PgSchemaManager
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, SqlType, TableLayout
@@ -70,24 +71,23 @@ def redact(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-class PostgresDialect(Dialect):
+class PostgresDialect(ConnectionDialect[psycopg.Connection]):
     name = "postgresql"
     stores_nul_characters = False
+    driver_error = psycopg.Error
+    meta_table_label = "instructure_dap.table_sync"
 
     def __init__(self, url: str):
+        super().__init__(loads=BackgroundJob("dap-pg-load"))
         self._url = url
         self._conninfo = pg_conninfo(url)
         parts = urlsplit(url)
         self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
-        self._conn: psycopg.Connection | None = None
-        self._schemas: PgSchemaManager | None = None
+        self.schemas = PgSchemaManager(lambda: self.conn, self._run_or_roll_back)
         self._temp_tables: dict[int, str] = {}
         self._statements: dict[tuple[int, bool], tuple[sql.Composed, ...]] = {}
         #: Per layout in a snapshot: (COPY into staging, its types), or None to use the temp table.
         self._direct_copy: dict[int, tuple[sql.SQL, list[str]] | None] = {}
-        #: Snapshot batches load here while the next one is decoded; every other use of the
-        #: connection settles it first.
-        self._loads = BackgroundJob("dap-pg-load")
 
     # --- decoding ---------------------------------------------------------------------------
 
@@ -107,78 +107,48 @@ class PostgresDialect(Dialect):
 
     # --- connection -------------------------------------------------------------------------
 
-    @property
-    def conn(self) -> psycopg.Connection:
-        if self._conn is None:
-            self.connect()
-        assert self._conn is not None
-        return self._conn
-
     def connect(self) -> None:
-        self._loads.settle()
+        self._settle_loads()
         try:
             self._conn = psycopg.connect(self._conninfo, autocommit=False, connect_timeout=15,
                                          application_name="target-dap-sql")
         except psycopg.Error as exc:
-            first = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else
-                           type(exc).__name__, self._url)
-            raise DatabaseError(f"cannot connect to PostgreSQL at {self._where}: {first}"
-                                ) from None
+            raise DatabaseError(f"cannot connect to PostgreSQL at {self._where}: "
+                                f"{self._failure_text(exc)}") from None
         self._conn.execute("SET TIME ZONE 'UTC'")
         self._conn.commit()
-        self._schemas = PgSchemaManager(self._conn, self._run)
 
-    def close(self) -> None:
-        try:
-            self._loads.settle()
-        finally:
-            if self._conn is not None:
-                try:
-                    self._conn.rollback()
-                    self._conn.close()
-                finally:
-                    self._conn = None
+    def _close_connection(self, conn: psycopg.Connection) -> None:
+        conn.rollback()
+        conn.close()
 
-    def _run(self, what: str, fn: Any, *args: Any) -> Any:
-        """Run fn; on a database error roll back and raise one clear DatabaseError."""
-        try:
-            return fn(*args)
-        except psycopg.Error as exc:
-            if self._conn is not None and not self._conn.closed:
-                self._conn.rollback()
-            text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else
-                          type(exc).__name__, self._url)
-            raise DatabaseError(f"{what}: {text}") from None
-        except BaseException:
-            if self._conn is not None and not self._conn.closed:
-                self._conn.rollback()
-            raise
+    def _roll_back(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.rollback()
+
+    def _failure_text(self, exc: Exception) -> str:
+        # The first line only: psycopg adds DETAIL/HINT lines that may quote row values.
+        text = str(exc).strip()
+        return redact(text.splitlines()[0] if text else type(exc).__name__, self._url)
 
     # --- DDL --------------------------------------------------------------------------------
 
-    @property
-    def schemas(self) -> PgSchemaManager:
-        if self._schemas is None:
-            self.connect()
-        assert self._schemas is not None
-        return self._schemas
-
     def ensure_meta_tables(self) -> None:
-        self._loads.settle()
+        self._settle_loads()
         self.schemas.ensure_meta_tables()
 
     def prepare_table(self, layout: TableLayout, *, drop_removed_columns: bool) -> None:
-        self._loads.settle()
+        self._settle_loads()
         self.schemas.prepare_table(layout, layout.table, drop_removed_columns)
-        self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
-        self._direct_copy.pop(layout.uid, None)
+        self._forget_prepared(layout)
 
     def create_staging(self, layout: TableLayout) -> None:
-        self._loads.settle()
+        self._settle_loads()
         staging = self.staging_table(layout)
         self.schemas.create_staging(layout, staging)
-        direct = self._run(f"inspecting the staging table of '{layout.stream}'",
-                           self.schemas.accepts_binary_copy, layout, staging, _DIRECT_KINDS)
+        direct = self._run_or_roll_back(f"inspecting the staging table of '{layout.stream}'",
+                                        self.schemas.accepts_binary_copy, layout, staging,
+                                        _DIRECT_KINDS)
         self.conn.commit()
         self._direct_copy[layout.uid] = None
         if direct:
@@ -190,7 +160,7 @@ class PostgresDialect(Dialect):
             )
 
     def read_meta_rows(self) -> list[MetaRow]:
-        self._loads.settle()
+        self._settle_loads()
         return self.schemas.read_meta_rows()
 
     # --- loading ----------------------------------------------------------------------------
@@ -201,8 +171,9 @@ class PostgresDialect(Dialect):
             name = f"_dap_load_{len(self._temp_tables) + 1}"
             cols = [f"{quote(c.name)} {self._copy_type(c.type)}" for c in layout.record_columns]
             cols.append('"_dap_deleted" bool')
-            self._run(f"creating the load table of {layout.stream}", self.conn.execute,
-                      f"CREATE TEMP TABLE {name} ({', '.join(cols)}) ON COMMIT DELETE ROWS")
+            self._run_or_roll_back(
+                f"creating the load table of {layout.stream}", self.conn.execute,
+                f"CREATE TEMP TABLE {name} ({', '.join(cols)}) ON COMMIT DELETE ROWS")
             self._temp_tables[layout.uid] = name
         return name
 
@@ -303,44 +274,15 @@ class PostgresDialect(Dialect):
         cur.execute("RELEASE SAVEPOINT dap_direct_copy")
         return True
 
-    def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
-                    meta: MetaRow | None) -> None:
-        def run() -> None:
-            if len(batch):
-                self._apply(layout, batch, staging)
-            if meta is not None:
-                self.schemas.upsert_meta_row(meta)
-            self.conn.commit()
-
-        self._loads.settle()
-        if staging and meta is None:
-            # Nothing waits on a staging commit (STATE does not move until the swap), so the
-            # batch loads in the background; the next call on this connection settles it.
-            self._loads.start(lambda: self._run(f"loading stream '{layout.stream}'", run))
-        else:
-            self._run(f"loading stream '{layout.stream}'", run)
-
-    def update_meta(self, meta: MetaRow) -> None:
-        self._loads.settle()
-
-        def run() -> None:
-            self.schemas.upsert_meta_row(meta)
-            self.conn.commit()
-
-        self._run("updating instructure_dap.table_sync", run)
+    def _upsert_meta(self, meta: MetaRow) -> None:
+        self.schemas.upsert_meta_row(meta)
 
     def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
-        self._loads.settle()
+        self._swap_in_one_transaction(
+            layout, batch, meta, lambda: self.schemas.swap(layout, self.staging_table(layout)))
+        self._forget_prepared(layout)
 
-        def run() -> None:
-            if len(batch):
-                self._apply(layout, batch, True)
-            self.schemas.swap(layout, self.staging_table(layout))
-            if meta is not None:
-                self.schemas.upsert_meta_row(meta)
-            self.conn.commit()
-
-        self._run(f"replacing table of stream '{layout.stream}' by its snapshot", run)
-        logger.info("Snapshot of '%s' swapped in", layout.stream)
+    def _forget_prepared(self, layout: TableLayout) -> None:
+        """Drop the statements built for a table whose shape may have changed."""
         self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
         self._direct_copy.pop(layout.uid, None)

@@ -18,14 +18,21 @@ import msgspec
 
 from target_dap_sql.decoding import Converters, constrained
 from target_dap_sql.dialects.background import BackgroundJob
-from target_dap_sql.dialects.base import Batch, Dialect, check_primary_key, logger, quote
+from target_dap_sql.dialects.base import (
+    META_COLUMNS,
+    Batch,
+    check_primary_key,
+    compact_json_text,
+    logger,
+    meta_row_sql,
+    prefixed_table_name,
+    primary_key_clause,
+    quote,
+)
+from target_dap_sql.dialects.connection import ConnectionDialect
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
-from target_dap_sql.meta import (
-    DATABASE_VERSION,
-    META_NAMESPACE,
-    MetaRow,
-)
+from target_dap_sql.meta import DATABASE_VERSION, META_NAMESPACE, MetaRow
 
 _STORAGE = {
     "smallint": "INTEGER", "integer": "INTEGER", "bigint": "INTEGER", "boolean": "INTEGER",
@@ -38,13 +45,10 @@ _DECODE = {
     "json": msgspec.Raw, "array": msgspec.Raw,
 }
 _ZERO = dt.timedelta(0)
-_JSON_DECODE = msgspec.json.Decoder().decode
-_JSON_ENCODE = msgspec.json.Encoder().encode
 _META_TABLE = f"{META_NAMESPACE}__table_sync"
 _VERSION_TABLE = f"{META_NAMESPACE}__database_version"
-_META_COLUMNS = ("source_namespace", "source_table", "timestamp", "schema_version",
-                 "target_schema", "target_table", "schema_description_format",
-                 "schema_description")
+_META_UPDATE, _META_INSERT = meta_row_sql(quote(_META_TABLE), "?",
+                                          '"source_namespace" = ? AND "source_table" = ?')
 
 
 def sqlite_path(url: str) -> str:
@@ -68,28 +72,16 @@ def _timestamp_text(value: dt.datetime) -> str:
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _json_text(raw: msgspec.Raw) -> str | None:
-    # Re-encoded compactly with non-ASCII kept, as the official replicator stores JSON, so the
-    # stored text does not depend on how the tap formatted it.
-    value = _JSON_DECODE(raw)
-    return None if value is None else _JSON_ENCODE(value).decode()
-
-
-class SqliteDialect(Dialect):
+class SqliteDialect(ConnectionDialect[sqlite3.Connection]):
     name = "sqlite"
+    driver_error = sqlite3.Error
+    meta_table_label = _META_TABLE
 
     def __init__(self, url: str):
+        # Snapshot batches load in the background: sqlite3 releases the GIL while SQLite works.
+        super().__init__(loads=BackgroundJob("dap-sqlite-load"))
         self._path = sqlite_path(url)
-        self._conn: sqlite3.Connection | None = None
         self._statements: dict[tuple[int, bool], tuple[str, str, Any]] = {}
-        #: Snapshot batches load here while the next one is decoded (sqlite3 releases the GIL
-        #: while SQLite works); every other use of the connection settles it first.
-        self._loads = BackgroundJob("dap-sqlite-load")
-
-    @staticmethod
-    def table_name(layout: TableLayout, table: str | None = None) -> str:
-        table = table or layout.table
-        return f"{layout.schema}__{table}" if layout.schema else table
 
     # --- decoding ---------------------------------------------------------------------------
 
@@ -104,22 +96,15 @@ class SqliteDialect(Dialect):
             if kind == "timestamp":
                 out.append((i, _timestamp_text))
             elif kind in ("json", "array"):
-                out.append((i, _json_text))
+                out.append((i, compact_json_text))
             elif kind in ("uuid", "date"):
                 out.append((i, str))
         return out
 
     # --- connection -------------------------------------------------------------------------
 
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.connect()
-        assert self._conn is not None
-        return self._conn
-
     def connect(self) -> None:
-        self._loads.settle()
+        self._settle_loads()
         if self._path != ":memory:" and not Path(self._path).parent.exists():
             raise DatabaseError(f"cannot open SQLite database {self._path}: "
                                 "its directory does not exist")
@@ -132,63 +117,54 @@ class SqliteDialect(Dialect):
             raise DatabaseError(f"cannot open SQLite database {self._path}: {exc}") from None
         self._conn = conn
 
-    def close(self) -> None:
-        try:
-            self._loads.settle()
-        finally:
-            if self._conn is not None:
-                if self._conn.in_transaction:
-                    self._conn.rollback()
-                self._conn.close()
-                self._conn = None
+    def _close_connection(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.rollback()
+        conn.close()
 
-    def _transaction(self, what: str, fn: Any) -> Any:
-        self._loads.settle()
-        return self._run_transaction(what, fn)
+    def _roll_back(self) -> None:
+        if self._conn is not None and self._conn.in_transaction:
+            self._conn.rollback()
 
-    def _run_transaction(self, what: str, fn: Any) -> Any:
-        conn = self.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            result = fn(conn)
-            conn.execute("COMMIT")
-            return result
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.rollback()
-            raise DatabaseError(f"{what}: {exc}") from None
-        except BaseException:
-            if conn.in_transaction:
-                conn.rollback()
-            raise
+    def _failure_text(self, exc: Exception) -> str:
+        return str(exc)
+
+    def _begin(self) -> None:
+        # IMMEDIATE takes the write lock now, so a concurrent writer makes us wait (busy_timeout)
+        # here rather than fail halfway through the batch.
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self.conn.execute("COMMIT")
 
     # --- DDL --------------------------------------------------------------------------------
 
     def ensure_meta_tables(self) -> None:
-        def run(conn: sqlite3.Connection) -> None:
-            conn.execute(f'CREATE TABLE IF NOT EXISTS {quote(_VERSION_TABLE)} ('
-                         '"version" INTEGER NOT NULL, '
-                         'CONSTRAINT "pk_database_version" PRIMARY KEY ("version"))')
-            conn.execute(
+        def create() -> None:
+            execute = self.conn.execute
+            execute(f'CREATE TABLE IF NOT EXISTS {quote(_VERSION_TABLE)} ('
+                    '"version" INTEGER NOT NULL, '
+                    'CONSTRAINT "pk_database_version" PRIMARY KEY ("version"))')
+            execute(
                 f"CREATE TABLE IF NOT EXISTS {quote(_META_TABLE)} ("
                 '"id" INTEGER PRIMARY KEY AUTOINCREMENT, '
                 '"source_namespace" TEXT NOT NULL, "source_table" TEXT NOT NULL, '
                 '"timestamp" TEXT NOT NULL, "schema_version" INTEGER NOT NULL, '
                 '"target_schema" TEXT, "target_table" TEXT NOT NULL, '
                 '"schema_description_format" TEXT NOT NULL, "schema_description" TEXT NOT NULL)')
-            conn.execute(f'INSERT OR IGNORE INTO {quote(_VERSION_TABLE)} ("version") VALUES (?)',
-                         (DATABASE_VERSION,))
+            execute(f'INSERT OR IGNORE INTO {quote(_VERSION_TABLE)} ("version") VALUES (?)',
+                    (DATABASE_VERSION,))
 
-        self._transaction("creating the instructure_dap meta tables", run)
+        self._transaction("creating the instructure_dap meta tables", create)
 
-    def _existing(self, conn: sqlite3.Connection, table: str) -> dict[str, tuple[str, bool]]:
-        rows = conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
-        return {r[1]: (r[2], bool(r[3])) for r in rows}
+    def _table_info(self, table: str) -> list[tuple]:
+        return self.conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
 
-    @staticmethod
-    def _primary_key(conn: sqlite3.Connection, table: str) -> list[str]:
-        rows = conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
-        return [r[1] for r in sorted(rows, key=lambda r: r[5]) if r[5]]
+    def _existing(self, table: str) -> dict[str, tuple[str, bool]]:
+        return {r[1]: (r[2], bool(r[3])) for r in self._table_info(table)}
+
+    def _primary_key(self, table: str) -> list[str]:
+        return [r[1] for r in sorted(self._table_info(table), key=lambda r: r[5]) if r[5]]
 
     def _column_ddl(self, c: Column, layout: TableLayout) -> str:
         ddl = f"{quote(c.name)} {_STORAGE.get(c.type.kind, 'TEXT')}"
@@ -196,49 +172,48 @@ class SqliteDialect(Dialect):
         # and a required column that disappears from the DAP schema must not block loading.
         return ddl + " NOT NULL" if c.name in layout.key_columns else ddl
 
-    def prepare_table(self, layout: TableLayout, *, drop_removed_columns: bool) -> None:
-        table = self.table_name(layout)
+    def _create_table(self, table: str, columns: list[str], layout: TableLayout) -> None:
+        if pk := primary_key_clause(layout, layout.table):
+            columns = [*columns, pk]
+        self.conn.execute(f"CREATE TABLE {quote(table)} ({', '.join(columns)})")
 
-        def run(conn: sqlite3.Connection) -> None:
-            existing = self._existing(conn, table)
+    def prepare_table(self, layout: TableLayout, *, drop_removed_columns: bool) -> None:
+        table = prefixed_table_name(layout)
+
+        def prepare() -> None:
+            existing = self._existing(table)
             if not existing:
-                cols = [self._column_ddl(c, layout) for c in layout.columns]
-                if layout.key_columns:
-                    cols.append(f"CONSTRAINT {quote('pk_' + layout.table)} PRIMARY KEY "
-                                f"({', '.join(map(quote, layout.key_columns))})")
-                conn.execute(f"CREATE TABLE {quote(table)} ({', '.join(cols)})")
+                self._create_table(table, [self._column_ddl(c, layout) for c in layout.columns],
+                                   layout)
                 logger.info("Created table %s", table)
                 return
-            check_primary_key(layout, self._primary_key(conn, table))
+            check_primary_key(layout, self._primary_key(table))
+            # One statement per column: SQLite's ALTER TABLE takes one change at a time.
             for c in layout.columns:
                 if c.name not in existing:
                     logger.info("Adding column %s.%s", table, c.name)
-                    conn.execute(f"ALTER TABLE {quote(table)} ADD COLUMN "
-                                 f"{self._column_ddl(c, layout)}")
+                    self.conn.execute(f"ALTER TABLE {quote(table)} ADD COLUMN "
+                                      f"{self._column_ddl(c, layout)}")
             if drop_removed_columns:
                 for name in existing:
                     if name not in layout._by_name:
                         logger.info("Dropping column %s.%s", table, name)
-                        conn.execute(f"ALTER TABLE {quote(table)} DROP COLUMN {quote(name)}")
+                        self.conn.execute(f"ALTER TABLE {quote(table)} DROP COLUMN {quote(name)}")
 
-        self._transaction(f"preparing table for stream '{layout.stream}'", run)
+        self._transaction(f"preparing table for stream '{layout.stream}'", prepare)
         self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
 
     def create_staging(self, layout: TableLayout) -> None:
-        live = self.table_name(layout)
-        staging = self.table_name(layout, self.staging_table(layout))
+        live = prefixed_table_name(layout)
+        staging = prefixed_table_name(layout, self.staging_table(layout))
 
-        def run(conn: sqlite3.Connection) -> None:
-            conn.execute(f"DROP TABLE IF EXISTS {quote(staging)}")
-            existing = self._existing(conn, live)
-            cols = [f"{quote(n)} {t}" + (" NOT NULL" if nn else "")
-                    for n, (t, nn) in existing.items()]
-            if layout.key_columns:
-                cols.append(f"CONSTRAINT {quote('pk_' + layout.table)} PRIMARY KEY "
-                            f"({', '.join(map(quote, layout.key_columns))})")
-            conn.execute(f"CREATE TABLE {quote(staging)} ({', '.join(cols)})")
+        def create() -> None:
+            self.conn.execute(f"DROP TABLE IF EXISTS {quote(staging)}")
+            # Shaped like the live table, columns kept from older schema versions included.
+            self._create_table(staging, [f"{quote(n)} {t}" + (" NOT NULL" if nn else "")
+                                         for n, (t, nn) in self._existing(live).items()], layout)
 
-        self._transaction(f"creating the snapshot staging table of '{layout.stream}'", run)
+        self._transaction(f"creating the snapshot staging table of '{layout.stream}'", create)
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -246,7 +221,7 @@ class SqliteDialect(Dialect):
         cached = self._statements.get((layout.uid, staging))
         if cached:
             return cached
-        table = quote(self.table_name(layout, self.staging_table(layout) if staging else None))
+        table = quote(prefixed_table_name(layout, self.staging_table(layout) if staging else None))
         names = ", ".join(quote(c.name) for c in layout.columns)
         values = ", ".join("?" if c.source == "record" else
                            "strftime('%Y-%m-%d %H:%M:%f', 'now')" for c in layout.columns)
@@ -271,73 +246,41 @@ class SqliteDialect(Dialect):
         self._statements[(layout.uid, staging)] = result
         return result
 
-    def _apply(self, conn: sqlite3.Connection, layout: TableLayout, batch: Batch,
-               staging: bool) -> None:
+    def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
         upsert, delete, delete_params = self._statements_for(layout, staging)
         if batch.upserts:
-            conn.executemany(upsert, batch.upserts)
+            self.conn.executemany(upsert, batch.upserts)
         if batch.deletes:
-            conn.executemany(delete, map(delete_params, batch.deletes))
-
-    def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
-                    meta: MetaRow | None) -> None:
-        def run(conn: sqlite3.Connection) -> None:
-            self._apply(conn, layout, batch, staging)
-            if meta is not None:
-                self._upsert_meta(conn, meta)
-
-        self._loads.settle()
-        if staging and meta is None:
-            # Nothing waits on a staging commit (STATE does not move until the swap), so the
-            # batch loads in the background; the next use of the connection settles it.
-            self._loads.start(
-                lambda: self._run_transaction(f"loading stream '{layout.stream}'", run))
-        else:
-            self._transaction(f"loading stream '{layout.stream}'", run)
-
-    def update_meta(self, meta: MetaRow) -> None:
-        self._transaction("updating instructure_dap__table_sync",
-                          lambda conn: self._upsert_meta(conn, meta))
+            self.conn.executemany(delete, map(delete_params, batch.deletes))
 
     def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
-        live = quote(self.table_name(layout))
-        staging = quote(self.table_name(layout, self.staging_table(layout)))
+        live = quote(prefixed_table_name(layout))
+        staging = quote(prefixed_table_name(layout, self.staging_table(layout)))
 
-        def run(conn: sqlite3.Connection) -> None:
-            self._apply(conn, layout, batch, True)
-            conn.execute(f"DROP TABLE {live}")
-            conn.execute(f"ALTER TABLE {staging} RENAME TO {live}")
-            if meta is not None:
-                self._upsert_meta(conn, meta)
+        def replace_live_table() -> None:
+            self.conn.execute(f"DROP TABLE {live}")
+            self.conn.execute(f"ALTER TABLE {staging} RENAME TO {live}")
 
-        self._transaction(f"replacing table of stream '{layout.stream}' by its snapshot", run)
-        logger.info("Snapshot of '%s' swapped in", layout.stream)
+        self._swap_in_one_transaction(layout, batch, meta, replace_live_table)
 
     # --- meta rows --------------------------------------------------------------------------
 
-    @staticmethod
-    def _upsert_meta(conn: sqlite3.Connection, meta: MetaRow) -> None:
-        values = [getattr(meta, c) for c in _META_COLUMNS]
+    def _upsert_meta(self, meta: MetaRow) -> None:
+        values = [getattr(meta, c) for c in META_COLUMNS]
         values[2] = meta.timestamp.isoformat(" ", "microseconds")
-        sets = ", ".join(f"{quote(c)} = ?" for c in _META_COLUMNS)
-        cur = conn.execute(f"UPDATE {quote(_META_TABLE)} SET {sets} WHERE "
-                           '"source_namespace" = ? AND "source_table" = ?',
-                           (*values, meta.source_namespace, meta.source_table))
+        cur = self.conn.execute(_META_UPDATE, (*values, meta.source_namespace, meta.source_table))
         if cur.rowcount == 0:
-            conn.execute(f"INSERT INTO {quote(_META_TABLE)} "
-                         f"({', '.join(map(quote, _META_COLUMNS))}) "
-                         f"VALUES ({', '.join('?' * len(_META_COLUMNS))})", values)
+            self.conn.execute(_META_INSERT, values)
 
     def read_meta_rows(self) -> list[MetaRow]:
-        self._loads.settle()
-        conn = self.conn
-        if not self._existing(conn, _META_TABLE):
+        self._settle_loads()
+        if not self._existing(_META_TABLE):
             return []
-        rows = conn.execute(f"SELECT {', '.join(map(quote, _META_COLUMNS))} FROM "
-                            f"{quote(_META_TABLE)} ORDER BY id").fetchall()
+        rows = self.conn.execute(f"SELECT {', '.join(map(quote, META_COLUMNS))} FROM "
+                                 f"{quote(_META_TABLE)} ORDER BY id").fetchall()
         result = []
         for r in rows:
-            fields = dict(zip(_META_COLUMNS, r, strict=True))
+            fields = dict(zip(META_COLUMNS, r, strict=True))
             fields["timestamp"] = dt.datetime.fromisoformat(fields["timestamp"])
             result.append(MetaRow(**fields))
         return result

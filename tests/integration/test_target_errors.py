@@ -13,25 +13,17 @@ from typing import Any
 
 import pytest
 
-from tests.unit.target.dap_messages import (
-    TARGET,
-    activate,
-    jsonl,
-    record,
-    run_cli,
-    singer_schema,
-    state,
-    submission,
-    submissions_schema,
+from tests.integration.helpers import (
+    SUBMISSIONS,
+    SUBMISSIONS_V1,
+    bookmark,
+    delete,
+    logged_errors,
+    snapshot,
+    upsert,
 )
+from tests.unit.target.dap_messages import TARGET, jsonl, record, run_cli, submission
 from tests.unit.target.target_db import TargetDb, db_fixture  # noqa: F401 (fixture)
-
-S = "canvas-submissions"
-SCHEMA = singer_schema("canvas", "submissions", 1, submissions_schema(1))
-
-
-def _error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if "| ERROR" in line]
 
 
 def _rows(path: Path) -> list[tuple]:
@@ -44,14 +36,14 @@ def _rows(path: Path) -> list[tuple]:
     [
         (b'{"type": "RECORD", "stream": \n', "line 4: not a valid Singer message: "
          "Input data was truncated"),
-        (jsonl([record(S, {}, submission(9))]),
+        (jsonl([record(SUBMISSIONS, {}, submission(9))]),
          "line 4, stream 'canvas-submissions': record is missing key property 'id'"),
-        (jsonl([record(S, {"id": None}, submission(9))]),
+        (jsonl([record(SUBMISSIONS, {"id": None}, submission(9))]),
          "line 4, stream 'canvas-submissions': record is missing key property 'id'"),
-        (jsonl([record(S, {"id": 9}, submission(9, attempt="two"))]),
+        (jsonl([upsert(9, attempt="two")]),
          "line 4, stream 'canvas-submissions': invalid record: Expected `int | null`, got `str` - "
          "at `$.attempt`"),
-        (jsonl([record(S, {"id": 9}, submission(9, workflow_state="bogus"))]),
+        (jsonl([upsert(9, workflow_state="bogus")]),
          "line 4, stream 'canvas-submissions': invalid record: Invalid enum value 'bogus' - "
          "at `$.workflow_state`"),
         (jsonl([record("canvas-users", {"id": 9}, {})]),
@@ -62,22 +54,19 @@ def _rows(path: Path) -> list[tuple]:
 def test_bad_input_fails_with_one_line_and_commits_nothing_of_the_batch(
     tmp_path: Path, bad_line: bytes, message: str
 ) -> None:
-    data = jsonl([SCHEMA, record(S, {"id": 1}, submission(1)),
-                  state({S: ("2024-01-02T00:00:00Z", 1)})]) + bad_line
-    data += jsonl([record(S, {"id": 2}, submission(2))])
+    data = jsonl([SUBMISSIONS_V1, upsert(1), bookmark("2024-01-02T00:00:00Z")]) + bad_line
+    data += jsonl([upsert(2)])
     run = run_cli({"sqlalchemy_url": "sqlite:///dap.db"}, data, tmp_path)
     assert run.returncode == 1
-    assert [line.split("| ", 3)[-1] for line in _error_lines(run.stderr)] == [
-        f"target-dap-sql: {message}"]
+    assert logged_errors(run.stderr) == [f"target-dap-sql: {message}"]
     assert "Traceback" not in run.stderr
     assert run.states == []
     assert _rows(tmp_path / "dap.db") == []
 
 
 def test_failure_keeps_earlier_commits_and_state_never_passes_them(tmp_path: Path) -> None:
-    data = jsonl([SCHEMA, record(S, {"id": 1}, submission(1)), record(S, {"id": 2}, submission(2)),
-                  state({S: ("2024-01-02T00:00:00Z", 1)}), record(S, {"id": 3}, submission(3)),
-                  record(S, {"id": 4}, submission(4, attempt=2**40))])
+    data = jsonl([SUBMISSIONS_V1, upsert(1), upsert(2), bookmark("2024-01-02T00:00:00Z"),
+                  upsert(3), upsert(4, attempt=2**40)])
     run = run_cli({"sqlalchemy_url": "sqlite:///dap.db", "batch_size_rows": 2}, data, tmp_path)
     assert run.returncode == 1
     assert "Expected `int` <= 2147483647 - at `$.attempt`" in run.stderr
@@ -105,22 +94,18 @@ def test_failure_keeps_earlier_commits_and_state_never_passes_them(tmp_path: Pat
     ],
 )
 def test_bad_or_unreachable_database(tmp_path: Path, url: str, message: str) -> None:
-    run = run_cli({"sqlalchemy_url": url}, [SCHEMA, record(S, {"id": 1}, submission(1))],
-                  tmp_path)
+    run = run_cli({"sqlalchemy_url": url}, [SUBMISSIONS_V1, upsert(1)], tmp_path)
     assert run.returncode == 1
-    assert [line.split("| ", 3)[-1] for line in _error_lines(run.stderr)] == [
-        f"target-dap-sql: {message}"]
+    assert logged_errors(run.stderr) == [f"target-dap-sql: {message}"]
     assert "hunter2" not in run.stderr
     assert "Traceback" not in run.stderr
 
 
 def test_kill_9_mid_stream_then_rerun_gives_the_same_database(db: TargetDb,
                                                              tmp_path: Path) -> None:
-    first_part = [SCHEMA, activate(S, 1), *[record(S, {"id": i}, submission(i))
-                                            for i in range(1, 31)], activate(S, 1),
-                  state({S: ("2024-01-01T00:00:00Z", 1)})]
-    second_part = [*[record(S, {"id": i}, submission(i, grade="u")) for i in range(20, 40)],
-                   record(S, {"id": 1}, action="D"), state({S: ("2024-01-02T00:00:00Z", 1)})]
+    first_part = [SUBMISSIONS_V1, *snapshot(1, range(1, 31)), bookmark("2024-01-01T00:00:00Z")]
+    second_part = [*[upsert(i, grade="u") for i in range(20, 40)], delete(1),
+                   bookmark("2024-01-02T00:00:00Z")]
     config_path = tmp_path / "config.json"
     # batch_max_seconds=0: every message after the STATE is a commit point, so the STATE line
     # appears while the process is still reading.
@@ -137,13 +122,13 @@ def test_kill_9_mid_stream_then_rerun_gives_the_same_database(db: TargetDb,
     proc.stdin.flush()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert emitted == {"bookmarks": {S: {"timestamp": "2024-01-01T00:00:00Z",
-                                         "schema_version": 1}}}
+    assert emitted == {"bookmarks": {SUBMISSIONS: {"timestamp": "2024-01-01T00:00:00Z",
+                                                   "schema_version": 1}}}
     # The meta row is exactly at the emitted STATE; the snapshot rows are all there.
     assert db.meta_rows()[0][2] == db.timestamp("2024-01-01 00:00:00")
     assert {r[0] for r in db.rows("canvas", "submissions", '"id"')} >= set(range(1, 31))
 
-    rerun = run_cli({"sqlalchemy_url": db.url}, [SCHEMA, *second_part], tmp_path)
+    rerun = run_cli({"sqlalchemy_url": db.url}, [SUBMISSIONS_V1, *second_part], tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     after_crash = db.dump()
 

@@ -6,6 +6,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from tests.integration.helpers import (
+    SUBMISSIONS,
+    SUBMISSIONS_V1,
+    bookmark,
+    delete,
+    snapshot,
+    submissions_schema_message,
+    upsert,
+)
 from tests.unit.target.dap_messages import (
     activate,
     record,
@@ -14,13 +23,9 @@ from tests.unit.target.dap_messages import (
     singer_schema,
     state,
     submission,
-    submissions_schema,
     web_logs_schema,
 )
 from tests.unit.target.target_db import TargetDb, db_fixture  # noqa: F401 (fixture)
-
-S = "canvas-submissions"
-SCHEMA_V1 = singer_schema("canvas", "submissions", 1, submissions_schema(1))
 
 
 def _grades(db: TargetDb) -> list[tuple]:
@@ -29,34 +34,34 @@ def _grades(db: TargetDb) -> list[tuple]:
 
 def test_upserts_deletes_and_last_action_per_key_wins(db: TargetDb) -> None:
     messages = [
-        SCHEMA_V1,
-        *[record(S, {"id": i}, submission(i)) for i in range(1, 6)],
-        record(S, {"id": 1}, submission(1, grade="B")),       # updated
-        record(S, {"id": 2}, action="D"),                       # deleted
-        record(S, {"id": 3}, submission(3, grade="C")),        # updated, then deleted
-        record(S, {"id": 3}, action="D"),
-        record(S, {"id": 4}, action="D"),                       # deleted, then re-inserted
-        record(S, {"id": 4}, submission(4, grade="D")),
-        record(S, {"id": 99}, action="D"),                      # deleting a missing key: no-op
-        state({S: ("2024-01-15T12:00:00Z", 1)}),
+        SUBMISSIONS_V1,
+        *[upsert(i) for i in range(1, 6)],
+        upsert(1, grade="B"),   # updated
+        delete(2),              # deleted
+        upsert(3, grade="C"),   # updated, then deleted
+        delete(3),
+        delete(4),              # deleted, then re-inserted
+        upsert(4, grade="D"),
+        delete(99),             # deleting a missing key: no-op
+        bookmark("2024-01-15T12:00:00Z"),
     ]
     states = run_in_process({"sqlalchemy_url": db.url}, messages)
     assert _grades(db) == [(1, "B"), (4, "D"), (5, "A5")]
-    assert states == [{"bookmarks": {S: {"timestamp": "2024-01-15T12:00:00Z",
-                                         "schema_version": 1}}}]
+    assert states == [{"bookmarks": {SUBMISSIONS: {"timestamp": "2024-01-15T12:00:00Z",
+                                                   "schema_version": 1}}}]
 
     # The same keys in a later batch (the table already holds them): full-row replacement.
     run_in_process({"sqlalchemy_url": db.url}, [
-        SCHEMA_V1,
-        record(S, {"id": 5}, {"workflow_state": "graded"}),
-        record(S, {"id": 1}, action="D"),
+        SUBMISSIONS_V1,
+        record(SUBMISSIONS, {"id": 5}, {"workflow_state": "graded"}),
+        delete(1),
     ])
     assert db.rows("canvas", "submissions", '"id", "grade", "workflow_state"') == [
         (4, "D", "submitted"), (5, None, "graded")]
 
 
 def test_values_round_trip(db: TargetDb) -> None:
-    run_in_process({"sqlalchemy_url": db.url}, [SCHEMA_V1, record(S, {"id": 7}, submission(7))])
+    run_in_process({"sqlalchemy_url": db.url}, [SUBMISSIONS_V1, upsert(7)])
     (row,) = db.rows("canvas", "submissions")
     if db.kind == "postgres":
         import uuid
@@ -72,27 +77,21 @@ def test_values_round_trip(db: TargetDb) -> None:
                        '{"kind":"video","size":7}', '["late","ü"]')
 
 
-def _snapshot(version: int, ids: range, grade: str) -> list[dict[str, Any]]:
-    return [activate(S, version),
-            *[record(S, {"id": i}, submission(i, grade=grade)) for i in ids],
-            activate(S, version)]
-
-
 def test_snapshot_replaces_the_table_atomically(db: TargetDb) -> None:
     run_in_process({"sqlalchemy_url": db.url},
-                   [SCHEMA_V1, *_snapshot(1, range(1, 6), "old"),
-                    state({S: ("2024-01-01T00:00:00Z", 1)})])
+                   [SUBMISSIONS_V1, *snapshot(1, range(1, 6), grade="old"),
+                    bookmark("2024-01-01T00:00:00Z")])
     assert _grades(db) == [(i, "old") for i in range(1, 6)]
 
     seen_during_load: list[list[tuple]] = []
 
     def second_snapshot() -> Iterator[dict[str, Any]]:
-        yield SCHEMA_V1
-        for i, message in enumerate(_snapshot(2, range(3, 9), "new")):
+        yield SUBMISSIONS_V1
+        for i, message in enumerate(snapshot(2, range(3, 9), grade="new")):
             if i == 5:  # after two staged commits of batch_size_rows=2
                 seen_during_load.append(_grades(db))
             yield message
-        yield state({S: ("2024-02-01T00:00:00Z", 1)})
+        yield bookmark("2024-02-01T00:00:00Z")
 
     run_in_process({"sqlalchemy_url": db.url, "batch_size_rows": 2}, second_snapshot())
     assert seen_during_load == [[(i, "old") for i in range(1, 6)]]
@@ -102,16 +101,16 @@ def test_snapshot_replaces_the_table_atomically(db: TargetDb) -> None:
 
 def test_unfinished_snapshot_leaves_live_table_and_state_alone(db: TargetDb) -> None:
     run_in_process({"sqlalchemy_url": db.url},
-                   [SCHEMA_V1, *_snapshot(1, range(1, 3), "old"),
-                    state({S: ("2024-01-01T00:00:00Z", 1)})])
+                   [SUBMISSIONS_V1, *snapshot(1, range(1, 3), grade="old"),
+                    bookmark("2024-01-01T00:00:00Z")])
     # The tap died mid-snapshot: no final ACTIVATE_VERSION, yet a STATE claiming a new bookmark.
     states = run_in_process({"sqlalchemy_url": db.url, "batch_size_rows": 1}, [
-        SCHEMA_V1, activate(S, 2), record(S, {"id": 9}, submission(9)),
-        state({S: ("2024-03-01T00:00:00Z", 1)}), record(S, {"id": 10}, submission(10)),
+        SUBMISSIONS_V1, activate(SUBMISSIONS, 2), upsert(9),
+        bookmark("2024-03-01T00:00:00Z"), upsert(10),
     ])
     assert _grades(db) == [(1, "old"), (2, "old")]
-    assert states == [{"bookmarks": {S: {"timestamp": "2024-01-01T00:00:00Z",
-                                         "schema_version": 1}}}]
+    assert states == [{"bookmarks": {SUBMISSIONS: {"timestamp": "2024-01-01T00:00:00Z",
+                                                   "schema_version": 1}}}]
     assert db.meta_rows()[0][2] == db.timestamp("2024-01-01 00:00:00")
 
 
@@ -135,16 +134,14 @@ def test_canvas_logs_snapshot_merges_duplicate_keys(db: TargetDb) -> None:
 
 
 def test_schema_evolution_keeps_data(db: TargetDb) -> None:
-    run_in_process({"sqlalchemy_url": db.url},
-                   [SCHEMA_V1, record(S, {"id": 1}, submission(1))])
-    v2 = singer_schema("canvas", "submissions", 2, submissions_schema(2))
+    run_in_process({"sqlalchemy_url": db.url}, [SUBMISSIONS_V1, upsert(1)])
     run_in_process({"sqlalchemy_url": db.url}, [
-        v2, record(S, {"id": 2}, submission(2, workflow_state="pending_review",
-                                            grade="x" * 600, late_days=3))])
-    v3 = singer_schema("canvas", "submissions", 3, submissions_schema(3))
+        submissions_schema_message(2),
+        upsert(2, workflow_state="pending_review", grade="x" * 600, late_days=3)])
+    without_body = {k: v for k, v in submission(3).items() if k != "body"}
     run_in_process({"sqlalchemy_url": db.url}, [
-        v3, record(S, {"id": 3}, {k: v for k, v in submission(3).items() if k != "body"}),
-        state({S: ("2024-03-01T00:00:00Z", 3)})])
+        submissions_schema_message(3), record(SUBMISSIONS, {"id": 3}, without_body),
+        bookmark("2024-03-01T00:00:00Z", 3)])
     assert db.rows("canvas", "submissions",
                    '"id", "workflow_state", length("grade"), "late_days", "body"') == [
         (1, "submitted", 2, None, "essay 1"),
@@ -156,13 +153,15 @@ def test_schema_evolution_keeps_data(db: TargetDb) -> None:
 
 def test_meta_row_and_database_version_contents(db: TargetDb) -> None:
     run_in_process({"sqlalchemy_url": db.url}, [
-        SCHEMA_V1, *_snapshot(1, range(1, 3), "g"),
-        state({S: ("2024-01-15T12:00:00.123456Z", 1)}),
+        SUBMISSIONS_V1, *snapshot(1, range(1, 3), grade="g"),
+        bookmark("2024-01-15T12:00:00.123456Z"),
     ])
     assert db.meta_rows() == [("canvas", "submissions", db.timestamp("2024-01-15 12:00:00.123456"),
                                1, "canvas", "submissions", "json")]
-    expected_description = submissions_schema(1)
-    del expected_description["properties"]["meta"]
+    # The DAP schema the SCHEMA message carried, without `properties.meta`.
+    dap_schema = SUBMISSIONS_V1["schema"]["x-dap"]["schema"]
+    expected_description = {**dap_schema, "properties": {
+        k: v for k, v in dap_schema["properties"].items() if k != "meta"}}
     (description,) = db.query(f'SELECT "schema_description" FROM {db.meta_table()}')[0]
     assert description == json.dumps(expected_description, ensure_ascii=False,
                                       separators=(",", ":"))
@@ -171,8 +170,8 @@ def test_meta_row_and_database_version_contents(db: TargetDb) -> None:
 
     # An incremental later moves the same row (same id), never adds a second one.
     run_in_process({"sqlalchemy_url": db.url}, [
-        SCHEMA_V1, record(S, {"id": 1}, action="D"),
-        state({S: ("2024-01-16T00:00:00Z", 1)})])
+        SUBMISSIONS_V1, delete(1),
+        bookmark("2024-01-16T00:00:00Z")])
     assert db.query(f'SELECT "id", "timestamp" FROM {db.meta_table()}') == [
         (1, db.timestamp("2024-01-16 00:00:00"))]
 
@@ -200,19 +199,19 @@ def test_generic_stream_gets_generic_table_and_no_meta_row(db: TargetDb) -> None
 
 def test_soft_delete_when_hard_delete_is_off(db: TargetDb) -> None:
     run_in_process({"sqlalchemy_url": db.url, "hard_delete": False}, [
-        SCHEMA_V1, record(S, {"id": 1}, submission(1)), record(S, {"id": 2}, submission(2))])
+        SUBMISSIONS_V1, upsert(1), upsert(2)])
     run_in_process({"sqlalchemy_url": db.url, "hard_delete": False}, [
-        SCHEMA_V1, record(S, {"id": 2}, action="D", ts="2024-02-02T02:02:02Z")])
+        SUBMISSIONS_V1, delete(2, ts="2024-02-02T02:02:02Z")])
     assert db.rows("canvas", "submissions", '"id", "grade", "_sdc_deleted_at"') == [
         (1, "A1", None), (2, "A2", db.timestamp("2024-02-02 02:02:02"))]
 
 
 def test_replaying_the_same_input_gives_the_same_database(db: TargetDb, tmp_path) -> None:
     messages = [
-        SCHEMA_V1, *_snapshot(1, range(1, 20), "s"), state({S: ("2024-01-01T00:00:00Z", 1)}),
-        *[record(S, {"id": i}, submission(i, grade="u")) for i in range(5, 25)],
-        *[record(S, {"id": i}, action="D") for i in range(1, 4)],
-        state({S: ("2024-01-02T00:00:00Z", 1)}),
+        SUBMISSIONS_V1, *snapshot(1, range(1, 20), grade="s"), bookmark("2024-01-01T00:00:00Z"),
+        *[upsert(i, grade="u") for i in range(5, 25)],
+        *[delete(i) for i in range(1, 4)],
+        bookmark("2024-01-02T00:00:00Z"),
     ]
     config = {"sqlalchemy_url": db.url, "batch_size_rows": 7}
     first = run_cli(config, messages, tmp_path)
@@ -222,5 +221,5 @@ def test_replaying_the_same_input_gives_the_same_database(db: TargetDb, tmp_path
     assert second.returncode == 0, second.stderr
     assert db.dump() == after_first
     assert first.states == second.states == [
-        {"bookmarks": {S: {"timestamp": "2024-01-02T00:00:00Z", "schema_version": 1}}}]
+        {"bookmarks": {SUBMISSIONS: {"timestamp": "2024-01-02T00:00:00Z", "schema_version": 1}}}]
     assert len(db.rows("canvas", "submissions")) == 21

@@ -13,19 +13,16 @@ import pytest
 
 from target_dap_sql.dialects.mysql import check_server_version, mysql_params
 from target_dap_sql.errors import ConfigError, DatabaseError
-from tests.unit.target.dap_messages import (
-    activate,
-    jsonl,
-    record,
-    run_cli,
-    run_in_process,
-    singer_schema,
-    state,
-    submission,
-    submissions_schema,
+from tests.integration.helpers import (
+    SUBMISSIONS,
+    bookmark,
+    delete,
+    logged_errors,
+    snapshot,
+    submissions_schema_message,
+    upsert,
 )
-
-S = "canvas-submissions"
+from tests.unit.target.dap_messages import activate, jsonl, run_cli, run_in_process
 
 
 def mysql_query(url: str, sql: str, params: Any = None) -> list[tuple]:
@@ -60,8 +57,9 @@ def meta(url: str) -> list[tuple]:
 
 
 def load(url: str, version: int, messages: list[dict], **config: Any) -> list[dict]:
-    schema = singer_schema("canvas", "submissions", version, submissions_schema(version))
-    return run_in_process({"sqlalchemy_url": url, **config}, [schema, *messages])
+    """Load messages after the submissions SCHEMA of `version`; the STATE lines written."""
+    return run_in_process({"sqlalchemy_url": url, **config},
+                          [submissions_schema_message(version), *messages])
 
 
 ENUM = "enum('submitted','graded','__dap_unspecified__')"
@@ -85,8 +83,7 @@ pytestmark = pytest.mark.mariadb
 
 
 def test_official_layout_values_and_meta_row(mariadb_url: str) -> None:
-    load(mariadb_url, 1, [record(S, {"id": 1}, submission(1)),
-                          state({S: ("2024-01-01T00:00:00.999999Z", 1)})])
+    load(mariadb_url, 1, [upsert(1), bookmark("2024-01-01T00:00:00.999999Z")])
     assert columns(mariadb_url, "canvas__submissions") == OFFICIAL_V1
     assert mysql_query(mariadb_url, "SELECT character_set_name, collation_name FROM "
                        "information_schema.columns WHERE table_schema = DATABASE() AND "
@@ -106,15 +103,12 @@ def test_official_layout_values_and_meta_row(mariadb_url: str) -> None:
 
 
 def test_incremental_upserts_deletes_and_schema_evolution(mariadb_url: str) -> None:
-    load(mariadb_url, 1, [record(S, {"id": i}, submission(i)) for i in (1, 2, 3)]
-         + [state({S: ("2024-01-01T00:00:00Z", 1)})])
+    load(mariadb_url, 1, [upsert(1), upsert(2), upsert(3), bookmark("2024-01-01T00:00:00Z")])
     states = load(mariadb_url, 2, [
-        record(S, {"id": 2}, submission(2, grade="B" * 1000, workflow_state="pending_review",
-                                        late_days=3)),
-        record(S, {"id": 3}, action="D"), record(S, {"id": 4}, submission(4)),
-        record(S, {"id": 4}, action="D"), record(S, {"id": 5}, submission(5)),
-        state({S: ("2024-01-02T03:04:05.5Z", 2)})], batch_size_rows=2)
-    assert states[-1]["bookmarks"][S]["timestamp"] == "2024-01-02T03:04:05.5Z"
+        upsert(2, grade="B" * 1000, workflow_state="pending_review", late_days=3),
+        delete(3), upsert(4), delete(4), upsert(5),
+        bookmark("2024-01-02T03:04:05.5Z", 2)], batch_size_rows=2)
+    assert states[-1]["bookmarks"][SUBMISSIONS]["timestamp"] == "2024-01-02T03:04:05.5Z"
     rows = mysql_query(mariadb_url, 'SELECT "id", "workflow_state", LENGTH("grade"), '
                                     '"late_days" FROM "canvas__submissions" ORDER BY 1')
     assert rows == [(1, "submitted", 2, None), (2, "pending_review", 1000, 3),
@@ -127,11 +121,9 @@ def test_incremental_upserts_deletes_and_schema_evolution(mariadb_url: str) -> N
 
 
 def test_snapshot_swaps_atomically_and_leaves_no_staging(mariadb_url: str) -> None:
-    load(mariadb_url, 1, [record(S, {"id": i}, submission(i)) for i in (1, 2)]
-         + [state({S: ("2024-01-01T00:00:00Z", 1)})])
-    load(mariadb_url, 1, [activate(S, 7), record(S, {"id": 10}, submission(10)),
-                          record(S, {"id": 11}, submission(11)), activate(S, 7),
-                          state({S: ("2024-02-01T00:00:00Z", 1)})], batch_size_rows=1)
+    load(mariadb_url, 1, [upsert(1), upsert(2), bookmark("2024-01-01T00:00:00Z")])
+    load(mariadb_url, 1, [*snapshot(7, (10, 11)), bookmark("2024-02-01T00:00:00Z")],
+         batch_size_rows=1)
     assert mysql_query(mariadb_url, 'SELECT "id" FROM "canvas__submissions" ORDER BY 1') == [
         (10,), (11,)]
     assert tables(mariadb_url) == ["canvas__submissions", "instructure_dap__database_version",
@@ -140,22 +132,20 @@ def test_snapshot_swaps_atomically_and_leaves_no_staging(mariadb_url: str) -> No
 
 
 def test_unfinished_snapshot_leaves_live_table_and_bookmark(mariadb_url: str) -> None:
-    load(mariadb_url, 1, [record(S, {"id": 1}, submission(1)),
-                          state({S: ("2024-01-01T00:00:00Z", 1)})])
-    states = load(mariadb_url, 1, [activate(S, 8), record(S, {"id": 20}, submission(20)),
-                                   state({S: ("2024-03-01T00:00:00Z", 1)})])
+    load(mariadb_url, 1, [upsert(1), bookmark("2024-01-01T00:00:00Z")])
+    states = load(mariadb_url, 1, [activate(SUBMISSIONS, 8), upsert(20),
+                                   bookmark("2024-03-01T00:00:00Z")])
     assert mysql_query(mariadb_url, 'SELECT "id" FROM "canvas__submissions"') == [(1,)]
     assert meta(mariadb_url)[0][2] == dt.datetime(2024, 1, 1)
-    assert states[-1]["bookmarks"][S]["timestamp"] == "2024-01-01T00:00:00Z"
+    assert states[-1]["bookmarks"][SUBMISSIONS]["timestamp"] == "2024-01-01T00:00:00Z"
 
 
 def test_failed_batch_rolls_back_and_keeps_earlier_commits(mariadb_url: str,
                                                            tmp_path: Path) -> None:
-    schema = singer_schema("canvas", "submissions", 1, submissions_schema(1))
-    data = jsonl([schema, record(S, {"id": 1}, submission(1)), record(S, {"id": 2}, submission(2)),
-                  state({S: ("2024-01-02T00:00:00Z", 1)}), record(S, {"id": 3}, submission(3)),
+    data = jsonl([submissions_schema_message(1), upsert(1), upsert(2),
+                  bookmark("2024-01-02T00:00:00Z"), upsert(3),
                   # an enum value MariaDB's STRICT mode rejects (validation off)
-                  record(S, {"id": 4}, submission(4, workflow_state="bogus"))])
+                  upsert(4, workflow_state="bogus")])
     run = run_cli({"sqlalchemy_url": mariadb_url, "batch_size_rows": 2,
                    "validate_records": False}, data, tmp_path)
     assert run.returncode == 1
@@ -176,16 +166,13 @@ def test_user_without_write_access_gets_one_clear_error(mariadb_url: str,
     mysql_query(mariadb_url, f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'")
     parts = urlsplit(mariadb_url)
     url = f"mysql://{user}:s3cret-pw@{parts.hostname}:{parts.port}/{database}"
-    schema = singer_schema("canvas", "submissions", 1, submissions_schema(1))
-    run = run_cli({"sqlalchemy_url": url}, [schema, record(S, {"id": 1}, submission(1))],
-                  tmp_path)
+    run = run_cli({"sqlalchemy_url": url}, [submissions_schema_message(1), upsert(1)], tmp_path)
     assert run.returncode == 1
-    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
-    assert len(errors) == 1, run.stderr
-    assert errors[0].endswith(
-        f"creating the instructure_dap meta tables: the MySQL user cannot write to database "
-        f"'{database}' at {parts.hostname}:{parts.port}/{database}: CREATE command denied to "
-        f"user '{user}'@'localhost' for table `{database}`.`instructure_dap__database_version`")
+    assert logged_errors(run.stderr) == [
+        f"target-dap-sql: creating the instructure_dap meta tables: the MySQL user cannot write "
+        f"to database '{database}' at {parts.hostname}:{parts.port}/{database}: CREATE command "
+        f"denied to user '{user}'@'localhost' for table "
+        f"`{database}`.`instructure_dap__database_version`"], run.stderr
     assert "s3cret-pw" not in run.stderr and "Traceback" not in run.stderr
     assert tables(mariadb_url) == []
 
@@ -218,9 +205,8 @@ def test_url_parsing_and_errors() -> None:
 
 
 def test_soft_delete_record_metadata_and_text_enums(mariadb_url: str) -> None:
-    load(mariadb_url, 1, [record(S, {"id": 1}, submission(1)), record(S, {"id": 2}, submission(2)),
-                          record(S, {"id": 2}, action="D", ts="2024-01-09T08:07:06Z"),
-                          state({S: ("2024-01-01T00:00:00Z", 1)})],
+    load(mariadb_url, 1, [upsert(1), upsert(2), delete(2, ts="2024-01-09T08:07:06Z"),
+                          bookmark("2024-01-01T00:00:00Z")],
          hard_delete=False, add_record_metadata=True, enum_type="text", batch_size_rows=2)
     by_name = {c[0]: c[1] for c in columns(mariadb_url, "canvas__submissions")}
     assert (by_name["workflow_state"], by_name["_sdc_deleted_at"],

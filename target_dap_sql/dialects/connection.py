@@ -1,0 +1,163 @@
+"""What the dialects share around their one DB-API connection.
+
+The connection opens on first use. Every unit of database work runs in a transaction of its own
+that either commits or is rolled back and reported as ONE `DatabaseError` line naming the work
+("loading stream 'x': <driver message>"), so a failure never leaves half a batch and never
+prints a driver traceback. A batch and its meta row commit together; snapshot batches may load
+on a worker thread (background.py) while the next batch is decoded.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from target_dap_sql.dialects.background import BackgroundJob
+from target_dap_sql.dialects.base import Batch, Dialect, logger
+from target_dap_sql.errors import DatabaseError
+from target_dap_sql.layout import TableLayout
+from target_dap_sql.meta import MetaRow
+
+
+class DbApiConnection(Protocol):
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+ConnT = TypeVar("ConnT", bound=DbApiConnection)
+ResultT = TypeVar("ResultT")
+
+
+class ConnectionDialect(Dialect, Generic[ConnT]):
+    """A dialect over one DB-API connection: transactions, errors and the shared load paths."""
+
+    #: The driver's exception base class; its errors become one DatabaseError line.
+    driver_error: ClassVar[type[Exception]]
+    #: The table_sync meta table as messages name it.
+    meta_table_label: ClassVar[str]
+
+    def __init__(self, *, loads: BackgroundJob | None = None) -> None:
+        self._conn: ConnT | None = None
+        #: Where snapshot batches load while the next one is decoded (None: always in the
+        #: foreground). Every other use of the connection settles it first, so the order of
+        #: database work and its transactions is what it would be without the thread.
+        self._loads = loads
+
+    # --- hooks of each dialect ----------------------------------------------------------------
+
+    @abstractmethod
+    def _close_connection(self, conn: ConnT) -> None:
+        """Roll back whatever is uncommitted and close."""
+
+    @abstractmethod
+    def _roll_back(self) -> None:
+        """Roll back the open transaction, if there is one."""
+
+    @abstractmethod
+    def _failure_text(self, exc: Exception) -> str:
+        """One line of what the driver reported, without the password."""
+
+    def _begin(self) -> None:
+        """Start a transaction; drivers that start one implicitly need nothing here."""
+
+    def _commit(self) -> None:
+        self.conn.commit()
+
+    @abstractmethod
+    def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
+        """Upsert, then delete, the rows of a batch inside the caller's transaction."""
+
+    @abstractmethod
+    def _upsert_meta(self, meta: MetaRow) -> None:
+        """Write a stream's table_sync row inside the caller's transaction."""
+
+    # --- connection ---------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> ConnT:
+        if self._conn is None:
+            self.connect()
+        assert self._conn is not None
+        return self._conn
+
+    def close(self) -> None:
+        try:
+            self._settle_loads()
+        finally:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                self._close_connection(conn)
+
+    def _settle_loads(self) -> None:
+        """Wait for the background load in flight, if any, and raise its error."""
+        if self._loads is not None:
+            self._loads.settle()
+
+    # --- transactions -------------------------------------------------------------------------
+
+    def _run_or_roll_back(self, what: str, fn: Callable[..., ResultT], *args: Any) -> ResultT:
+        """Run fn; on any failure roll back, and turn a driver error into one DatabaseError."""
+        try:
+            return fn(*args)
+        except self.driver_error as exc:
+            self._roll_back()
+            raise DatabaseError(f"{what}: {self._failure_text(exc)}") from None
+        except BaseException:
+            self._roll_back()
+            raise
+
+    def _run_in_transaction(self, what: str, work: Callable[[], ResultT]) -> ResultT:
+        """work() in a transaction of its own. Does not settle a background load: it is also
+        what the background job runs."""
+        def run() -> ResultT:
+            self._begin()
+            result = work()
+            self._commit()
+            return result
+
+        return self._run_or_roll_back(what, run)
+
+    def _transaction(self, what: str, work: Callable[[], ResultT]) -> ResultT:
+        """work() in a transaction of its own, after the background load in flight."""
+        self._settle_loads()
+        return self._run_in_transaction(what, work)
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
+                    meta: MetaRow | None) -> None:
+        def load() -> None:
+            if len(batch):
+                self._apply(layout, batch, staging)
+            if meta is not None:
+                self._upsert_meta(meta)
+
+        what = f"loading stream '{layout.stream}'"
+        self._settle_loads()
+        if staging and meta is None and self._loads is not None:
+            # Nothing waits on a staging commit (STATE does not move until the swap), so the
+            # batch loads in the background; the next use of the connection settles it.
+            self._loads.start(lambda: self._run_in_transaction(what, load))
+        else:
+            self._run_in_transaction(what, load)
+
+    def update_meta(self, meta: MetaRow) -> None:
+        self._transaction(f"updating {self.meta_table_label}", lambda: self._upsert_meta(meta))
+
+    def _swap_in_one_transaction(self, layout: TableLayout, batch: Batch, meta: MetaRow | None,
+                                 replace_live_table: Callable[[], None]) -> None:
+        """Load the last batch into staging, let it replace the live table and move the meta
+        row, all in one transaction: readers see the old table or the new one, never a mix."""
+        def swap() -> None:
+            if len(batch):
+                self._apply(layout, batch, True)
+            replace_live_table()
+            if meta is not None:
+                self._upsert_meta(meta)
+
+        self._transaction(f"replacing table of stream '{layout.stream}' by its snapshot", swap)
+        logger.info("Snapshot of '%s' swapped in", layout.stream)
