@@ -119,6 +119,17 @@ class RecordDecoder:
             self._lenient = msgspec.json.Decoder(msgspec.defstruct(
                 name, lenient + trailer, kw_only=True, rename=rename, gc=False))
         self._astuple = msgspec.structs.astuple
+        # Runs of whole RECORD lines decode in one call, straight into the record structs
+        # (`type`, `stream`, `version` are skipped: the reader matched them already).
+        self._run_decoders = [
+            msgspec.json.Decoder(list[msgspec.defstruct(  # type: ignore[misc]
+                f"{name}_message", [("record", decoder.type)], gc=False)])
+            for decoder in (self._decoder, self._lenient) if decoder is not None
+        ]
+        #: After a run needed the lenient struct (it held deletes), runs start with it.
+        self._run_lenient_first = False
+        self._required = [i for i, c in enumerate(columns)
+                          if not c.nullable and c.name not in layout.key_columns]
         key_idx = [self._names.index(k) for k in layout.key_columns]
         self.key_of: Callable[[tuple], Any] = (
             operator.itemgetter(*key_idx) if key_idx else (lambda row: None)
@@ -151,6 +162,48 @@ class RecordDecoder:
         if self._converters:
             row = self._convert(row, stream)
         return self.key_of(row), row, deleted
+
+    def decode_run(self, lines: list[bytes]) -> list[tuple[Any, tuple, bool]] | None:
+        """Decode whole RECORD message lines of this stream as one JSON array.
+
+        Returns (key, row, is_delete) per line, or None when any line needs the line-by-line
+        path: invalid input (whose error must name its line) or renamed column names.
+        """
+        if self._stand_ins:
+            return None
+        data = b"[" + b",".join(lines) + b"]"
+        decoders = self._run_decoders
+        lenient = self._run_lenient_first and len(decoders) > 1
+        try:
+            messages = decoders[lenient].decode(data)
+        except msgspec.ValidationError:
+            if lenient or len(decoders) < 2:
+                return None
+            try:  # the strict struct refuses deletes without their required columns
+                messages = decoders[1].decode(data)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                return None
+            lenient = self._run_lenient_first = True
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return None
+        astuple, width, deleted_index = self._astuple, self._width, self._deleted_index
+        key_of, required, convert = self.key_of, self._required, self._converters
+        out = []
+        for message in messages:
+            values = astuple(message.record)
+            meta = values[width]
+            deleted = values[deleted_index] is not None or (
+                meta is not None and meta.action == "D")
+            row = values[:width]
+            if lenient and not deleted and any(row[i] is None for i in required):
+                return None
+            if convert:
+                try:
+                    row = self._convert(row, "")
+                except InputError:
+                    return None
+            out.append((key_of(row), row, deleted))
+        return out
 
     def _decode_lenient(self, raw: bytes | msgspec.Raw, strict_error: str,
                         stream: str) -> tuple[Any, tuple, bool]:

@@ -56,17 +56,27 @@ class StreamSink:
         return self.snapshot_version is not None
 
     def add(self, raw: bytes | msgspec.Raw) -> None:
-        key, row, deleted = self.decoder.decode(raw, self.stream)
+        self.add_decoded([self.decoder.decode(raw, self.stream)])
+
+    def room(self, batch_rows: int) -> int:
+        """How many more records can be added before a flush is due (at least 1)."""
+        limit = min(batch_rows, SNAPSHOT_SLICE_ROWS) if self.in_snapshot else batch_rows
+        return max(1, limit - self.size)
+
+    def add_decoded(self, decoded: list[tuple[Any, tuple, bool]]) -> None:
+        """Add (key, row, is_delete) records in order; a snapshot flushes its full slices."""
         if self.layout.key_columns:
-            if deleted:
-                self._upserts.pop(key, None)
-                self._deletes[key] = row
-            else:
-                self._upserts[key] = row
-                if self._deletes:
-                    self._deletes.pop(key, None)
-        elif not deleted:
-            self._appended.append(row)
+            upserts, deletes = self._upserts, self._deletes
+            for key, row, deleted in decoded:
+                if deleted:
+                    upserts.pop(key, None)
+                    deletes[key] = row
+                else:
+                    upserts[key] = row
+                    if deletes:
+                        deletes.pop(key, None)
+        else:
+            self._appended.extend(row for _, row, deleted in decoded if not deleted)
         if self.snapshot_version is not None and self.size >= SNAPSHOT_SLICE_ROWS:
             self.flush(None)  # no meta row inside a snapshot, so no state is needed
 

@@ -105,6 +105,8 @@ class TargetDapSQL(Target):
             self.message_reader.nul_handling = (
                 "replace" if self.config.get("sanitize_null_characters") else "reject")
             self.message_reader.on_nul = self._refuse_nul_characters
+        if isinstance(self.message_reader, DapMessageReader):
+            self.message_reader.on_record_run = self._process_record_run
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
@@ -167,6 +169,24 @@ class TargetDapSQL(Target):
         if envelope.record is None:
             raise InputError("RECORD message has no 'record'", stream=envelope.stream)
         sink.add(envelope.record)
+        self._after_records(sink)
+
+    def _process_record_run(self, stream: str, lines: list[bytes]) -> bool:
+        """RECORD lines of one stream, decoded together; False: take them line by line."""
+        sink = self._sinks.get(stream)
+        decoded = sink.decoder.decode_run(lines) if sink is not None else None
+        if sink is None or decoded is None:
+            return False
+        start = 0
+        while start < len(decoded):
+            # Flush points fall on the same records as line by line.
+            end = start + sink.room(self._batch_rows)
+            sink.add_decoded(decoded[start:end] if start or end < len(decoded) else decoded)
+            start = end
+            self._after_records(sink)
+        return True
+
+    def _after_records(self, sink: StreamSink) -> None:
         if sink.size >= self._batch_rows:
             sink.flush(self._state)
         if time.monotonic() - self._last_commit > self._batch_seconds:

@@ -150,8 +150,14 @@ def submission(i: int, **overrides: Any) -> dict[str, Any]:
     return value
 
 
+def compact(message: dict[str, Any]) -> bytes:
+    """One message line written as taps write them (no spaces): RECORD lines of one stream
+    then reach the target's run decoding; `json.dumps(m)` lines take its line-by-line path."""
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
 def jsonl(messages: list[dict[str, Any]]) -> bytes:
-    return b"".join(json.dumps(m).encode() + b"\n" for m in messages)
+    return b"".join(compact(m) for m in messages)
 
 
 @dataclass
@@ -186,7 +192,7 @@ def run_in_process(config: dict[str, Any], messages: Any) -> list[dict[str, Any]
 
     def lines() -> Any:
         for m in messages:
-            yield m if isinstance(m, bytes) else json.dumps(m).encode() + b"\n"
+            yield m if isinstance(m, bytes) else compact(m)
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
