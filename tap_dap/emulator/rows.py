@@ -1,9 +1,10 @@
 """Lazy synthetic rows: row ``i`` version ``gen`` derives from (seed, table, i, gen), never stored.
 
 Value columns are split into two fixed groups with coprime pool sizes; row template ``j`` takes
-group A from pool slot ``j % POOL_A`` and group B from ``j % POOL_B``, so about a million rows
-are distinct combinations while each group's text is rendered only once per (layout, schema
-epoch). Building a million-row object is then a string concatenation per row (``fast_lines``).
+group A from pool slot ``j % POOL_A`` and group B from ``j % POOL_B``. Each group's text is rendered
+once per (layout, schema epoch), and from those the whole line tail (everything after the key) of
+each of the ``COMBINATIONS`` templates; a line is then ``prefix + key + tails[j % COMBINATIONS]``,
+for base rows (``fast_lines``) and changed versions alike.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from tap_dap.emulator.layout import Layout
 from tap_dap.emulator.schema import Column, SchemaVersion, TableSchema
-from tap_dap.emulator.values import column_pool
+from tap_dap.emulator.values import column_pool, json_text
 
 # Small coprime pools (437 value combinations): a row's group text recurs within deflate's 32 KiB
 # window, so level-1 gzip runs ~3x faster than with 1021/1031 pools (measured: 1M-row submissions
@@ -22,6 +23,7 @@ from tap_dap.emulator.values import column_pool
 # price; keys stay unique and every escaping case still occurs.
 POOL_A = 19
 POOL_B = 23
+COMBINATIONS = POOL_A * POOL_B  # coprime: template j's two slots are fixed by j % COMBINATIONS
 _MASK = (1 << 64) - 1
 
 
@@ -30,7 +32,7 @@ def template_index(index: int, gen: int) -> int:
     if gen == 0:
         return index
     mixed = (index * 0x9E3779B97F4A7C15 + gen * 0xBF58476D1CE4E5B9) & _MASK
-    return (mixed ^ (mixed >> 31)) % (POOL_A * POOL_B)
+    return (mixed ^ (mixed >> 31)) % COMBINATIONS
 
 
 class RowGenerator:
@@ -43,6 +45,7 @@ class RowGenerator:
         self._group_a = set(original[: (len(original) + 1) // 2])
         self._pools: dict[tuple[str, tuple[str, ...] | None], list[Any]] = {}
         self._texts: dict[tuple, tuple[list[bytes], list[bytes]]] = {}
+        self._tails: dict[tuple, list[bytes]] = {}
         self._lock = threading.Lock()
         key = schema.key_columns[0]
         self._key_kind = key.kind if len(schema.key_columns) == 1 else "composite"
@@ -79,6 +82,18 @@ class RowGenerator:
             return [f"{label}{quote}{self._uuid_key(i)}{quote}".encode()
                     for i in range(start, stop)]
         return [layout.key_text(self.key(i)).encode() for i in range(start, stop)]
+
+    def key_texts_at(self, layout: Layout, indices: Iterable[int]) -> list[bytes]:
+        """Key texts of scattered rows (changed versions), as ``layout.key_text`` renders them."""
+        if self._key_kind not in ("int", "uuid"):
+            return [layout.key_text(self.key(i)).encode() for i in indices]
+        # int and uuid texts need no escaping in any format, so the label is the only decoration
+        jsonl = layout.format == "jsonl"
+        label = f"{json_text(layout.key_columns[0].name)}:".encode() if jsonl else b""
+        if self._key_kind == "int":
+            return [b"%s%d" % (label, i + 1) for i in indices]
+        quote = b'"' if jsonl else b""
+        return [b"".join((label, quote, self._uuid_key(i).encode(), quote)) for i in indices]
 
     # ---- values ----
 
@@ -131,6 +146,27 @@ class RowGenerator:
             self._texts[cache_key] = result
             return result
 
+    def tails(self, layout: Layout, epoch: SchemaVersion) -> list[bytes]:
+        """What follows the key on the line of template ``t`` (value part and newline), by ``t``."""
+        cache_key = (layout.format, layout.mode, layout.schema_version, epoch.version)
+        cached = self._tails.get(cache_key)
+        if cached is not None:
+            return cached
+        part_a, part_b = self.texts(layout, epoch)
+        if layout.format == "jsonl":
+            tails = [_jsonl_tail(part_a[t % POOL_A], part_b[t % POOL_B])
+                     for t in range(COMBINATIONS)]
+        else:
+            tails = [part_a[t % POOL_A] + part_b[t % POOL_B] + b"\n" for t in range(COMBINATIONS)]
+        with self._lock:
+            return self._tails.setdefault(cache_key, tails)
+
+
+def _jsonl_tail(part_a: bytes, part_b: bytes) -> bytes:
+    # each part is ``,"name":json...`` per non-null column; the object drops the first comma
+    value = (part_a + part_b)[1:]
+    return b'},"value":{' + value + b"}}\n"
+
 
 def fast_lines(gen: RowGenerator, layout: Layout, epoch: SchemaVersion, prefix: bytes,
                start: int, stop: int, duplicate_every: int = 0) -> tuple[bytes, int]:
@@ -139,29 +175,15 @@ def fast_lines(gen: RowGenerator, layout: Layout, epoch: SchemaVersion, prefix: 
     Returns (chunk, line count). With ``duplicate_every``, rows whose index is a multiple of it are
     written twice (canvas_logs delivers at-least-once, so duplicate keys are part of the contract).
     """
-    part_a, part_b = gen.texts(layout, epoch)
+    tails = gen.tails(layout, epoch)
     keys = gen.key_texts(layout, start, stop)
     pieces: list[bytes] = []
     add = pieces.extend
-    if layout.format == "jsonl":
-        mid, end = b'},"value":{', b"}}\n"
-        # the value object is A+B without A's leading comma (or B's, when all of A is null)
-        joined_a = [a[1:] + b"," if a else b"" for a in part_a]
-        stripped_b = [b[1:] if b else b"" for b in part_b]
-        fixed_a = [a[1:] if a else b"" for a in part_a]
-        for key, i in zip(keys, range(start, stop), strict=True):
-            b = stripped_b[i % POOL_B]
-            a = joined_a[i % POOL_A] if b else fixed_a[i % POOL_A]
-            row = (prefix, key, mid, a, b, end)
+    for key, i in zip(keys, range(start, stop), strict=True):
+        row = (prefix, key, tails[i % COMBINATIONS])
+        add(row)
+        if duplicate_every and i % duplicate_every == 0:
             add(row)
-            if duplicate_every and i % duplicate_every == 0:
-                add(row)
-    else:
-        for key, i in zip(keys, range(start, stop), strict=True):
-            row = (prefix, key, part_a[i % POOL_A], part_b[i % POOL_B], b"\n")
-            add(row)
-            if duplicate_every and i % duplicate_every == 0:
-                add(row)
     lines = stop - start
     if duplicate_every:
         lines += len(range(-(-start // duplicate_every) * duplicate_every, stop, duplicate_every))

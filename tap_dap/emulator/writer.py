@@ -1,10 +1,11 @@
 """Turn a job's plan into gzip objects on disk (built once, then streamed on every download).
 
-Rows come from a ``PlanCursor`` in index order: long runs of untouched base rows through the
-pre-rendered fast path, changed rows one by one. Objects are compressed the way pigz does it:
-~4 MiB segments are deflated independently on a thread pool (zlib releases the GIL), each ended by a
-sync flush, and concatenated into ONE gzip member -- readers that stop after the first member (the
-official client's ``zlib.decompressobj``) still see everything.
+Rows come from a ``PlanCursor`` in index order: runs of untouched base rows and runs of changed
+versions, both assembled from the generator's pre-rendered line tails (``rows.py``); only versions
+with explicit values (fixtures) are rendered record by record. Objects are compressed the way pigz
+does it: ~4 MiB segments are deflated independently on a thread pool (zlib releases the GIL), each
+ended by a sync flush, and concatenated into ONE gzip member -- readers that stop after the first
+member (the official client's ``zlib.decompressobj``) still see everything.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import BinaryIO
 
 from tap_dap.emulator.clock import format_ts
 from tap_dap.emulator.layout import Layout
-from tap_dap.emulator.rows import fast_lines
+from tap_dap.emulator.rows import COMBINATIONS, fast_lines, template_index
 from tap_dap.emulator.store import Plan, Table, Version
 
 CHUNK_ROWS = 16_384
@@ -94,7 +95,6 @@ class PlanCursor:
         self.table = table
         self.plan = plan
         self.layout = layout
-        self.snapshot = snapshot
         self.changed = sorted(plan.overrides)
         self.position = 0  # into self.changed
         self.cursor = 0  # next base index
@@ -102,29 +102,32 @@ class PlanCursor:
         prefix = layout.prefix(format_ts(plan.base_ts), None if snapshot else "U")
         self.base_prefix = prefix.encode()
         self.every = DUPLICATE_EVERY if plan.duplicates else 0
+        self.versions = ChangeLines(table, layout, snapshot)
 
     def take(self, limit: int) -> tuple[bytes, int] | None:
-        """The next chunk (bytes, line count) of at most ``limit`` lines, or None at the end."""
-        lines: list[str] = []
-        while True:
+        """The next chunk (bytes, line count) of at most ``limit`` lines, or None at the end.
+
+        Only where a base row is written twice (``duplicates``) and just one line was left may
+        the chunk be one line longer: a row and its duplicate never straddle two objects.
+        """
+        pieces: list[bytes] = []
+        lines = 0
+        base_count = self.plan.base_count
+        while lines < min(limit, CHUNK_ROWS):
             has_next = self.position < len(self.changed)
-            next_changed = self.changed[self.position] if has_next else self.plan.base_count
-            stop = min(next_changed, self.plan.base_count)
+            next_changed = self.changed[self.position] if has_next else base_count
+            stop = min(next_changed, base_count)
             if self.cursor < stop:
-                if lines:
-                    break
-                return self._base_rows(stop - self.cursor, limit)
-            if not has_next or len(lines) >= min(limit, CHUNK_ROWS):
+                chunk, count = self._base_rows(stop - self.cursor, limit - lines)
+            elif has_next:
+                chunk, count = self._changed_rows(min(limit, CHUNK_ROWS) - lines)
+            else:
                 break
-            self.position += 1
-            self.cursor = max(self.cursor, next_changed + 1)
-            line = _version_line(self.table, self.plan.overrides[next_changed], self.layout,
-                                 self.snapshot)
-            if line is not None:
-                lines.append(line)
+            pieces.append(chunk)
+            lines += count
         if not lines:
             return None
-        return "".join(lines).encode(), len(lines)
+        return b"".join(pieces), lines
 
     def _base_rows(self, available: int, limit: int) -> tuple[bytes, int]:
         count = min(available, limit, CHUNK_ROWS)
@@ -140,8 +143,89 @@ class PlanCursor:
         first = -(-self.cursor // self.every) * self.every
         return len(range(first, self.cursor + count, self.every))
 
+    def _changed_rows(self, wanted: int) -> tuple[bytes, int]:
+        """Consecutive changed versions, up to the next untouched base row or ``wanted`` lines.
+
+        Each version gives at most one line (snapshots skip deletes), so taking ``wanted`` of them
+        can never overshoot; the caller comes back for more when deletes were skipped.
+        """
+        changed, base_count = self.changed, self.plan.base_count
+        first = end = self.position
+        cursor = self.cursor
+        limit = min(len(changed), first + wanted)
+        while end < limit and cursor >= min(changed[end], base_count):
+            cursor = max(cursor, changed[end] + 1)
+            end += 1
+        overrides = self.plan.overrides
+        self.position, self.cursor = end, cursor
+        return self.versions.render([overrides[i] for i in changed[first:end]])
+
+
+class ChangeLines:
+    """Lines of changed record versions, built from the same line tails as the base rows.
+
+    A generated version (``value`` None) is ``prefix(ts, action) + key + tails[template]``;
+    the tails depend on the schema in force at the version's ``ts``, so columns added later stay
+    null. Versions with explicit values take the record-by-record path (``_version_line``).
+    """
+
+    def __init__(self, table: Table, layout: Layout, snapshot: bool) -> None:
+        self.table = table
+        self.layout = layout
+        self.snapshot = snapshot
+        self._prefixes: dict[tuple[int, str], bytes] = {}
+        self._tails: dict[int, list[bytes]] = {}
+        self.delete_tail = layout.join("", "", None).encode()
+
+    def render(self, versions: list[Version]) -> tuple[bytes, int]:
+        """(chunk, line count) of ``versions`` in order."""
+        snapshot = self.snapshot
+        keys = self._key_texts([v.index for v in versions])
+        prefixes, tails = self._prefixes, self._tails
+        pieces: list[bytes] = []
+        add = pieces.extend
+        lines = 0
+        for version, key in zip(versions, keys, strict=True):
+            ts, action = version.ts, version.action
+            if action == "D":
+                if snapshot:
+                    continue
+                tail = self.delete_tail
+            elif version.value is None:
+                by_template = tails.get(ts) or self._tails_at(ts)
+                tail = by_template[template_index(version.index, version.gen) % COMBINATIONS]
+            else:
+                line = _version_line(self.table, version, self.layout, snapshot)
+                assert line is not None
+                add((line.encode(),))
+                lines += 1
+                continue
+            prefix = prefixes.get((ts, action)) or self._prefix(ts, action)
+            add((prefix, key, tail))
+            lines += 1
+        return b"".join(pieces), lines
+
+    def _key_texts(self, indices: list[int]) -> list[bytes]:
+        table = self.table
+        if table.explicit_keys or table.generator is None:
+            key_text = self.layout.key_text
+            return [key_text(table.key(i)).encode() for i in indices]
+        return table.generator.key_texts_at(self.layout, indices)
+
+    def _prefix(self, ts: int, action: str) -> bytes:
+        prefix = self.layout.prefix(format_ts(ts), None if self.snapshot else action).encode()
+        self._prefixes[ts, action] = prefix
+        return prefix
+
+    def _tails_at(self, ts: int) -> list[bytes]:
+        assert self.table.generator is not None
+        tails = self.table.generator.tails(self.layout, self.table.schema.version_at(ts))
+        self._tails[ts] = tails
+        return tails
+
 
 def _version_line(table: Table, version: Version, layout: Layout, snapshot: bool) -> str | None:
+    """One version rendered from its value dict: the exact (slow) path, for explicit values."""
     if snapshot and version.action == "D":
         return None
     action = None if snapshot else version.action
