@@ -48,7 +48,9 @@ class Layout:
         fields: list[Field] = []
         for column in self.value_columns:
             node = column.node
-            if self.mode == "expanded" and node["type"] == "object":
+            # Expanded output splits object columns into sub-columns in TSV/CSV only; a JSONL
+            # line carries each object once.
+            if self.mode == "expanded" and self.format != "jsonl" and node["type"] == "object":
                 fields += [Field(f"value.{column.name}.{sub}", column.name, sub)
                            for sub in node["properties"]]
             else:

@@ -175,3 +175,17 @@ def test_objects_equal_record_by_record_rendering(app: EmulatorApp, fmt: str, mo
         _check_job(app, name, {**query, "since": first})
     # an incremental reaching back before the base rows: base rows with action U, then changes
     _check_job(app, "submissions", {**query, "since": "2000-01-01T00:00:00Z"})
+
+
+def test_expanded_jsonl_carries_each_object_column_once(app: EmulatorApp) -> None:
+    """`expanded` splits object columns into sub-columns in TSV only, never in JSONL lines."""
+    table = app.store.get("canvas", "assignment_groups")
+    objects = [name for name, col in ((c.name, c) for c in table.schema.value_columns)
+               if col.node["type"] == "object"]
+    assert objects, "assignment_groups has an object column"
+    job = _job(app, "assignment_groups", {"format": "jsonl", "mode": "expanded"})
+    text = b"".join(gzip.decompress(item.path.read_bytes()) for item in job.objects).decode()
+    lines = text.splitlines()
+    for name in objects:
+        counts = {line.count(f'"{name}":') for line in lines}
+        assert counts == {0, 1}, f"{name}: {counts}"  # null (left out) or once
