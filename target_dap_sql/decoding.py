@@ -171,7 +171,11 @@ class RecordDecoder:
         """
         if self._stand_ins:
             return None
-        data = b"[" + b",".join(lines) + b"]"
+        # One copy of the run: brackets go onto the first and last line, not around the join.
+        if len(lines) > 1:
+            data = b",".join([b"[" + lines[0], *lines[1:-1], lines[-1] + b"]"])
+        else:
+            data = b"[" + lines[0] + b"]"
         decoders = self._run_decoders
         lenient = self._run_lenient_first and len(decoders) > 1
         try:

@@ -92,30 +92,32 @@ class DapMessageReader(GenericSingerReader[bytes]):
             for line in source:  # text input (tests, other tools): line by line, no runs
                 self._message(line, stats, self.nul_handling is not None and _NUL_TEXT in line)
             return stats
-        for lines, text in self._line_groups(source):
-            # One search per group: only groups holding an escaped NUL go line by line.
-            self._group(lines, stats, self.nul_handling is not None and _NUL in text)
+        needle = _NUL if self.nul_handling is not None else None
+        for lines, nul_possible in self._line_groups(source, needle):
+            self._group(lines, stats, nul_possible)
         return stats
 
     @staticmethod
-    def _line_groups(source: Iterable[bytes]) -> Iterator[tuple[list[bytes], bytes]]:
-        """The input's lines in groups (with their text): what has arrived, never waiting."""
+    def _line_groups(source: Iterable[bytes], needle: bytes | None
+                     ) -> Iterator[tuple[list[bytes], bool]]:
+        """The input's lines in groups, what has arrived so far (never waiting for more), and
+        whether the group may hold ``needle`` (one search per group, not per line)."""
         read1 = getattr(source, "read1", None)
         if read1 is None:  # an iterable of lines (tests, generators): groups of up to 512
             iterator = iter(source)
             while group := list(itertools.islice(iterator, 512)):
-                yield group, b"".join(group)
+                yield group, needle is not None and any(needle in line for line in group)
             return
         pending = b""
         while block := read1(INPUT_BUFFER_BYTES):
-            if pending:
-                block = pending + block
             lines = block.split(b"\n")
+            if pending:  # the line begun in the previous block (not the whole block: a copy)
+                lines[0] = pending + lines[0]
             pending = lines.pop()
             if lines:
-                yield lines, block
+                yield lines, needle is not None and (needle in block or needle in lines[0])
         if pending:
-            yield [pending], pending
+            yield [pending], needle is not None and needle in pending
 
     def _group(self, lines: list[bytes], stats: Counter[str], nul_possible: bool) -> None:
         """Handle a group of lines; runs of one stream's RECORD lines go to `on_record_run`."""

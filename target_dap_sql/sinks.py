@@ -17,10 +17,12 @@ logger = logging.getLogger("target_dap_sql")
 
 _NO_BOOKMARK = object()
 
-#: A snapshot commits to its staging table every this many rows, whatever `batch_size_rows` says:
-#: staging commits move no bookmark, and a dialect may load one slice while the next is decoded,
-#: so small slices keep memory low (decoded rows cost ~2 KB each) at no cost in speed.
-SNAPSHOT_SLICE_ROWS = 10_000
+#: A stream's rows are committed every this many rows, whatever `batch_size_rows` says. Such a
+#: slice moves no bookmark (no meta row, no STATE: a re-run fetches its changes again and applies
+#: them idempotently), so a dialect may load it in the background while the next one is decoded;
+#: small slices also keep memory low (decoded rows cost ~2 KB each). `batch_size_rows` and
+#: `batch_max_seconds` decide when the bookmark moves.
+SLICE_ROWS = 10_000
 
 
 class StreamSink:
@@ -60,11 +62,10 @@ class StreamSink:
 
     def room(self, batch_rows: int) -> int:
         """How many more records can be added before a flush is due (at least 1)."""
-        limit = min(batch_rows, SNAPSHOT_SLICE_ROWS) if self.in_snapshot else batch_rows
-        return max(1, limit - self.size)
+        return max(1, min(batch_rows, SLICE_ROWS) - self.size)
 
     def add_decoded(self, decoded: list[tuple[Any, tuple, bool]]) -> None:
-        """Add (key, row, is_delete) records in order; a snapshot flushes its full slices."""
+        """Add (key, row, is_delete) records in order; a full slice is committed."""
         if self.layout.key_columns:
             upserts, deletes = self._upserts, self._deletes
             for key, row, deleted in decoded:
@@ -77,8 +78,8 @@ class StreamSink:
                         deletes.pop(key, None)
         else:
             self._appended.extend(row for _, row, deleted in decoded if not deleted)
-        if self.snapshot_version is not None and self.size >= SNAPSHOT_SLICE_ROWS:
-            self.flush(None)  # no meta row inside a snapshot, so no state is needed
+        if self.size >= SLICE_ROWS:
+            self.flush(None)  # no state: the slice commits without moving the bookmark
 
     def _take(self) -> Batch:
         upserts = list(self._upserts.values())
@@ -109,7 +110,7 @@ class StreamSink:
             self.committed_bookmark = bookmark
         if len(batch):
             logger.log(logging.DEBUG if self.in_snapshot else logging.INFO,
-                       "Committed %d rows (%d deletes) to '%s'%s", len(batch),
+                       "Flushed %d rows (%d deletes) to '%s'%s", len(batch),
                        len(batch.deletes), self.stream, " staging" if self.in_snapshot else "")
 
     def begin_snapshot(self, version: int, state: Any) -> None:

@@ -8,6 +8,7 @@ stdout only after every stream has committed everything that preceded it (at-lea
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import sys
@@ -62,7 +63,9 @@ class TargetDapSQL(Target):
         th.Property("enum_type", th.StringType, default="native", allowed_values=["native", "text"],
                     description="DAP enums as native enum types (official layout) or as text."),
         th.Property("batch_size_rows", th.IntegerType, default=50_000,
-                    description="Commit a stream once it buffers this many distinct keys."),
+                    description="Commit a stream with its meta row (moving its bookmark) once "
+                    "it buffers this many distinct keys; rows load in slices of 10,000 in "
+                    "between, moving no bookmark."),
         th.Property("batch_max_seconds", th.NumberType, default=60,
                     description="Commit all streams and emit STATE at least this often."),
         th.Property("validate_records", th.BooleanType, default=True,
@@ -243,6 +246,16 @@ class TargetDapSQL(Target):
             else:
                 state["bookmarks"][sink.stream] = entry
         return state
+
+    def listen(self, file_input: Any = None) -> None:
+        try:
+            super().listen(file_input)
+        except Exception:
+            # A slice loading in the background is valid input before the error: let it commit
+            # (it moves no bookmark), roll back what is open. The first error is the one raised.
+            with contextlib.suppress(Exception):
+                self._dialect.close()
+            raise
 
     def process_endofpipe(self) -> None:
         try:

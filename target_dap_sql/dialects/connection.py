@@ -138,9 +138,10 @@ class ConnectionDialect(Dialect, Generic[ConnT]):
 
         what = f"loading stream '{layout.stream}'"
         self._settle_loads()
-        if staging and meta is None and self._loads is not None:
-            # Nothing waits on a staging commit (STATE does not move until the swap), so the
-            # batch loads in the background; the next use of the connection settles it.
+        if meta is None and self._loads is not None:
+            # Nothing waits on a commit that moves no bookmark (a snapshot's staging slice, or a
+            # slice of changes: STATE does not cover them yet), so it loads in the background;
+            # the next use of the connection settles it.
             self._loads.start(lambda: self._run_in_transaction(what, load))
         else:
             self._run_in_transaction(what, load)

@@ -8,6 +8,7 @@ same STATE lines; and a bad record inside a run must still be reported with its 
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from pathlib import Path
@@ -133,3 +134,25 @@ def test_an_upsert_missing_a_required_column_inside_a_run_of_deletes(tmp_path: P
                        [compact(m) for m in messages])
     assert caught.value.line == 7
     assert "workflow_state" in str(caught.value)
+
+
+@pytest.mark.postgres
+def test_an_escaped_nul_across_a_read_block_boundary_is_still_found(pg_url: str) -> None:
+    """The input is read in 1 MiB blocks; a NUL escape split by a block edge must still stop
+    a PostgreSQL load with the line and column (PostgreSQL cannot store NUL)."""
+    from target_dap_sql.reader import INPUT_BUFFER_BYTES
+    from target_dap_sql.target import TargetDapSQL
+
+    head = [compact(singer_schema("canvas", "submissions", 1, submissions_schema(1))),
+            compact(record(S, {"id": 1}, submission(1)))]
+    bad = compact(record(S, {"id": 3}, submission(3, body="a\x00b")))
+    escape_at = bad.index(b"\\u0000") + 3  # the edge falls inside the escape
+    filler = compact(record(S, {"id": 2}, submission(2, body="")))
+    size = sum(map(len, head)) + len(filler) + escape_at
+    filler = compact(record(S, {"id": 2}, submission(2, body="x" * (INPUT_BUFFER_BYTES - size))))
+    data = b"".join([*head, filler, bad])
+    assert data[INPUT_BUFFER_BYTES - 3:INPUT_BUFFER_BYTES + 3] == b"\\u0000"
+    with pytest.raises(InputError) as caught:
+        TargetDapSQL(config={"sqlalchemy_url": pg_url}).listen(file_input=io.BytesIO(data))
+    assert caught.value.line == 4
+    assert "column 'body' (key 3) contains a NUL character" in str(caught.value)

@@ -51,7 +51,7 @@ def _rows(db: TargetDb) -> list[tuple]:
 @pytest.fixture
 def small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
     # Several staging commits (and so background loads) within a handful of records.
-    monkeypatch.setattr(sinks, "SNAPSHOT_SLICE_ROWS", 2)
+    monkeypatch.setattr(sinks, "SLICE_ROWS", 2)
 
 
 def test_snapshot_in_slices_with_a_key_repeated_across_slices(
@@ -126,3 +126,29 @@ def test_failed_background_load_fails_the_run_and_keeps_the_live_table(
     with psycopg.connect(pg_url) as conn:
         assert conn.execute('SELECT "id", "grade" FROM canvas.submissions').fetchall() == [
             (1, "A1")]
+
+
+def test_changes_commit_in_slices_and_the_bookmark_moves_only_with_state(
+    db: TargetDb, small_slices: None
+) -> None:
+    run_in_process({"sqlalchemy_url": db.url}, [
+        SCHEMA, *[record(S, {"id": i}, _row(i)) for i in range(1, 5)],
+        state({S: ("2024-01-01T00:00:00Z", 1)})])
+    changes = [
+        record(S, {"id": 1}, _row(1, grade="B")), record(S, {"id": 2}, action="D"),
+        record(S, {"id": 1}, _row(1, grade="C")), record(S, {"id": 9}, _row(9)),
+        record(S, {"id": 2}, _row(2, grade="back")),
+    ]
+    # Input that breaks after two full slices: they are committed (key 2 deleted, not yet
+    # back), the bookmark is not moved, so a re-run fetches and re-applies the same changes.
+    with pytest.raises(Exception, match="line 7"):
+        run_in_process({"sqlalchemy_url": db.url, "batch_size_rows": 1000},
+                       [SCHEMA, *changes, b"{not json\n"])
+    assert _rows(db) == [(1, "C", 9.5), (3, "A3", 9.5), (4, "A4", 9.5), (9, "A9", 9.5)]
+    assert db.meta_rows()[0][2] == db.timestamp("2024-01-01 00:00:00")
+    states = run_in_process({"sqlalchemy_url": db.url, "batch_size_rows": 1000}, [
+        SCHEMA, *changes, state({S: ("2024-01-02T00:00:00Z", 1)})])
+    assert _rows(db) == [(1, "C", 9.5), (2, "back", 9.5), (3, "A3", 9.5), (4, "A4", 9.5),
+                         (9, "A9", 9.5)]
+    assert db.meta_rows()[0][2] == db.timestamp("2024-01-02 00:00:00")
+    assert states[-1]["bookmarks"][S]["timestamp"] == "2024-01-02T00:00:00Z"
