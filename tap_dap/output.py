@@ -1,8 +1,9 @@
-"""The fast record path: DAP JSONL lines -> Singer RECORD lines, as bytes.
+"""The fast record path: blocks of DAP JSONL lines -> Singer RECORD lines, as bytes.
 
-Only the outer DAP object is decoded (msgspec); the raw ``key`` and ``value`` JSON is spliced into
-the flat record unchanged. Re-encoding every value, or the SDK's per-record conform/validate path,
-would cost several times more than downloading and decompressing the data.
+Only the outer DAP object is decoded (msgspec, a whole block of lines per call); the raw ``key``
+and ``value`` JSON is spliced into the flat record unchanged. Re-encoding every value, or the
+SDK's per-record conform/validate path, would cost several times more than downloading and
+decompressing the data.
 
 Records are written by the stream on the main thread to ``sys.stdout.buffer``, the same buffered
 writer the SDK's message writer uses, so SCHEMA/STATE/ACTIVATE_VERSION stay in order around them.
@@ -11,7 +12,6 @@ writer the SDK's message writer uses, so SCHEMA/STATE/ACTIVATE_VERSION stay in o
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterable, Iterator
 
 import msgspec
@@ -21,7 +21,7 @@ from tap_dap.errors import MalformedDataError
 
 logger = logging.getLogger("tap-dap.output")
 
-#: Encoded RECORD bytes are handed over in chunks of about this size (one pipe write each).
+#: Encoded RECORD bytes are handed over in chunks of at least this size (one pipe write each).
 CHUNK_BYTES = 256 * 1024
 
 
@@ -36,12 +36,23 @@ class _DAPLine(msgspec.Struct, gc=False):
     value: msgspec.Raw = msgspec.Raw()  # empty: absent (deletes, all-null rows)
 
 
-_decode_line = msgspec.json.Decoder(_DAPLine).decode
+_LINE_DECODER = msgspec.json.Decoder(_DAPLine)
 _WHITESPACE = b" \t\r\n"
+# Bytes that may not follow a value's "{" on the fast path: whitespace (stripped, see
+# _object_body) or "}" (no members, so no separating comma).
+_NOT_FIRST_MEMBER = frozenset(b" \t\r\n}")
 _UPSERT_META = b'"meta":{"action":"U","ts":'
 _UPSERT_END = b'},"_sdc_deleted_at":null'
 _DELETE_META = b'"meta":{"action":"D","ts":'
 _DELETE_MID = b'},"_sdc_deleted_at":'
+_BAD_KEY_OR_TS = "'key' must be an object, 'meta.ts' a string"
+_EMPTY_KEY = "'key' is an empty object"
+_BAD_VALUE = "'value' not an object"
+_OPEN_BRACE, _CLOSE_BRACE, _COMMA, _QUOTE = b"{},\""  # byte values, as bytearray items are
+
+
+class _InvalidRow(Exception):
+    """A row that decoded but breaks the DAP contract; the block is redone line by line."""
 
 
 def _object_body(value: msgspec.Raw) -> bytes | None:
@@ -63,61 +74,102 @@ class RecordEncoder:
     """
 
     def __init__(self, stream_name: str, *, version: int | None, where: str) -> None:
-        self._prefix = b'{"type":"RECORD","stream":' + orjson.dumps(stream_name) + b',"record":{'
+        # Ends before the record's "{": the raw key supplies it.
+        self._prefix = b'{"type":"RECORD","stream":' + orjson.dumps(stream_name) + b',"record":'
         self._suffix = b"}" + (b',"version":%d' % version if version is not None else b"") + b"}\n"
+        self._upsert_end = _UPSERT_END + self._suffix
         self.where = where
         self.skipped_actions = 0
+        self._lines_read = 0  # non-blank lines so far, for error messages
 
-    def encode_into(
-        self, lines: Iterable[bytes], out: bytearray, *, first_line_number: int, limit: int
-    ) -> int:
-        """Append RECORDs for ``lines`` to ``out`` until it holds CHUNK_BYTES or ``limit`` lines.
+    def encode_block(self, block: bytes, out: bytearray) -> int:
+        """Append the RECORDs of a block of whole lines to ``out``; returns how many.
 
-        Returns the number of lines consumed (including skipped ones); the caller keeps line
-        numbers for error messages. ``lines`` must be an iterator for chunked use.
+        Blocks of one object must come in order: a malformed line raises MalformedDataError
+        naming ``where`` and the line's number. Blank (empty or whitespace-only) lines are
+        skipped and not counted, so the number is exact for DAP objects, which have none;
+        counting the line endings of every block would cost about as much as inflating it.
         """
-        prefix, suffix = self._prefix, self._suffix
-        consumed = 0
-        for line in lines:
-            consumed += 1
-            try:
-                row = _decode_line(line)
-            except msgspec.DecodeError as exc:
-                if not line.strip():
-                    continue  # whitespace only: a blank line, skipped like an empty one
-                raise self._malformed(first_line_number + consumed - 1, str(exc)) from None
-            key = bytes(row.key)
-            ts = bytes(row.meta.ts)
-            if key[:1] != b"{" or ts[:1] != b'"':
-                raise self._malformed(
-                    first_line_number + consumed - 1, "'key' must be an object, 'meta.ts' a string"
-                )
-            action = row.meta.action
-            if action == "U":
-                body = _object_body(row.value)
-                if body is None:
-                    raise self._malformed(first_line_number + consumed - 1, "'value' not an object")
-                if body:
-                    out += b"%b%b,%b,%b%b%b" % (
-                        prefix,
-                        key[1:-1],
-                        body,
-                        _UPSERT_META,
-                        ts,
-                        _UPSERT_END,
-                    )
-                else:
-                    out += b"%b%b,%b%b%b" % (prefix, key[1:-1], _UPSERT_META, ts, _UPSERT_END)
-            elif action == "D":
-                out += b"%b%b,%b%b%b%b" % (prefix, key[1:-1], _DELETE_META, ts, _DELETE_MID, ts)
-            else:
-                # The official replicator drops unknown actions too; count them for the log.
-                self.skipped_actions += 1
+        start = len(out)
+        skipped_before = self.skipped_actions
+        try:
+            rows = _LINE_DECODER.decode_lines(block)
+            self._append_rows(rows, out)
+        except (msgspec.DecodeError, _InvalidRow):
+            # Rare: redo the block line by line, only to name the offending line.
+            del out[start:]
+            self.skipped_actions = skipped_before
+            return self._encode_lines(block, out)
+        self._lines_read += len(rows)
+        return len(rows) - (self.skipped_actions - skipped_before)
+
+    def _encode_lines(self, block: bytes, out: bytearray) -> int:
+        records = 0
+        for line in block.split(b"\n"):
+            if not line.strip():
                 continue
-            out += suffix
-            if len(out) >= CHUNK_BYTES or consumed >= limit:
-                break
-        return consumed
+            self._lines_read += 1
+            skipped_before = self.skipped_actions
+            try:
+                self._append_rows([_LINE_DECODER.decode(line)], out)
+            except (msgspec.DecodeError, _InvalidRow) as exc:
+                raise self._malformed(self._lines_read, str(exc)) from None
+            records += 1 - (self.skipped_actions - skipped_before)
+        return records
+
+    def _append_rows(self, rows: Iterable[_DAPLine], out: bytearray) -> None:
+        # The hot loop of the tap, hence the byte-level style: every row is appended raw and
+        # patched in place (the key's closing "}" becomes the "," before the value's members),
+        # instead of slicing copies. A valid JSON value ending in "}" is an object, one ending
+        # in '"' a string, so checking the last byte appended validates the whole value.
+        prefix, upsert_end, suffix = self._prefix, self._upsert_end, self._suffix
+        for row in rows:
+            meta = row.meta
+            action = meta.action
+            if action != "U" and action != "D":
+                self._skip(row)
+                continue
+            out += prefix
+            out += row.key
+            if out[-1] != _CLOSE_BRACE:
+                raise _InvalidRow(_BAD_KEY_OR_TS)
+            if out[-2] == _OPEN_BRACE:
+                raise _InvalidRow(_EMPTY_KEY)
+            out[-1] = _COMMA
+            if action == "U":
+                value = row.value
+                at = len(out)
+                out += value
+                if value and out[at] == _OPEN_BRACE and out[at + 1] not in _NOT_FIRST_MEMBER:
+                    del out[at]
+                    out[-1] = _COMMA
+                else:
+                    del out[at:]
+                    body = _object_body(value)
+                    if body is None:
+                        raise _InvalidRow(_BAD_VALUE)
+                    if body:
+                        out += body
+                        out += b","
+                out += _UPSERT_META
+                out += meta.ts
+                if out[-1] != _QUOTE:
+                    raise _InvalidRow(_BAD_KEY_OR_TS)
+                out += upsert_end
+            else:
+                out += _DELETE_META
+                out += meta.ts
+                if out[-1] != _QUOTE:
+                    raise _InvalidRow(_BAD_KEY_OR_TS)
+                out += _DELETE_MID
+                out += meta.ts
+                out += suffix
+
+    def _skip(self, row: _DAPLine) -> None:
+        # The official replicator drops unknown actions too; count them for the log.
+        if bytes(row.key)[:1] != b"{" or bytes(row.meta.ts)[:1] != b'"':
+            raise _InvalidRow(_BAD_KEY_OR_TS)
+        self.skipped_actions += 1
 
     def _malformed(self, line_number: int, reason: str) -> MalformedDataError:
         return MalformedDataError(
@@ -126,22 +178,19 @@ class RecordEncoder:
 
 
 def encode_object(
-    encoder: RecordEncoder, lines: Iterator[bytes], *, limit: int | None = None
-) -> Iterator[tuple[bytes, int]]:
-    """Yield ``(chunk, records in it)`` for one object's lines, at most ``limit`` lines in all."""
-    line_number = 1
-    remaining = sys.maxsize if limit is None else limit
-    while remaining > 0:
-        out = bytearray()
-        skipped_before = encoder.skipped_actions
-        consumed = encoder.encode_into(lines, out, first_line_number=line_number, limit=remaining)
-        if consumed == 0:
-            break
-        line_number += consumed
-        remaining -= consumed
-        records = consumed - (encoder.skipped_actions - skipped_before)
-        if records:
-            yield bytes(out), records
+    encoder: RecordEncoder, blocks: Iterable[bytes]
+) -> Iterator[tuple[bytearray, int]]:
+    """Yield ``(chunk, records in it)`` for one object's blocks of whole lines (line_blocks)."""
+    out = bytearray()
+    records = 0
+    for block in blocks:
+        records += encoder.encode_block(block, out)
+        if len(out) >= CHUNK_BYTES:
+            yield out, records  # handed over, never touched again: no copy
+            out = bytearray()
+            records = 0
+    if records:
+        yield out, records
     if encoder.skipped_actions:
         logger.warning(
             "%s: skipped %d line(s) whose meta.action is neither U nor D",

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from tap_dap.client import DownloadInterruptedError
 from tap_dap.errors import TapDapError
@@ -22,10 +23,13 @@ logger = logging.getLogger("tap-dap.prefetch")
 
 #: Upper bound for the head object's own queue (it is not limited by the shared budget).
 HEAD_QUEUE_BYTES = 4 * 1024 * 1024
-#: Restarts of one object's transfer in a row without a single new line before giving up.
+#: Restarts of one object's transfer in a row without a single new block before giving up.
 MAX_RESTARTS_WITHOUT_PROGRESS = 3
+#: Lines per block when a line stream is regrouped for the encoder (~300 KB of DAP lines).
+LINES_PER_BLOCK = 256
 
-LineSource = Callable[[object], Iterator[bytes]]
+#: An object's data as blocks of whole lines, each ending with b"\n" (see output.encode_object).
+BlockSource = Callable[[object], Iterator[bytes]]
 
 
 class PrefetchCancelled(TapDapError):
@@ -47,14 +51,16 @@ class _Slot:
     done: bool = False
     error: BaseException | None = None
     buffered: int = 0
-    chunks: deque[tuple[bytes, int]] = field(default_factory=deque)
+    chunks: deque[tuple[bytearray, int]] = field(default_factory=deque)
 
 
 class Prefetcher:
     """Encodes RECORD chunks per object ahead of the writer, within ``budget`` bytes."""
 
-    def __init__(self, lines_of: LineSource, stream_order: list[str], *, workers: int, budget: int):
-        self._lines_of = lines_of
+    def __init__(
+        self, blocks_of: BlockSource, stream_order: list[str], *, workers: int, budget: int
+    ) -> None:
+        self._blocks_of = blocks_of
         self._order = list(stream_order)
         self._slots: dict[str, list[_Slot]] = {}
         self._discarded: set[str] = set()
@@ -108,7 +114,7 @@ class Prefetcher:
             slot.chunks.clear()
         self._cond.notify_all()
 
-    def chunks(self, stream: str) -> Iterator[tuple[bytes, int]]:
+    def chunks(self, stream: str) -> Iterator[tuple[bytearray, int]]:
         """Yield ``(encoded records, count)`` of a registered stream in order (writer thread)."""
         with self._cond:
             slots = list(self._slots[stream])
@@ -119,11 +125,11 @@ class Prefetcher:
                 inline = not slot.claimed
                 slot.claimed = True
             if inline:
-                yield from encode_object(slot.encoder, self._lines_of(slot.obj))
+                yield from encode_object(slot.encoder, self._blocks_of(slot.obj))
                 continue
             yield from self._drain(slot)
 
-    def _drain(self, slot: _Slot) -> Iterator[tuple[bytes, int]]:
+    def _drain(self, slot: _Slot) -> Iterator[tuple[bytearray, int]]:
         while True:
             with self._cond:
                 while not slot.chunks and not slot.done:
@@ -148,7 +154,7 @@ class Prefetcher:
                 if slot is None:
                     return
             try:
-                for chunk in encode_object(slot.encoder, self._lines_of(slot.obj)):
+                for chunk in encode_object(slot.encoder, self._blocks_of(slot.obj)):
                     self._put(slot, chunk)
             except BaseException as exc:  # handed to the writer, which raises it in order
                 with self._cond:
@@ -170,7 +176,7 @@ class Prefetcher:
             self._cond.wait()
         return None
 
-    def _put(self, slot: _Slot, chunk: tuple[bytes, int]) -> None:
+    def _put(self, slot: _Slot, chunk: tuple[bytearray, int]) -> None:
         size = len(chunk[0])
         with self._cond:
             while True:
@@ -190,20 +196,32 @@ class Prefetcher:
             self._cond.notify_all()
 
 
-def restartable_lines(
-    open_lines: Callable[[], Iterator[bytes]],
+def blocks_of_lines(
+    lines: Iterable[bytes], lines_per_block: int = LINES_PER_BLOCK
+) -> Iterator[bytes]:
+    """Regroup lines without line endings into blocks of whole lines, each ending with b"\\n"."""
+    iterator = iter(lines)
+    while batch := list(islice(iterator, lines_per_block)):
+        batch.append(b"")  # so the block ends with a line ending too
+        yield b"\n".join(batch)
+
+
+def restartable_blocks(
+    open_blocks: Callable[[], Iterator[bytes]],
     label: str,
     *,
     max_restarts: int = MAX_RESTARTS_WITHOUT_PROGRESS,
 ) -> Iterator[bytes]:
-    """Lines of one object; a transfer that breaks midway is restarted, skipping lines already read.
+    """Blocks of whole lines of one object; a transfer that breaks midway is restarted.
 
-    The client raises DownloadInterruptedError once it has handed out lines (it cannot retry
+    The client raises DownloadInterruptedError once it has handed out data (it cannot retry
     then); anything else was already retried by the client, or is permanent. Objects are
-    immutable, so line N of a new transfer is line N of the broken one: nothing is emitted twice
-    and nothing is lost. A transfer that breaks again without a new line counts towards
-    ``max_restarts``; one that made progress resets the count, so a long object on a flaky link
-    still completes.
+    immutable, so byte N of a new transfer is byte N of the broken one: the bytes already
+    delivered are skipped, and as every block ends with a line ending, the first new block
+    starts with a whole line. Nothing is emitted twice and nothing is lost, whatever the block
+    boundaries of either transfer. A transfer that breaks again without a new block counts
+    towards ``max_restarts``; one that made progress resets the count, so a long object on a
+    flaky link still completes.
     """
     delivered = 0
     restarts = 0
@@ -211,19 +229,22 @@ def restartable_lines(
         skip = delivered
         delivered_before = delivered
         try:
-            for line in open_lines():
+            for block in open_blocks():
                 if skip:
-                    skip -= 1
-                    continue
-                delivered += 1
-                yield line
+                    if skip >= len(block):
+                        skip -= len(block)
+                        continue
+                    block = block[skip:]
+                    skip = 0
+                delivered += len(block)
+                yield block
             return
         except DownloadInterruptedError as exc:
             restarts = 1 if delivered > delivered_before else restarts + 1
             if restarts > max_restarts:
                 raise
             logger.warning(
-                "%s: download broke after %d line(s) (%s); reading it again from the start "
-                "(restart %d of at most %d in a row)",
+                "%s: download broke after %d bytes of data (%s); reading it again from the "
+                "start (restart %d of at most %d in a row)",
                 label, delivered, exc, restarts, max_restarts,
             )  # fmt: skip

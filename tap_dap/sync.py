@@ -19,7 +19,7 @@ from tap_dap.client import JOB_EXPIRY_MARGIN
 from tap_dap.errors import StreamSyncError
 from tap_dap.jobs import JobScheduler, ReadyJob, TableRequest
 from tap_dap.output import RecordEncoder
-from tap_dap.prefetch import Prefetcher, restartable_lines
+from tap_dap.prefetch import Prefetcher, blocks_of_lines, restartable_blocks
 from tap_dap.settings import TapSettings
 
 logger = logging.getLogger("tap-dap.sync")
@@ -49,7 +49,7 @@ class SyncCoordinator:
         self._snapshot_version = snapshot_version
         self._pending = {r.stream_name for r in requests}
         self._prefetcher = Prefetcher(
-            self._lines_of,
+            self._blocks_of,
             [r.stream_name for r in requests],
             workers=settings.download_concurrency,
             budget=settings.prefetch_buffer_bytes,
@@ -107,7 +107,7 @@ class SyncCoordinator:
             return None
         return self._snapshot_version
 
-    def record_chunks(self, ready: ReadyJob) -> Iterator[tuple[bytes, int]]:
+    def record_chunks(self, ready: ReadyJob) -> Iterator[tuple[bytearray, int]]:
         """Encoded RECORD lines of the job's objects, in order, as ``(chunk, records)``."""
         self._register(ready)
         return self._prefetcher.chunks(ready.request.stream_name)
@@ -144,7 +144,8 @@ class SyncCoordinator:
 
         return encoder_for
 
-    def _lines_of(self, obj: Any) -> Iterator[bytes]:
-        return restartable_lines(
-            lambda: self._session.stream_object_lines(obj), f"object {obj.id} of job {obj.job_id}"
+    def _blocks_of(self, obj: Any) -> Iterator[bytes]:
+        return restartable_blocks(
+            lambda: blocks_of_lines(self._session.stream_object_lines(obj)),
+            f"object {obj.id} of job {obj.job_id}",
         )

@@ -10,28 +10,46 @@ import os
 import posixpath
 import zlib
 from collections.abc import Iterable, Iterator
+from types import ModuleType
 from urllib.parse import unquote, urlsplit
 
 from tap_dap.client.errors import DownloadError, TruncatedObjectError
 
+try:
+    from isal import isal_zlib
+except ImportError:  # python-isal is only a speed-up; zlib gives the same bytes
+    isal_zlib = None
+
 GZIP_MAGIC = b"\x1f\x8b"
-# Upper bound of one decompressed piece: a 1 MiB gzip chunk can expand 20-fold or more.
-_MAX_PIECE = 4 * 1024 * 1024
-
-
-def _new_decompressor() -> zlib._Decompress:
-    return zlib.decompressobj(16 + zlib.MAX_WBITS)
+#: gzip implementations by name, preferred first. Both have zlib's ``decompressobj`` interface;
+#: python-isal inflates DAP objects about three times faster than zlib.
+INFLATERS: dict[str, ModuleType] = {"zlib": zlib}
+if isal_zlib is not None:
+    INFLATERS = {"isal": isal_zlib, **INFLATERS}
+DEFAULT_INFLATER: ModuleType = next(iter(INFLATERS.values()))
+_INFLATE_ERRORS: tuple[type[Exception], ...] = tuple({m.error for m in INFLATERS.values()})
+# Compressed bytes per inflate call. Small slices keep the pieces small enough to stay in the CPU
+# cache while they are split and encoded, and rarely hit _MAX_PIECE, whose unconsumed_tail would
+# copy the rest of the input on every call.
+_INPUT_SLICE = 32 * 1024
+# Upper bound of one decompressed piece: 32 KiB of gzip can still expand a thousand-fold.
+_MAX_PIECE = 1024 * 1024
 
 
 def gunzip_chunks(
-    chunks: Iterable[bytes], *, label: str, object_id: str | None = None
+    chunks: Iterable[bytes],
+    *,
+    label: str,
+    object_id: str | None = None,
+    inflater: ModuleType | None = None,
 ) -> Iterator[bytes]:
     """Decompress a gzip byte stream incrementally; pass non-gzip streams through unchanged.
 
     The stream is recognised by its magic bytes rather than its name, so an object already decoded
     by an HTTP layer (Content-Encoding: gzip) is not decompressed twice. Concatenated gzip members
     are supported. A corrupt stream raises DownloadError naming `label`; one that ends inside a
-    member raises TruncatedObjectError (retryable: the next copy may be whole).
+    member raises TruncatedObjectError (retryable: the next copy may be whole). ``inflater`` is
+    one of INFLATERS, DEFAULT_INFLATER if None (the bytes are the same; the speed differs).
     """
     iterator = iter(chunks)
     head = b""
@@ -45,35 +63,54 @@ def gunzip_chunks(
         yield from iterator
         return
 
-    decompressor = _new_decompressor()
-    member_open = False
+    inflater = inflater or DEFAULT_INFLATER
+    wbits = 16 + inflater.MAX_WBITS
+    member = None  # the open member's decompressor; None between members
     try:
-        for data in _prepend(head, iterator):
-            while data:
-                if not member_open:
-                    if not data.strip(b"\x00"):
-                        break  # zero padding after the last member, as tar/gzip tools allow
-                    decompressor = _new_decompressor()
-                    member_open = True
-                piece = decompressor.decompress(data, _MAX_PIECE)
-                if piece:
-                    yield piece
-                while decompressor.unconsumed_tail:
-                    piece = decompressor.decompress(decompressor.unconsumed_tail, _MAX_PIECE)
+        for chunk in _prepend(head, iterator):
+            view = memoryview(chunk)
+            for start in range(0, len(view), _INPUT_SLICE):
+                data: bytes | memoryview = view[start : start + _INPUT_SLICE]
+                while data:
+                    if member is None:
+                        if not _starts_member(bytes(data), label, object_id):
+                            break
+                        member = inflater.decompressobj(wbits)
+                    piece = member.decompress(data, _MAX_PIECE)
                     if piece:
                         yield piece
-                if decompressor.eof:
-                    member_open = False
-                    data = decompressor.unused_data
-                else:
-                    data = b""
-    except zlib.error as exc:
+                    while member.unconsumed_tail:
+                        piece = member.decompress(member.unconsumed_tail, _MAX_PIECE)
+                        if piece:
+                            yield piece
+                    if member.eof:
+                        data = member.unused_data
+                        member = None
+                    else:
+                        data = b""
+    except _INFLATE_ERRORS as exc:
         raise DownloadError(f"{label}: corrupt gzip data ({exc})", object_id=object_id) from None
-    if member_open:
+    if member is not None:
         raise TruncatedObjectError(
             f"{label}: gzip data is truncated (the stream ended inside a compressed member)",
             object_id=object_id,
         )
+
+
+def _starts_member(data: bytes, label: str, object_id: str | None) -> bool:
+    """Whether ``data`` after a member opens another; False for zero padding (tar/gzip allow it).
+
+    Checked here because isal waits for a whole header before it looks at the magic bytes, and
+    would call a short non-gzip tail truncated (retryable) instead of corrupt.
+    """
+    if not data.strip(b"\x00"):
+        return False
+    if not GZIP_MAGIC.startswith(data[:2]):
+        raise DownloadError(
+            f"{label}: corrupt gzip data (what follows a gzip member is not gzip)",
+            object_id=object_id,
+        )
+    return True
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -81,23 +118,43 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
+def line_blocks(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """Re-cut a byte stream into blocks of whole lines, each ending with b"\\n".
+
+    A last line without a line ending gets one. Nothing else changes (carriage returns and empty
+    lines stay), so line N of the stream is line N of the blocks. Consumers then split or parse a
+    whole block in C instead of handling one line per Python step.
+    """
+    partial: list[bytes | memoryview] = []  # the start of a line that spans pieces
+    for piece in pieces:
+        end = piece.rfind(b"\n") + 1
+        if not end:
+            if piece:
+                partial.append(piece)
+            continue
+        if partial:
+            partial.append(memoryview(piece)[:end])
+            yield b"".join(partial)
+            partial = []
+        else:
+            yield piece if end == len(piece) else piece[:end]
+        if end < len(piece):
+            partial.append(memoryview(piece)[end:])
+    if partial:
+        partial.append(b"\n")
+        yield b"".join(partial)
+
+
 def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Yield the lines of a byte stream without their line ending; empty lines are skipped."""
-    pending = b""
-    for chunk in chunks:
-        if pending:
-            chunk = pending + chunk
-        lines = chunk.split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if line:
-                yield line
-    if pending.endswith(b"\r"):
-        pending = pending[:-1]
-    if pending:
-        yield pending
+    for block in line_blocks(chunks):
+        lines = block.split(b"\n")
+        lines.pop()  # the empty remainder after the block's final line ending
+        if b"\r" in block:
+            lines = [line.removesuffix(b"\r") for line in lines]
+        if b"" in lines:
+            lines = [line for line in lines if line]
+        yield from lines
 
 
 def safe_target_path(url: str, output_directory: str, *, decompress: bool, label: str) -> str:

@@ -13,7 +13,12 @@ from tap_dap.errors import StreamSyncError
 from tap_dap.job_queue import JobQueue
 from tap_dap.jobs import JobScheduler, TableRequest
 from tap_dap.output import RecordEncoder
-from tap_dap.prefetch import PrefetchCancelled, Prefetcher, restartable_lines
+from tap_dap.prefetch import (
+    PrefetchCancelled,
+    Prefetcher,
+    blocks_of_lines,
+    restartable_blocks,
+)
 from tap_dap.rate import CreationRate
 from tests.unit.tap.fake_dap import FakeSession, lines, rate_limited
 
@@ -137,8 +142,8 @@ def _encoder(obj: object) -> RecordEncoder:
 def test_prefetch_keeps_stream_and_object_order_within_a_tiny_budget() -> None:
     data = {("s1", 0): lines(0, 3000), ("s1", 1): lines(3000, 10),
             ("s2", 0): lines(5000, 3000), ("s3", 0): lines(9000, 4000)}  # fmt: skip
-    prefetcher = Prefetcher(lambda obj: iter(data[obj]), ["s1", "s2", "s3"], workers=3,
-                            budget=64 * 1024)  # fmt: skip
+    prefetcher = Prefetcher(lambda obj: blocks_of_lines(data[obj], 100), ["s1", "s2", "s3"],
+                            workers=3, budget=64 * 1024)  # fmt: skip
     for stream in ("s3", "s2", "s1"):  # jobs complete out of order
         prefetcher.add(stream, [k for k in data if k[0] == stream], _encoder)
     seen = []
@@ -153,8 +158,8 @@ def test_prefetch_keeps_stream_and_object_order_within_a_tiny_budget() -> None:
 def test_an_object_error_surfaces_in_order_and_discard_frees_the_stream() -> None:
     def source(obj: str):
         if obj == "bad":
-            yield b"{broken"
-        yield from lines(0, 2)
+            yield b"{broken\n"
+        yield from blocks_of_lines(lines(0, 2))
 
     prefetcher = Prefetcher(source, ["s1", "s2"], workers=2, budget=1 << 20)
     prefetcher.add("s1", ["good", "bad"], _encoder)
@@ -170,20 +175,54 @@ def test_an_object_error_surfaces_in_order_and_discard_frees_the_stream() -> Non
     prefetcher.close()
 
 
-def test_restartable_lines_resume_after_a_broken_transfer() -> None:
+def _joined(count: int) -> bytes:
+    return b"".join(line + b"\n" for line in lines(0, count))
+
+
+def test_blocks_of_lines_regroup_lines_exactly() -> None:
+    blocks = list(blocks_of_lines(lines(0, 5), 2))
+    assert [block.count(b"\n") for block in blocks] == [2, 2, 1]
+    assert b"".join(blocks) == _joined(5)
+    assert list(blocks_of_lines([])) == []
+
+
+def test_restartable_blocks_resume_after_a_broken_transfer_with_other_block_cuts() -> None:
     from tap_dap.client import DownloadInterruptedError
 
+    whole = _joined(6)
+    cuts = [whole.index(b"\n", 0) + 1, whole.index(b'"id":3') - 8]  # after lines 1 and 3
     attempts = []
 
     def transfer():
         attempts.append(1)
-        for i, item in enumerate(lines(0, 5)):
-            if len(attempts) < 3 and i == len(attempts) * 2:
+        size = len(attempts)  # each copy arrives in other blocks: 1, 2, then 3 lines each
+        blocks = list(blocks_of_lines(lines(0, 6), size))
+        for i, block in enumerate(blocks):
+            if len(attempts) < 3 and sum(map(len, blocks[: i + 1])) > cuts[len(attempts) - 1]:
+                raise DownloadInterruptedError("connection reset", object_id="o")
+            yield block
+
+    received = list(restartable_blocks(transfer, "object o"))
+    assert b"".join(received) == whole  # nothing twice, nothing lost
+    assert all(block.endswith(b"\n") for block in received)
+    assert len(attempts) == 3
+
+
+def test_a_line_source_broken_inside_a_block_loses_and_repeats_nothing() -> None:
+    from tap_dap.client import DownloadInterruptedError
+
+    attempts = []
+
+    def line_transfer():  # how the tap reads an object today: lines, regrouped into blocks
+        attempts.append(1)
+        for i, item in enumerate(lines(0, 10)):
+            if len(attempts) == 1 and i == 7:  # inside the second block of three lines
                 raise DownloadInterruptedError("connection reset", object_id="o")
             yield item
 
-    assert list(restartable_lines(transfer, "object o")) == lines(0, 5)
-    assert len(attempts) == 3
+    received = list(restartable_blocks(lambda: blocks_of_lines(line_transfer(), 3), "object o"))
+    assert b"".join(received) == _joined(10)
+    assert len(attempts) == 2
 
 
 def _result_within(jobs: JobScheduler, stream: str, seconds: float = 10.0):
@@ -285,21 +324,22 @@ def test_restarts_without_progress_are_bounded_but_progress_resets_the_count() -
     from tap_dap.client import DownloadInterruptedError
 
     def stalls():
-        yield from lines(0, 1)
+        yield from blocks_of_lines(lines(0, 1))
         raise DownloadInterruptedError("reset", object_id="o")
 
     with pytest.raises(DownloadInterruptedError):
-        list(restartable_lines(stalls, "object o", max_restarts=2))
+        list(restartable_blocks(stalls, "object o", max_restarts=2))
 
     attempts = []
 
     def one_more_each_time():  # breaks 10 times, each time one line further
         attempts.append(1)
-        yield from lines(0, len(attempts))
+        yield from blocks_of_lines(lines(0, len(attempts)), 1)
         if len(attempts) <= 10:
             raise DownloadInterruptedError("reset", object_id="o")
 
-    assert list(restartable_lines(one_more_each_time, "object o", max_restarts=2)) == lines(0, 11)
+    received = list(restartable_blocks(one_more_each_time, "object o", max_restarts=2))
+    assert b"".join(received) == _joined(11)
 
 
 def test_a_cancelled_prefetch_is_an_error_never_a_complete_object() -> None:
@@ -308,7 +348,7 @@ def test_a_cancelled_prefetch_is_an_error_never_a_complete_object() -> None:
     def source(obj: str):
         claimed.set()
         release.wait(5)
-        yield from lines(0, 3)
+        yield from blocks_of_lines(lines(0, 3))
 
     prefetcher = Prefetcher(source, ["s"], workers=1, budget=1 << 20)
     prefetcher.add("s", ["o"], _encoder)

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from tap_dap.client.streams import line_blocks
 from tap_dap.errors import MalformedDataError
-from tap_dap.output import RecordEncoder, encode_object
+from tap_dap.output import CHUNK_BYTES, RecordEncoder, encode_object
 
 SNAPSHOT_LINE = (
     b'{"key":{"id":1},"value":{"name":"Root","n":{"a":[1,2]}},"meta":{"ts":"2024-01-01T00:00:00Z"}}'
@@ -20,9 +21,14 @@ DELETE_LINE = (
 )
 
 
-def encode(lines: list[bytes], version: int | None = None) -> bytes:
+def encode(lines: list[bytes], version: int | None = None, block_lines: int = 1000) -> bytes:
+    """Encode ``lines`` handed over in blocks of ``block_lines`` lines, as the tap does."""
     encoder = RecordEncoder("canvas-accounts", version=version, where="canvas.accounts: object O1")
-    return b"".join(chunk for chunk, _ in encode_object(encoder, iter(lines)))
+    blocks = [
+        b"".join(line + b"\n" for line in lines[i : i + block_lines])
+        for i in range(0, len(lines), block_lines)
+    ]
+    return b"".join(chunk for chunk, _ in encode_object(encoder, blocks))
 
 
 def test_snapshot_line_becomes_a_flat_record_with_meta_and_version() -> None:
@@ -65,18 +71,60 @@ def test_rows_without_values_and_odd_whitespace_stay_valid_json(line: bytes) -> 
 def test_unknown_actions_are_skipped_and_counted() -> None:
     encoder = RecordEncoder("canvas-accounts", version=None, where="w")
     odd = b'{"key":{"id":9},"meta":{"ts":"2024-01-01T00:00:00Z","action":"X"}}'
-    chunks = list(encode_object(encoder, iter([odd, UPDATE_LINE])))
+    chunks = list(encode_object(encoder, [odd + b"\n" + UPDATE_LINE + b"\n"]))
     assert [count for _, count in chunks] == [1]
     assert encoder.skipped_actions == 1
     assert json.loads(chunks[0][0])["record"]["id"] == 2
 
 
-@pytest.mark.parametrize("blank", [b" ", b"\t", b"  \t \r", b"\x0b\x0c"])
-def test_whitespace_only_lines_are_skipped_and_keep_line_numbers(blank: bytes) -> None:
+@pytest.mark.parametrize("blank", [b"", b" ", b"\t", b"  \t \r", b"\x0b\x0c"])
+def test_blank_lines_are_skipped_and_not_counted(blank: bytes) -> None:
     assert encode([SNAPSHOT_LINE, blank, DELETE_LINE]) == encode([SNAPSHOT_LINE, DELETE_LINE])
     with pytest.raises(MalformedDataError) as info:
         encode([blank, SNAPSHOT_LINE, b"{oops"])
-    assert str(info.value).startswith("canvas.accounts: object O1, line 3: malformed DAP record")
+    assert str(info.value).startswith("canvas.accounts: object O1, line 2: malformed DAP record")
+
+
+def test_crlf_line_endings_give_the_same_records() -> None:
+    encoder = RecordEncoder("canvas-accounts", version=None, where="w")
+    block = SNAPSHOT_LINE + b"\r\n" + DELETE_LINE + b"\r\n"
+    assert b"".join(c for c, _ in encode_object(encoder, [block])) == encode(
+        [SNAPSHOT_LINE, DELETE_LINE]
+    )
+
+
+def test_block_boundaries_and_the_line_by_line_path_do_not_change_a_byte() -> None:
+    odd = [
+        SNAPSHOT_LINE, UPDATE_LINE, DELETE_LINE,
+        b'{"key":{"id":4},"meta":{"ts":"2024-01-01T00:00:00Z"}}',
+        b'{"key":{"id":5},"value":{ "a" : 1 },"meta":{"ts":"2024-01-01T00:00:00Z"}}',
+        b'{"key":{"id":6,"k":"x"},"value":null,"meta":{"ts":"2024-01-01T00:00:00Z"}}',
+        b'{"key":{"id":7},"meta":{"ts":"2024-01-01T00:00:00Z","action":"X"}}',
+    ] * 3  # fmt: skip
+    expected = encode(odd)
+    assert [json.loads(line)["record"]["id"] for line in expected.splitlines()] == [
+        1, 2, 3, 4, 5, 6] * 3  # fmt: skip
+    assert encode(odd, block_lines=1) == expected
+    assert encode(odd, block_lines=4) == expected
+    # A line that is not JSON whitespace sends its block down the line-by-line path.
+    assert encode([*odd[:9], b"\x0b", *odd[9:]]) == expected
+
+
+def test_errors_count_lines_across_blocks() -> None:
+    with pytest.raises(MalformedDataError, match="object O1, line 7: malformed DAP record"):
+        encode([SNAPSHOT_LINE] * 6 + [b'{"key":5,"meta":{"ts":"t"}}'], block_lines=4)
+    with pytest.raises(MalformedDataError, match="object O1, line 3: malformed DAP record"):
+        encode([SNAPSHOT_LINE, b"", b" ", DELETE_LINE, b"[]"], block_lines=2)
+
+
+def test_line_blocks_of_any_cut_encode_identically() -> None:
+    stream = b"".join(line + b"\n" for line in [SNAPSHOT_LINE, UPDATE_LINE, DELETE_LINE] * 50)
+    expected = encode([SNAPSHOT_LINE, UPDATE_LINE, DELETE_LINE] * 50)
+    for size in (1, 7, 100, 4096):
+        pieces = [stream[i : i + size] for i in range(0, len(stream), size)]
+        encoder = RecordEncoder("canvas-accounts", version=None, where="w")
+        blocks = line_blocks(pieces)
+        assert b"".join(c for c, _ in encode_object(encoder, blocks)) == expected
 
 
 @pytest.mark.parametrize(
@@ -86,8 +134,13 @@ def test_whitespace_only_lines_are_skipped_and_keep_line_numbers(blank: bytes) -
         (b'{"value":{},"meta":{"ts":"2024-01-01T00:00:00Z"}}', "missing required field `key`"),
         (b'{"key":{"id":1}}', "missing required field `meta`"),
         (b'{"key":[1],"meta":{"ts":"2024-01-01T00:00:00Z"}}', "'key' must be an object"),
+        (b'{"key":{},"meta":{"ts":"2024-01-01T00:00:00Z"}}', "'key' is an empty object"),
+        (b'{"key":{"id":1},"meta":{"ts":"t","action":"D"}} x', "trailing characters"),
         (b'{"key":{"id":1},"meta":{"ts":5}}', "'meta.ts' a string"),
         (b'{"key":{"id":1},"value":[1],"meta":{"ts":"t"}}', "'value' not an object"),
+        (b'{"key":{"id":1},"value":"{}","meta":{"ts":"t"}}', "'value' not an object"),
+        (b'{"key":{"id":1},"meta":{"ts":null,"action":"D"}}', "'meta.ts' a string"),
+        (b'{"key":[],"meta":{"ts":"t","action":"X"}}', "'key' must be an object"),
         (b"not json at all", "malformed DAP record"),
     ],
 )
@@ -99,12 +152,10 @@ def test_malformed_lines_name_object_and_line_number(line: bytes, reason: str) -
     assert reason in message
 
 
-def test_chunks_split_on_record_boundaries_and_respect_a_limit() -> None:
+def test_chunks_split_on_record_boundaries() -> None:
     encoder = RecordEncoder("s", version=None, where="w")
-    lines = [SNAPSHOT_LINE] * 5000
-    chunks = list(encode_object(encoder, iter(lines)))
+    block = (SNAPSHOT_LINE + b"\n") * 500
+    chunks = list(encode_object(encoder, [block] * 10))
     assert sum(count for _, count in chunks) == 5000
-    assert len(chunks) > 1 and all(chunk.endswith(b"\n") for chunk, _ in chunks)
-    assert sum(chunk.count(b"\n") for chunk, _ in chunks) == 5000
-    limited = list(encode_object(encoder, iter(lines), limit=7))
-    assert [count for _, count in limited] == [7]
+    assert len(chunks) > 1 and all(len(chunk) >= CHUNK_BYTES for chunk, _ in chunks[:-1])
+    assert all(chunk.endswith(b"\n") and chunk.count(b"\n") == n for chunk, n in chunks)
