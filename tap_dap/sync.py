@@ -19,7 +19,7 @@ from tap_dap.client import JOB_EXPIRY_MARGIN
 from tap_dap.errors import StreamSyncError
 from tap_dap.jobs import JobScheduler, ReadyJob, TableRequest
 from tap_dap.output import RecordEncoder
-from tap_dap.prefetch import Prefetcher, blocks_of_lines, restartable_blocks
+from tap_dap.prefetch import Prefetcher, restartable_blocks
 from tap_dap.settings import TapSettings
 
 logger = logging.getLogger("tap-dap.sync")
@@ -146,6 +146,6 @@ class SyncCoordinator:
 
     def _blocks_of(self, obj: Any) -> Iterator[bytes]:
         return restartable_blocks(
-            lambda: blocks_of_lines(self._session.stream_object_lines(obj)),
+            lambda: self._session.stream_object_line_blocks(obj),
             f"object {obj.id} of job {obj.job_id}",
         )

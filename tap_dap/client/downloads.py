@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
@@ -27,7 +27,7 @@ from tap_dap.client.errors import (
 )
 from tap_dap.client.redaction import redact_url
 from tap_dap.client.retry import call_with_retries, is_transient, parse_retry_after, retrying
-from tap_dap.client.streams import gunzip_chunks, safe_target_path, split_lines
+from tap_dap.client.streams import gunzip_chunks, line_blocks, safe_target_path, split_lines
 from tap_dap.client.transport import NoAuth, Transport, describe_network_error
 from tap_dap.client.types import ObjectID, Resource
 
@@ -168,6 +168,15 @@ class Downloader:
 
     def lines(self, resource: Resource) -> Iterator[bytes]:
         """Decompressed lines of a resource; see DAPSession.stream_object_lines."""
+        return self._decoded(resource, split_lines, "lines")
+
+    def line_blocks(self, resource: Resource) -> Iterator[bytes]:
+        """Decompressed blocks of whole lines; see DAPSession.stream_object_line_blocks."""
+        return self._decoded(resource, line_blocks, "blocks")
+
+    def _decoded(
+        self, resource: Resource, cut: Callable[[Iterable[bytes]], Iterator[bytes]], unit: str
+    ) -> Iterator[bytes]:
         holder = [resource]
         label = describe(resource)
         yielded = 0
@@ -184,9 +193,9 @@ class Downloader:
                     try:
                         raw = self._chunks(holder)
                         chunks = gunzip_chunks(raw, label=label, object_id=resource.object_id)
-                        for line in split_lines(chunks):
+                        for item in cut(chunks):
                             yielded += 1
-                            yield line
+                            yield item
                     except TruncatedObjectError:
                         cut_off = True
                         raise
@@ -195,10 +204,10 @@ class Downloader:
                 # Retryable, but not here: the caller has the lines already; it must read the
                 # object again and skip them (objects are immutable, so line N stays line N).
                 raise DownloadInterruptedError(
-                    f"{label}: download broke after {yielded} lines ({exc}); "
+                    f"{label}: download broke after {yielded} {unit} ({exc}); "
                     "the object must be read again from the start",
                     object_id=resource.object_id,
-                    lines_delivered=yielded,
+                    lines_delivered=yielded if unit == "lines" else 0,
                 ) from None
             raise
 

@@ -95,7 +95,7 @@ class DownloadInterruptedError(DownloadError):
     """The connection broke while the object body was being read; a fresh attempt may succeed.
 
     `lines_delivered` is how many lines a line stream had handed out before the break (0 for
-    byte streams): a reader that restarts the object skips that many.
+    byte and block streams): a reader that restarts the object skips that many.
     """
 
     def __init__(

@@ -255,6 +255,26 @@ class TestStreaming:
         api.get(url, content=body)
         assert list(session.stream_object_lines(OBJ)) == LINES
 
+    def test_line_blocks_hold_whole_lines_of_the_object(self, api, session) -> None:
+        url = resolve_obj(api)
+        body = gz(b"\n".join(LINES[:120]) + b"\n") + gz(b"\n".join(LINES[120:]) + b"\n")
+        api.get(url, content=body)
+        blocks = list(session.stream_object_line_blocks(OBJ))
+        assert len(blocks) > 1 and all(block.endswith(b"\n") for block in blocks)
+        assert b"".join(blocks).split(b"\n")[:-1] == LINES
+
+    def test_line_blocks_broken_after_a_block_name_blocks_not_lines(self, api, session) -> None:
+        url = resolve_obj(api)
+        plain = b"\n".join(LINES)
+        api.get(url, [{"body": BrokenBody(plain[:700])}, {"content": plain}])
+        seen = []
+        with pytest.raises(DownloadInterruptedError) as info:
+            for block in session.stream_object_line_blocks(OBJ):
+                seen.append(block)
+        assert seen and plain.startswith(b"".join(seen))
+        assert info.value.lines_delivered == 0  # a block reader restarts by bytes
+        assert f"download broke after {len(seen)} blocks" in str(info.value)
+
     def test_records(self, api, session) -> None:
         url = resolve_obj(api)
         api.get(url, content=gz(PAYLOAD))

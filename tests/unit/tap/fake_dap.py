@@ -20,6 +20,7 @@ from tap_dap.client import (
     TableJob,
     VersionedSchema,
 )
+from tap_dap.prefetch import blocks_of_lines
 
 T0 = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -117,6 +118,9 @@ class FakeSession:
         job_id, part = obj.id.split("/part-")
         table = self._jobs[job_id]["table"]
         yield from self.objects[table][int(part)]
+
+    def stream_object_line_blocks(self, obj: Object) -> Iterator[bytes]:
+        return blocks_of_lines(self.stream_object_lines(obj))
 
 
 def line(i: int, name: str = "n") -> bytes:
