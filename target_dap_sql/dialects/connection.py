@@ -67,6 +67,10 @@ class ConnectionDialect(Dialect, Generic[ConnT]):
     def _commit(self) -> None:
         self.conn.commit()
 
+    def _without_durable_commit(self) -> None:
+        """In the open transaction: its commit need not wait for the disk (nothing relies on it
+        surviving a server crash). Dialects that cannot say so per transaction do nothing."""
+
     @abstractmethod
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
         """Upsert, then delete, the rows of a batch inside the caller's transaction."""
@@ -131,6 +135,9 @@ class ConnectionDialect(Dialect, Generic[ConnT]):
     def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
                     meta: MetaRow | None) -> None:
         def load() -> None:
+            if meta is None:
+                # A slice that moves no bookmark: lost in a server crash, it is fetched again.
+                self._without_durable_commit()
             if len(batch):
                 self._apply(layout, batch, staging)
             if meta is not None:

@@ -126,6 +126,9 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection]):
         if self._conn is not None and not self._conn.closed:
             self._conn.rollback()
 
+    def _without_durable_commit(self) -> None:
+        self.conn.execute("SET LOCAL synchronous_commit TO OFF")
+
     def _failure_text(self, exc: Exception) -> str:
         # The first line only: psycopg adds DETAIL/HINT lines that may quote row values.
         text = str(exc).strip()
