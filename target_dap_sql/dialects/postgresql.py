@@ -247,6 +247,11 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection]):
         if upserts:
             cur.execute(insert_sql)
         if batch.deletes:
+            # The load table has no statistics, so the planner merge-joins it with the whole
+            # primary key index of the table (~40 ms per 10k-row slice on 300k rows, growing with
+            # the table); looking each deleted key up is ~5x faster and does not grow.
+            cur.execute("SET LOCAL enable_mergejoin TO off")
+            cur.execute("SET LOCAL enable_hashjoin TO off")
             cur.execute(delete_sql)
 
     def _copy_into_staging(self, layout: TableLayout, rows: Sequence[tuple]) -> bool:
