@@ -1,7 +1,10 @@
-"""A fast Singer message reader: msgspec envelope decoding that leaves the record as raw JSON.
+"""A fast Singer message reader: input in blocks, runs of RECORD lines decoded together.
 
-The record object is decoded later by the stream's typed decoder, so every record is parsed once.
-Errors are tagged with the 1-based input line number.
+Consecutive RECORD lines of one stream written the way taps write them (compact JSON, `type`,
+`stream`, `record` first) go to the stream's typed decoder as one run: one msgspec call for the
+run. Any other line, and every line of a run that fails, takes the line-by-line path: envelope
+decoding that leaves the record as raw JSON for the stream's decoder. Errors are tagged with the
+1-based input line number either way.
 """
 
 from __future__ import annotations
@@ -42,14 +45,14 @@ _NUL_TEXT = "\\u0000"
 
 
 class DapMessageReader(GenericSingerReader[bytes]):
-    """Reads Singer messages (bytes from stdin, or any text/binary file) line by line."""
+    """Reads Singer messages from stdin (in blocks), a binary or text file, or lines."""
 
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
         #: For a database that cannot store NUL (U+0000): "reject" hands a RECORD line holding
         #: an escaped NUL to `on_nul` (which names its column), "replace" makes it U+FFFD.
-        #: Only lines that contain the escape pay for either (one substring search per line).
+        #: Only groups of lines that contain the escape go line by line (one search per group).
         self.nul_handling: Literal["reject", "replace"] | None = None
         self.on_nul: Callable[[Envelope], None] | None = None
         #: Takes a run of RECORD lines of one stream (all starting with `_run_prefix`); returns
