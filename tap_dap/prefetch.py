@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 
 from tap_dap.client import DownloadInterruptedError
 from tap_dap.errors import TapDapError
@@ -25,8 +24,6 @@ logger = logging.getLogger("tap-dap.prefetch")
 HEAD_QUEUE_BYTES = 4 * 1024 * 1024
 #: Restarts of one object's transfer in a row without a single new block before giving up.
 MAX_RESTARTS_WITHOUT_PROGRESS = 3
-#: Lines per block when a line stream is regrouped for the encoder (~300 KB of DAP lines).
-LINES_PER_BLOCK = 256
 
 #: An object's data as blocks of whole lines, each ending with b"\n" (see output.encode_object).
 BlockSource = Callable[[object], Iterator[bytes]]
@@ -194,16 +191,6 @@ class Prefetcher:
             slot.buffered += size
             self._used += size
             self._cond.notify_all()
-
-
-def blocks_of_lines(
-    lines: Iterable[bytes], lines_per_block: int = LINES_PER_BLOCK
-) -> Iterator[bytes]:
-    """Regroup lines without line endings into blocks of whole lines, each ending with b"\\n"."""
-    iterator = iter(lines)
-    while batch := list(islice(iterator, lines_per_block)):
-        batch.append(b"")  # so the block ends with a line ending too
-        yield b"\n".join(batch)
 
 
 def restartable_blocks(

@@ -185,7 +185,7 @@ class RecordDecoder:
                 return None
             try:  # the strict struct refuses deletes without their required columns
                 messages = decoders[1].decode(data)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
                 return None
             lenient = self._run_lenient_first = True
         except (msgspec.DecodeError, UnicodeDecodeError):
@@ -193,7 +193,7 @@ class RecordDecoder:
         astuple, width, deleted_index = self._astuple, self._width, self._deleted_index
         key_of, required, convert = self.key_of, self._required, self._converters
         out = []
-        for message in messages:
+        for message in messages:  # `_finish` inlined: this loop runs once per record
             values = astuple(message.record)
             meta = values[width]
             deleted = values[deleted_index] is not None or (

@@ -4,8 +4,9 @@ server says (malformed object lines, refused queries, 429s) without a network.""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from tap_dap.client import (
@@ -20,7 +21,6 @@ from tap_dap.client import (
     TableJob,
     VersionedSchema,
 )
-from tap_dap.prefetch import blocks_of_lines
 
 T0 = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -134,3 +134,13 @@ def lines(start: int, count: int) -> list[bytes]:
 
 
 Factory = Callable[..., FakeSession]
+
+
+def blocks_of_lines(
+    lines: Iterable[bytes], lines_per_block: int = 256
+) -> Iterator[bytes]:
+    """Regroup lines without line endings into blocks of whole lines, each ending with b"\\n"."""
+    iterator = iter(lines)
+    while batch := list(islice(iterator, lines_per_block)):
+        batch.append(b"")  # so the block ends with a line ending too
+        yield b"\n".join(batch)

@@ -16,11 +16,10 @@ from tap_dap.output import RecordEncoder
 from tap_dap.prefetch import (
     PrefetchCancelled,
     Prefetcher,
-    blocks_of_lines,
     restartable_blocks,
 )
 from tap_dap.rate import CreationRate
-from tests.unit.tap.fake_dap import FakeSession, lines, rate_limited
+from tests.unit.tap.fake_dap import FakeSession, blocks_of_lines, lines, rate_limited
 
 SINCE = datetime(2024, 1, 1, tzinfo=UTC)
 
