@@ -78,6 +78,16 @@ def meltano_project(meltano_bin: Path, tmp_path: Path,
     return MeltanoProject(meltano_bin, env)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def target_url(request: pytest.FixtureRequest, meltano_project: MeltanoProject) -> str:
+    """The target database of `meltano_project`: its SQLite file, or a fresh PostgreSQL one."""
+    if request.param == "sqlite":
+        return meltano_project.env["TARGET_DAP_SQL_SQLALCHEMY_URL"]
+    url = request.getfixturevalue("pg_url")
+    meltano_project.env["TARGET_DAP_SQL_SQLALCHEMY_URL"] = url
+    return url
+
+
 def advance_all(emulator: RunningEmulator, tables: tuple[str, ...] = TABLES) -> None:
     """Inserts, updates and deletes on every table, after the current bookmarks."""
     for table in tables:
@@ -88,6 +98,10 @@ def assert_equals_truth(url: str, emulator: RunningEmulator,
                         tables: list[tuple[str, str]] = NS_TABLES) -> None:
     diffs = diff_all(Replica(url), tables, lambda ns, t: fetch_truth(emulator.base_url, ns, t))
     assert diffs == [], "\n".join(map(str, diffs))
+
+
+#: The state ID `meltano run tap-dap target-dap-sql` uses in the `emulator` environment.
+STATE_ID = "emulator:tap-dap-to-target-dap-sql"
 
 
 def meltano_state(project: MeltanoProject, state_id: str) -> dict:

@@ -8,24 +8,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from tests.e2e.conftest import NS_TABLES, TABLES, meltano_state
+from tests.e2e.conftest import NS_TABLES, STATE_ID, TABLES, meltano_state
 from tests.e2e.replica import Replica, as_utc, fetch_truth
 from tests.e2e.tooling import MeltanoProject
 from tests.emulator_fixture import RunningEmulator
 
-STATE_ID = "emulator:tap-dap-to-target-dap-sql"
 INVOKE = ("invoke", "--no-install", "target-dap-sql")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def target_url(request: pytest.FixtureRequest, meltano_project: MeltanoProject) -> str:
-    if request.param == "sqlite":
-        return meltano_project.env["TARGET_DAP_SQL_SQLALCHEMY_URL"]
-    url = request.getfixturevalue("pg_url")
-    meltano_project.env["TARGET_DAP_SQL_SQLALCHEMY_URL"] = url
-    return url
 
 
 def test_list_and_export_state_describe_what_meltano_run_loaded(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from tests.e2e.conftest import (
     NS_TABLES,
+    STATE_ID,
     TABLES,
     advance_all,
     assert_equals_truth,
@@ -17,17 +16,7 @@ from tests.e2e.replica import Replica, as_utc
 from tests.e2e.tooling import MeltanoProject
 from tests.emulator_fixture import RunningEmulator
 
-STATE_ID = "emulator:tap-dap-to-target-dap-sql"
 RUN = ("run", "--no-install", "tap-dap", "target-dap-sql")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def target_url(request: pytest.FixtureRequest, meltano_project: MeltanoProject) -> str:
-    if request.param == "sqlite":
-        return meltano_project.env["TARGET_DAP_SQL_SQLALCHEMY_URL"]
-    url = request.getfixturevalue("pg_url")
-    meltano_project.env["TARGET_DAP_SQL_SQLALCHEMY_URL"] = url
-    return url
 
 
 def _bookmarks(project: MeltanoProject) -> dict[str, datetime]:
