@@ -14,7 +14,7 @@ from typing import Annotated, Any, AnyStr, Literal
 
 import msgspec
 
-from target_dap_sql.errors import InputError, MissingKeyPropertyError
+from target_dap_sql.errors import InputError, MissingKeyPropertyError, undecodable
 from target_dap_sql.layout import DELETED_AT, Column, SqlType, TableLayout
 
 #: A dialect hook: the msgspec type a column's values decode to.
@@ -145,11 +145,9 @@ class RecordDecoder:
             if self._lenient is None:
                 raise self._explain(str(exc), stream) from None
             return self._decode_lenient(raw, str(exc), stream)
-        except msgspec.DecodeError as exc:
-            raise InputError(f"record is not valid JSON: {exc}", stream=stream) from None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"record is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} in "
-                             "a string)", stream=stream) from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            reason = undecodable(raw, exc, "record")
+            raise InputError(f"record is {reason}", stream=stream) from None
         return self._finish(obj, stream)
 
     def _finish(self, obj: Any, stream: str) -> tuple[Any, tuple, bool]:
@@ -227,7 +225,8 @@ class RecordDecoder:
         try:
             record = msgspec.json.decode(raw)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"record is not valid JSON: {exc}", stream=stream) from None
+            reason = undecodable(raw, exc, "record")
+            raise InputError(f"record is {reason}", stream=stream) from None
         if not isinstance(record, dict):
             raise InputError("record is not a JSON object", stream=stream)
         for name, stand_in in self._stand_ins.items():

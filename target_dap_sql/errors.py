@@ -53,3 +53,22 @@ class MissingKeyPropertyError(InputError, MissingKeyPropertiesError):
 
 class SchemaError(InputError):
     """A SCHEMA message cannot be mapped to a table."""
+
+
+def undecodable(data: bytes | str | memoryview | object, exc: Exception, unit: str) -> str:
+    """Why a JSON decoder refused ``data``, worded the same whatever the msgspec version.
+
+    msgspec up to 0.22 raised UnicodeDecodeError for bytes that are not UTF-8; 0.23 raises a
+    DecodeError ("Invalid UTF-8 encoded string") that names neither byte nor offset. Checking the
+    bytes ourselves gives one message that names both (this only runs on the error path).
+    ``unit`` says what the 1-based byte position counts in ("line", "record").
+    """
+    if not isinstance(data, str):
+        try:
+            bytes(memoryview(data)).decode("utf-8")  # type: ignore[arg-type]
+        except UnicodeDecodeError as bad:
+            return (f"not valid UTF-8 (byte 0x{bad.object[bad.start]:02x} at byte {bad.start + 1} "
+                    f"of the {unit})")
+        except TypeError:
+            pass
+    return f"not valid JSON: {exc}"

@@ -21,7 +21,7 @@ import msgspec
 from singer_sdk.singerlib.encoding.base import GenericSingerReader
 
 from target_dap_sql.decoding import replace_nul_escapes
-from target_dap_sql.errors import InputError
+from target_dap_sql.errors import InputError, undecodable
 
 
 class Envelope(msgspec.Struct, gc=False):
@@ -162,11 +162,13 @@ class DapMessageReader(GenericSingerReader[bytes]):
             suspect = False
         try:
             envelope = _DECODER.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except msgspec.ValidationError as exc:
             raise InputError(f"not a valid Singer message: {exc}", line=number) from None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} in a "
-                             "string)", line=number) from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            reason = undecodable(line, exc, "line")
+            if reason.startswith("not valid JSON"):
+                reason = f"not a valid Singer message: {exc}"
+            raise InputError(reason, line=number) from None
         callback = self._callbacks.get(envelope.type)
         if callback is None:
             raise InputError(f"unknown message type {envelope.type!r}",

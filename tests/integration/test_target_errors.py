@@ -31,6 +31,10 @@ def _rows(path: Path) -> list[tuple]:
         return conn.execute('SELECT "id", "grade" FROM "canvas__submissions" ORDER BY 1').fetchall()
 
 
+NOT_UTF8_RECORD = jsonl([upsert(9, grade="caf\u00e9")]).replace(b"\\u00e9", b"\xe9", 1)
+_RECORD_AT = NOT_UTF8_RECORD.index(b'"record":') + len(b'"record":')
+
+
 @pytest.mark.parametrize(
     ("bad_line", "message"),
     [
@@ -49,6 +53,11 @@ def _rows(path: Path) -> list[tuple]:
         (jsonl([record("canvas-users", {"id": 9}, {})]),
          "line 4, stream 'canvas-users': RECORD before any SCHEMA for this stream"),
         (b'{"type": "SURPRISE"}\n', "line 4: unknown message type 'SURPRISE'"),
+        # not UTF-8: the same message on every msgspec version (0.23 stopped naming the byte)
+        (NOT_UTF8_RECORD, "line 4, stream 'canvas-submissions': record is not valid UTF-8 "
+         f"(byte 0xe9 at byte {NOT_UTF8_RECORD.index(b'caf') + 4 - _RECORD_AT} of the record)"),
+        (b'{"type": "RECORD", "stream": "canvas-subm\xe9ssions", "record": {}}\n',
+         "line 4: not valid UTF-8 (byte 0xe9 at byte 41 of the line)"),
     ],
 )
 def test_bad_input_fails_with_one_line_and_commits_nothing_of_the_batch(

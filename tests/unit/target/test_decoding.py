@@ -48,8 +48,8 @@ def test_bytes_that_are_not_utf8_are_one_input_error() -> None:
     decoder = _decoder({"id": {"type": "integer"}, "name": {"type": "string"}})
     with pytest.raises(InputError) as raised:
         decoder.decode('{"id": 1, "name": "caf\xe9"}'.encode("latin-1"), "things")
-    assert str(raised.value) == ("stream 'things': record is not valid UTF-8 (byte 0xe9 in a "
-                                 "string)")
+    assert str(raised.value) == ("stream 'things': record is not valid UTF-8 (byte 0xe9 at "
+                                 "byte 23 of the record)")
 
 
 def test_find_nul_names_the_column_and_key_and_ignores_escaped_backslashes() -> None:
