@@ -57,7 +57,7 @@ _RECORD_AT = NOT_UTF8_RECORD.index(b'"record":') + len(b'"record":')
         (NOT_UTF8_RECORD, "line 4, stream 'canvas-submissions': record is not valid UTF-8 "
          f"(byte 0xe9 at byte {NOT_UTF8_RECORD.index(b'caf') + 4 - _RECORD_AT} of the record)"),
         (b'{"type": "RECORD", "stream": "canvas-subm\xe9ssions", "record": {}}\n',
-         "line 4: not valid UTF-8 (byte 0xe9 at byte 41 of the line)"),
+         "line 4: not valid UTF-8 (byte 0xe9 at byte 42 of the line)"),
     ],
 )
 def test_bad_input_fails_with_one_line_and_commits_nothing_of_the_batch(
