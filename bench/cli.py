@@ -71,18 +71,18 @@ def _placeholders(chosen: list[Scenario]) -> set[str]:
             for arg in step.argv for name in fields_of(arg)}
 
 
-def tools_for(chosen: list[Scenario], work: Path) -> tuple[Tools, dict[str, str]]:
+def tools_for(chosen: list[Scenario]) -> tuple[Tools, dict[str, str]]:
     used = _placeholders(chosen)
     bin_dir = Path(sys.executable).parent
     versions: dict[str, str] = {}
     dap = target_postgres = ""
     if "dap" in used:
-        dap_path = venvs.ensure(venvs.DAP, work / "venvs")
+        dap_path = venvs.dap()
         dap = str(dap_path)
         versions["instructure-dap-client"] = venvs.installed_version(dap_path,
                                                                      "instructure-dap-client")
     if "target_postgres" in used:
-        tp_path = venvs.ensure(venvs.TARGET_POSTGRES, work / "venvs")
+        tp_path = venvs.target_postgres()
         target_postgres = str(tp_path)
         versions["meltanolabs-target-postgres"] = venvs.installed_version(
             tp_path, "meltanolabs-target-postgres")
@@ -106,8 +106,8 @@ def datasets_for(sizes: Sizes) -> dict[str, Dataset]:
     }
 
 
-def make_plots(results_json: Path, prefix: Path, work: Path) -> list[str]:
-    python = venvs.ensure(venvs.PLOT, work / "venvs")
+def make_plots(results_json: Path, prefix: Path) -> list[str]:
+    python = venvs.plot_python()
     done = subprocess.run([str(python), str(BENCH / "plots.py"), str(results_json),
                            str(prefix)], capture_output=True, text=True)
     if done.returncode != 0:
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     datasets = datasets_for(sizes)
     print(describe(estimate(chosen, {n: d.spec for n, d in datasets.items()}, args.repeat)),
           file=sys.stderr, flush=True)
-    tools, versions = tools_for(chosen, args.work)
+    tools, versions = tools_for(chosen)
     started = time.time()
     postgres = Postgres()
     runner = Runner(tools, datasets, args.work, postgres, args.timeout)
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     write_json(results_json, meta, runner.records, summaries)
     plots = []
     if summaries and not args.no_plots:
-        plots = make_plots(results_json, args.results / stamp, args.work)
+        plots = make_plots(results_json, args.results / stamp)
     text = render(stamp, command, machine, settings, chosen, summaries, plots)
     if profiles:
         text += "\n## Profiles (cProfile, one untimed run, top functions by own time)\n"

@@ -1,56 +1,41 @@
-"""Bench-only virtual environments under bench/work/venvs/ (git-ignored), created on first use.
+"""Bench-only virtual environments, each installed from its lock in requirements/.
 
 The anchors pin their own dependencies (the official client pins aiohttp, asyncpg ...;
 target-postgres pins SQLAlchemy and psycopg2), so each gets its own venv instead of the project's.
-A venv is reused while its recorded requirement line is unchanged.
+scripts/environments.py builds them (git-ignored, under bench/work/venvs/ and .venv-dap) and
+rebuilds one when its lock file changes.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.errors import SetupError
-
-MARKER = ".bench-requirements"
-
-
-@dataclass(frozen=True)
-class VenvSpec:
-    name: str
-    requirements: tuple[str, ...]
-    executable: str  # the console script the bench runs from it
+from scripts import environments
 
 
-DAP = VenvSpec("dap", ("instructure-dap-client[postgresql]==2.3.1",), "dap")
-TARGET_POSTGRES = VenvSpec("target-postgres", ("meltanolabs-target-postgres==0.8.1",),
-                           "target-postgres")
-PLOT = VenvSpec("plot", ("matplotlib>=3.8",), "python")
-
-
-def ensure(spec: VenvSpec, root: Path) -> Path:
-    """Return the path of ``spec.executable`` in its venv, creating/installing it if needed."""
-    venv = root / spec.name
-    marker = venv / MARKER
-    wanted = "\n".join(spec.requirements)
-    executable = venv / "bin" / spec.executable
-    if executable.exists() and marker.exists() and marker.read_text().strip() == wanted:
-        return executable
-    print(f"bench: installing {', '.join(spec.requirements)} into {venv}", file=sys.stderr)
+def _ensure(make: Callable[[], Path]) -> Path:
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True,
-                       capture_output=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *spec.requirements],
-                       check=True, capture_output=True)
-    except subprocess.CalledProcessError as exc:
-        tail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()[-3:]
-        raise SetupError(f"installing {spec.name} venv failed: {' | '.join(tail)}") from None
-    if not executable.exists():
-        raise SetupError(f"{spec.name} venv has no {executable}")
-    marker.write_text(wanted + "\n")
-    return executable
+        return make()
+    except environments.SetupError as exc:
+        raise SetupError(str(exc)) from None
+
+
+def dap() -> Path:
+    """The official `dap` CLI (.venv-dap, shared with the compatibility tests)."""
+    return _ensure(environments.official_client)
+
+
+def target_postgres() -> Path:
+    return _ensure(lambda: environments.locked_venv(
+        "bench/work/venvs/target-postgres", "target-postgres", "target-postgres", floats=False))
+
+
+def plot_python() -> Path:
+    return _ensure(lambda: environments.locked_venv(
+        "bench/work/venvs/plot", "plot", "python", floats=False))
 
 
 def installed_version(venv_executable: Path, distribution: str) -> str:

@@ -1,8 +1,8 @@
 """The e2e suite's outside tools: Meltano and two generic Singer plugins, each in its own venv.
 
-Meltano 4.4.1 pins SQLAlchemy <2.1 and many other packages, so it never goes into the project's
-.venv; the generic plugins pin other singer-sdk versions than ours. All are created on first use
-(needs PyPI once, ~25 s) and reused afterwards: the test command stays plain `scripts/test`.
+Meltano pins SQLAlchemy <2.1 and many other packages, so it never goes into the project's .venv;
+the generic plugins pin other singer-sdk versions than ours. scripts/test installs them from their
+locks (scripts/environments.py) before pytest starts; a plain `pytest` creates what is missing.
 """
 
 from __future__ import annotations
@@ -13,53 +13,26 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-MELTANO_VERSION = "4.4.1"
-MELTANO_VENV = ROOT / ".venv-meltano"
-SINGER_VENVS = ROOT / ".venv-singer"
-# name -> pip requirement; SDK-built plugins from PyPI that know nothing about DAP
-GENERIC_PLUGINS = {"target-csv": "meltanolabs-target-csv==0.5.0", "tap-jsonl": "tap-jsonl==0.3.1"}
+from scripts import environments
+from scripts.environments import SetupError as ToolSetupError
+
+ROOT = environments.ROOT
 PROJECT_BIN = Path(sys.executable).parent  # the .venv running pytest: tap-dap, target-dap-sql
+GENERIC_PLUGINS = ("target-csv", "tap-jsonl")  # SDK-built plugins from PyPI that know no DAP
 
-
-class ToolSetupError(RuntimeError):
-    """A venv could not be created or a package not installed."""
-
-
-def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise ToolSetupError(f"{what} failed (exit {done.returncode}):\n{tail}")
+__all__ = ["ROOT", "PROJECT_BIN", "ToolSetupError", "ensure_meltano", "ensure_generic_plugin"]
 
 
 def ensure_meltano() -> Path:
-    """``.venv-meltano/bin/meltano`` at the pinned version (created if missing)."""
-    meltano = MELTANO_VENV / "bin" / "meltano"
-    marker = MELTANO_VENV / f".meltano-{MELTANO_VERSION}"
-    if not marker.exists():
-        _run([sys.executable, "-m", "venv", "--clear", str(MELTANO_VENV)], "creating .venv-meltano")
-        _run([str(MELTANO_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-              f"meltano=={MELTANO_VERSION}"], f"pip install meltano=={MELTANO_VERSION}")
-        marker.touch()
-    return meltano
+    """``.venv-meltano/bin/meltano`` from requirements/meltano.txt (created if missing)."""
+    return environments.meltano()
 
 
 def ensure_generic_plugin(name: str) -> Path:
-    """The executable of one generic plugin, in ``.venv-singer/<name>`` (uv from Meltano's venv)."""
-    venv = SINGER_VENVS / name
-    executable = venv / "bin" / name
-    requirement = GENERIC_PLUGINS[name]
-    marker = venv / f".installed-{requirement}"
-    if not marker.exists():
-        uv = MELTANO_VENV / "bin" / "uv"
-        ensure_meltano()
-        python = str(MELTANO_VENV / "bin" / "python")
-        _run([str(uv), "venv", "-q", "--clear", "--python", python, str(venv)], f"creating {venv}")
-        _run([str(uv), "pip", "install", "-q", requirement], f"uv pip install {requirement}",
-             env={**os.environ, "VIRTUAL_ENV": str(venv)})
-        marker.touch()
-    return executable
+    """The executable of one generic plugin, in ``.venv-singer/<name>``."""
+    if name not in GENERIC_PLUGINS:
+        raise ToolSetupError(f"no lock for the generic plugin {name!r}")
+    return environments.generic_plugin(name)
 
 
 @dataclass
