@@ -13,6 +13,12 @@ from tap_dap.client import DAP_API_URL_DEFAULT
 from tap_dap.errors import ConfigurationError
 from tap_dap.state import parse_user_timestamp
 
+# A number, or the same number as a string: Meltano 4.4 turns a `kind: decimal` setting that comes
+# from an environment variable (TAP_DAP_POLL_INTERVAL=0.5) into a Decimal it then cannot write to
+# JSON, so meltano.yml declares fractional settings `kind: string` and the tap parses them.
+NUMBER_OR_NUMERIC_STRING = th.CustomType({"type": ["number", "string"],
+                                          "pattern": r"^\s*[0-9]*\.?[0-9]+\s*$"})
+
 CONFIG_JSONSCHEMA: dict[str, Any] = th.PropertiesList(
     th.Property("client_id", th.StringType, required=True, title="Client ID",
                 description="DAP client ID (from the Instructure Identity Services key)."),
@@ -47,7 +53,7 @@ CONFIG_JSONSCHEMA: dict[str, Any] = th.PropertiesList(
                 description="Memory for records prefetched ahead of the stream being written."),
     th.Property("job_timeout", th.IntegerType, default=14400,
                 description="Seconds a query job may take on the server before its stream fails."),
-    th.Property("poll_interval", th.NumberType, default=5,
+    th.Property("poll_interval", NUMBER_OR_NUMERIC_STRING, default=5,
                 description="Longest wait in seconds between job status polls (a young "
                 "job is polled after a quarter of its age, at least 0.5 s)."),
     th.Property("emit_activate_version", th.BooleanType, default=True,
@@ -84,6 +90,12 @@ class TapSettings:
     def from_config(cls, config: Mapping[str, Any]) -> TapSettings:
         def positive(name: str, default: float) -> Any:
             value = config.get(name, default)
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise ConfigurationError(
+                        f"setting {name} must be a positive number, got {value!r}") from None
             if value is None or value <= 0:
                 raise ConfigurationError(f"setting {name} must be a positive number, got {value!r}")
             return value

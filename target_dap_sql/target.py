@@ -66,7 +66,9 @@ class TargetDapSQL(Target):
                     description="Commit a stream with its meta row (moving its bookmark) once "
                     "it buffers this many distinct keys; rows load in slices of 10,000 in "
                     "between, moving no bookmark."),
-        th.Property("batch_max_seconds", th.NumberType, default=60,
+        # a number or a numeric string: see NUMBER_OR_NUMERIC_STRING in tap_dap/settings.py
+        th.Property("batch_max_seconds", th.CustomType({
+            "type": ["number", "string"], "pattern": r"^\s*[0-9]*\.?[0-9]+\s*$"}), default=60,
                     description="Commit all streams and emit STATE at least this often."),
         th.Property("validate_records", th.BooleanType, default=True,
                     description="Check enums, maxLength and integer ranges while decoding "

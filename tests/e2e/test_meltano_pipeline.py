@@ -71,3 +71,21 @@ def test_full_refresh_resnapshots_and_swaps(
     assert sorted(refreshed) == sorted(NS_TABLES)
     assert all(refreshed[t][0] > incremental_sync[t][0] > first_sync[t][0] for t in NS_TABLES), (
         first_sync, incremental_sync, refreshed)
+
+
+def test_fractional_settings_from_the_environment(
+        meltano_project: MeltanoProject, dap_emulator: RunningEmulator, target_url: str) -> None:
+    """The documented way (env vars) for the two fractional settings works through Meltano 4.4.
+
+    Declared `kind: decimal`, Meltano turned the environment's text into a Decimal and failed to
+    write the plugin's config ("Object of type Decimal is not JSON serializable").
+    """
+    env = {"TAP_DAP_POLL_INTERVAL": "0.3", "TARGET_DAP_SQL_BATCH_MAX_SECONDS": "0.5"}
+    printed = meltano_project.run("config", "print", "target-dap-sql", extra_env=env)
+    assert '"batch_max_seconds": "0.5"' in printed.stdout
+    meltano_project.run(*RUN, extra_env=env)
+    assert_equals_truth(target_url, dap_emulator)
+    bad = meltano_project.run(*RUN, extra_env={"TARGET_DAP_SQL_BATCH_MAX_SECONDS": "soon"},
+                              check=False)
+    assert bad.returncode != 0
+    assert "batch_max_seconds" in bad.stderr
