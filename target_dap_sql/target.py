@@ -299,4 +299,15 @@ def cli() -> None:
 
     if admin_command(sys.argv[1:]) is not None:
         sys.exit(main(sys.argv[1:]))
-    TargetDapSQL.cli()
+    command = TargetDapSQL.cli
+    command.epilog = ADMIN_HELP
+    command()
+
+
+# Shown by `target-dap-sql --help` under the SDK's options ("\b": click keeps the line breaks).
+ADMIN_HELP = """\b
+Admin commands (same --config; `target-dap-sql COMMAND --help` for options):
+  list            list replicated tables: timestamp, schema version, rows
+  export-state    print the Singer state of the replica (to continue a dap CLI database)
+  drop            drop replicated tables, their enum types and meta rows
+  dbt-sources     write a dbt sources.yml for the replica"""

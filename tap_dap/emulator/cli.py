@@ -44,22 +44,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dap-emulator", description="A local DAP API emulator.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the DAP API (first stdout line: base URL)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_positive(int, 0), default=0)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, loopback only)")
+    serve.add_argument("--port", type=_positive(int, 0), default=0,
+                       help="port (default 0: a free one; meltano.yml's emulator environment "
+                       "expects 8765)")
     serve.add_argument("--dataset", choices=DATASETS, default=None,
                        help="canvas (default) or empty; with --data, default empty")
     serve.add_argument("--data", type=Path,
                        help="fixture dir: <ns>/<table>/schema.json + changes.jsonl")
     serve.add_argument("--rows", type=_positive(int, 0), default=100, help="rows per canvas table")
-    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--seed", type=int, default=0,
+                       help="seed of the generated rows (same seed, same data; default 0)")
     serve.add_argument("--tables", default="", help="comma list of table or ns.table names")
-    serve.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
-    serve.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
-    serve.add_argument("--job-latency", type=_positive(float, 0), default=0.0, metavar="SECONDS")
-    serve.add_argument("--rows-per-object", type=_positive(int, 1), default=250_000)
-    serve.add_argument("--token-ttl", type=_positive(int, 1), default=3600, metavar="SECONDS")
-    serve.add_argument("--url-ttl", type=_positive(int, 1), default=900, metavar="SECONDS")
-    serve.add_argument("--compression-level", type=int, choices=range(1, 10), default=1)
+    serve.add_argument("--client-id", default=DEFAULT_CLIENT_ID,
+                       help=f"the one client ID accepted (default {DEFAULT_CLIENT_ID})")
+    serve.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET,
+                       help="its secret (default: the built-in one meltano.yml's emulator "
+                       "environment uses)")
+    serve.add_argument("--job-latency", type=_positive(float, 0), default=0.0, metavar="SECONDS",
+                       help="how long each query job stays waiting/running (default 0)")
+    serve.add_argument("--rows-per-object", type=_positive(int, 1), default=250_000,
+                       help="rows per result object of a job (default 250000)")
+    serve.add_argument("--token-ttl", type=_positive(int, 1), default=3600, metavar="SECONDS",
+                       help="lifetime of access tokens (default 3600, as DAP)")
+    serve.add_argument("--url-ttl", type=_positive(int, 1), default=900, metavar="SECONDS",
+                       help="lifetime of pre-signed object URLs (default 900)")
+    serve.add_argument("--compression-level", type=int, choices=range(1, 10), default=1,
+                       metavar="1-9", help="gzip level of result objects (default 1: fastest)")
     serve.add_argument("--rate-limits", nargs="?", const="published", default=None,
                        metavar="ENDPOINT=PER_MINUTE,...",
                        help="enforce the published limits (or the given ones) with 429")

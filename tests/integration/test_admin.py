@@ -168,3 +168,14 @@ def test_mariadb_drop_keeps_other_tables(mariadb_url: str, tmp_path: Path) -> No
                                     '"instructure_dap__table_sync"') == [("submissions",)]
     assert tables(mariadb_url) == ["canvas__submissions", "instructure_dap__database_version",
                                    "instructure_dap__table_sync"]
+
+
+def test_help_lists_every_admin_command() -> None:
+    from target_dap_sql.admin import _parser
+
+    done = subprocess.run([str(TARGET), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    commands = next(a for a in _parser()._actions if a.dest == "command").choices
+    listed = {line.split()[0] for line in done.stdout.split("Admin commands")[1].splitlines()[1:]
+              if line.strip()}
+    assert listed == set(commands)

@@ -62,3 +62,13 @@ def test_bad_options_exit_nonzero_with_one_clear_line(args, message) -> None:
     assert result.returncode != 0
     assert result.stdout == ""
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_serve_option_has_help_text() -> None:
+    from tap_dap.emulator.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, subparser in commands.choices.items():
+        undocumented = [a.option_strings[0] for a in subparser._actions
+                        if a.option_strings and not a.help]
+        assert undocumented == [], f"dap-emulator {name}: options without help"
