@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.tooling import PROJECT_BIN, ROOT
+from tests.e2e.tooling import PROJECT_BIN, ROOT, base_env
 
 # SDK built-ins that only work with their capability. Neither plugin advertises these (tap-dap
 # writes pre-encoded records past the SDK mapper), so neither may list their settings: Meltano
@@ -110,3 +112,46 @@ def test_readme_settings_table_is_current(name: str) -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme.split(f"<!-- {name} settings -->\n", 1)[1].split(f"\n<!-- end {name}", 1)[0]
     assert block == table
+
+
+def test_env_example_then_config_set_gives_the_value_set(meltano_bin: Path, tmp_path: Path) -> None:
+    """README: `cp .env.example .env`, then `meltano config set …`: the value set is in effect."""
+    for name in ("meltano.yml", ".env.example"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copy(tmp_path / ".env.example", tmp_path / ".env")
+    env = {**base_env(tmp_path / ".meltano"), "MELTANO_PROJECT_ROOT": str(tmp_path)}
+
+    def meltano(*args: str) -> str:
+        done = subprocess.run([str(meltano_bin), *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    meltano("config", "set", "tap-dap", "client_id", "us-east-1#4242")
+    meltano("config", "set", "tap-dap", "client_secret", "s3cret-value")
+    printed = json.loads(meltano("config", "--unsafe", "print", "tap-dap"))
+    assert (printed["client_id"], printed["client_secret"]) == ("us-east-1#4242", "s3cret-value")
+    assert printed["base_url"] == "https://api-gateway.instructure.com"  # meltano.yml's `value:`
+
+
+def test_another_meltano_project_installs_the_plugins_from_git(
+        meltano_bin: Path, tmp_path: Path) -> None:
+    """README "Use the plugins in your own Meltano project": pip_url `git+…` (here the clone)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- external meltano.yml -->")[1].split("```yaml\n")[1].split("```")[0]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    project = yaml.safe_load(block)
+    for plugin in (*project["plugins"]["extractors"], *project["plugins"]["loaders"]):
+        assert plugin["pip_url"] == "git+https://git.example.edu/data/tap-dap.git@v0.1.0"
+        plugin["pip_url"] = f"git+file://{ROOT}@{head}"
+    (tmp_path / "meltano.yml").write_text(yaml.safe_dump(project))
+    env = {**base_env(tmp_path / ".meltano"), "MELTANO_PROJECT_ROOT": str(tmp_path)}
+    done = subprocess.run([str(meltano_bin), "install"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("tap-dap", "target-dap-sql"):
+        done = subprocess.run([str(meltano_bin), "invoke", name, "--about", "--format=json"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout)["name"] == name
