@@ -31,17 +31,22 @@ class RecordMeta(msgspec.Struct, gc=False):
 
 
 def constrained(base: Any, sql_type: SqlType, layout: TableLayout) -> Any:
-    """Wrap a scalar decode type with the cheap checks the schema implies (when validating)."""
+    """Wrap a scalar decode type with the cheap checks the schema implies.
+
+    Integer ranges are checked whatever `validate_records` says: a driver sends an int that does
+    not fit its column as another value (binary COPY wraps 3000000000 into int4 as -1294967296),
+    so skipping the check would store wrong numbers silently.
+    """
+    kind = sql_type.kind
+    if kind in _INT_RANGES and base is int:
+        bound = _INT_RANGES[kind]
+        return Annotated[int, msgspec.Meta(ge=-bound, le=bound - 1)]
     if not layout.validate:
         return base
-    kind = sql_type.kind
     if kind == "enum":
         return Literal[sql_type.labels] if sql_type.labels else base  # type: ignore[valid-type]
     if kind in ("varchar", "char") and sql_type.length is not None:
         return Annotated[base, msgspec.Meta(max_length=sql_type.length)]
-    if kind in _INT_RANGES and base is int:
-        bound = _INT_RANGES[kind]
-        return Annotated[int, msgspec.Meta(ge=-bound, le=bound - 1)]
     return base
 
 
