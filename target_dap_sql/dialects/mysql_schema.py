@@ -136,7 +136,11 @@ def _canonical(ddl: str) -> str:
 
 
 def enum_ddl(labels: list[str]) -> str:
-    return f"ENUM ({', '.join(literal(v) for v in labels)}) {_ENUM_CHARSET}"
+    """An inline ENUM: ascii_bin as the official layout (DAP labels are ASCII), utf8mb4_bin
+    where a label is not ASCII (an ascii ENUM would silently store it, and its values, as '?')."""
+    charset = (_ENUM_CHARSET if all(v.isascii() for v in labels)
+               else "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    return f"ENUM ({', '.join(literal(v) for v in labels)}) {charset}"
 
 
 def _column_comment(text: str | None) -> str | None:

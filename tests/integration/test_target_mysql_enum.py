@@ -89,6 +89,21 @@ def test_new_labels_are_appended_case_sensitively_and_hostile_ones_round_trip(
     assert stored(mariadb_url) == {**rows, 1: "studentenrollment"}
 
 
+def test_a_non_ascii_label_moves_the_enum_to_utf8mb4_instead_of_storing_question_marks(
+        mariadb_url: str) -> None:
+    # An ascii ENUM silently turns 'Größe' (label and values) into 'Gr??e' (generic taps only:
+    # DAP labels are ASCII).
+    load(mariadb_url, TYPES, {1: "StudentEnrollment"}, "2024-01-01T00:00:00Z")
+    grown = [*TYPES, "Größe"]
+    for run in (2, 3):
+        load(mariadb_url, grown, {run: "Größe"}, f"2024-01-0{run}T00:00:00Z", version=2)
+        assert enum_type(mariadb_url) == ENUM[:-1] + ",'Größe')"
+    assert stored(mariadb_url) == {1: "StudentEnrollment", 2: "Größe", 3: "Größe"}
+    assert mysql_query(mariadb_url, "SELECT collation_name FROM information_schema.columns "
+                                    "WHERE table_schema = DATABASE() AND column_name = 'type'"
+                       ) == [("utf8mb4_bin",)]
+
+
 def test_enum_corrupted_by_an_earlier_version_is_repaired_without_losing_rows(
         mariadb_url: str) -> None:
     load(mariadb_url, TYPES, {1: "StudentEnrollment", 2: "TaEnrollment"}, "2024-01-01T00:00:00Z")
