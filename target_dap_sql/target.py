@@ -38,7 +38,7 @@ from target_dap_sql.sinks import StreamSink
 
 
 class TargetDapSQL(Target):
-    """Replicates DAP (and any other Singer) streams into SQLite or PostgreSQL."""
+    """Replicates DAP (and any other Singer) streams into SQLite, PostgreSQL or MariaDB/MySQL."""
 
     name = "target-dap-sql"
     package_name = "tap-dap"
@@ -58,8 +58,8 @@ class TargetDapSQL(Target):
                     "postgresql://USER:PASSWORD@HOST:PORT/DB (postgresql+psycopg:// also works) or "
                     "mysql://USER:PASSWORD@HOST:PORT/DB (MariaDB >= 10.5, MySQL >= 8.0)."),
         th.Property("default_target_schema", th.StringType,
-                    description="Schema (PostgreSQL) or table prefix (SQLite) for every stream, "
-                    "instead of the DAP namespace / the stream name's prefix."),
+                    description="Schema (PostgreSQL) or table prefix (SQLite, MariaDB/MySQL) for "
+                    "every stream, instead of the DAP namespace / the stream name's prefix."),
         th.Property("enum_type", th.StringType, default="native", allowed_values=["native", "text"],
                     description="DAP enums as native enum types (official layout) or as text."),
         th.Property("batch_size_rows", th.IntegerType, default=50_000,

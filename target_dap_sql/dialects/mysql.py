@@ -55,6 +55,8 @@ STATEMENT_BYTES = 2_000_000  # well below max_allowed_packet's 16 MB default (Ma
 DELETE_CHUNK = 1000
 MIN_MARIADB = (10, 5)
 MIN_MYSQL = (8, 0)
+#: Tables take the database's default character set; only utf8mb4 holds all DAP text (emoji…).
+CHARSET = "utf8mb4"
 
 
 def mysql_params(url: str) -> dict[str, Any]:
@@ -100,6 +102,16 @@ def check_server_version(text: str) -> None:
             f"{'.'.join(map(str, MIN_MYSQL))} or later")
 
 
+def charset_error(database: str, charset: str) -> DatabaseError:
+    """The one line refusing a database whose default character set cannot hold DAP text."""
+    name = "`" + database.replace("`", "``") + "`"
+    return DatabaseError(
+        f"MySQL database {database!r} has the default character set {charset}, which cannot "
+        f"hold all DAP text; create it with CREATE DATABASE {name} CHARACTER SET {CHARSET} "
+        f"COLLATE {CHARSET}_bin (or, while it has no tables, ALTER DATABASE {name} "
+        f"CHARACTER SET {CHARSET} COLLATE {CHARSET}_bin)")
+
+
 def _utc_naive(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         return value
@@ -117,6 +129,7 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
         self._where = f"{self._params['host']}:{self._params['port']}/{self._params['database']}"
         self._schemas = MySqlSchemaManager(self._execute, self._query)
         self._statements: dict[tuple[int, bool], tuple[str, str, str]] = {}
+        self._charset_checked = False
 
     # --- decoding ---------------------------------------------------------------------------
 
@@ -193,11 +206,26 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
 
     # --- DDL --------------------------------------------------------------------------------
 
+    def _check_charset(self) -> None:
+        """Refuse, before creating anything, a database whose new tables could not hold the
+        data: they would take its default character set (latin1 on many servers), and the
+        load would fail midway, leaving a staging table behind."""
+        if self._charset_checked:
+            return
+        rows = self._transaction("reading the database's character set", lambda: self._query(
+            "SELECT @@character_set_database"))
+        charset = str(rows[0][0]) if rows and rows[0][0] else ""
+        if charset.lower() != CHARSET:
+            raise charset_error(self.database, charset or "(unknown)")
+        self._charset_checked = True
+
     def ensure_meta_tables(self) -> None:
+        self._check_charset()
         self._transaction("creating the instructure_dap meta tables",
                           self._schemas.ensure_meta_tables)
 
     def prepare_table(self, layout: TableLayout, *, drop_removed_columns: bool) -> None:
+        self._check_charset()
         table = prefixed_table_name(layout)
 
         def prepare() -> None:

@@ -23,6 +23,7 @@ from target_dap_sql.dialects.base import (
     quote,
     widened,
 )
+from target_dap_sql.dialects.mysql_enum import enum_labels, plan_enum
 from target_dap_sql.layout import Column, SqlType, TableLayout
 from target_dap_sql.meta import DATABASE_VERSION, META_NAMESPACE, MetaRow
 
@@ -52,10 +53,31 @@ _ENUM_CHARSET = "CHARACTER SET ascii COLLATE ascii_bin"
 
 
 class ExistingColumn(NamedTuple):
-    column_type: str  # information_schema.columns.column_type, lower case
+    # information_schema.columns.column_type as reported: ENUM labels keep their case
+    column_type: str
     not_null: bool
     comment: str
     default: str | None
+    charset: str | None = None
+    collation: str | None = None
+
+    @property
+    def is_enum(self) -> bool:
+        return self.column_type.lower().startswith("enum(")
+
+    @property
+    def case_blind(self) -> bool:
+        """Whether the column compares text ignoring case (a *_ci collation)."""
+        collation = (self.collation or "").lower()
+        return bool(collation) and not (collation in ("binary", "ascii_bin")
+                                        or collation.endswith(("_bin", "_cs")))
+
+    def type_ddl(self) -> str:
+        """The column's type as a MODIFY must restate it to keep it (MODIFY without a character
+        set would move a text or ENUM column to the table's default one)."""
+        if self.charset and self.collation:
+            return f"{self.column_type} CHARACTER SET {self.charset} COLLATE {self.collation}"
+        return self.column_type
 
 
 def staging_name(live: str, suffix: str) -> str:
@@ -81,8 +103,7 @@ def type_ddl(column: Column, layout: TableLayout) -> str:
     if kind == "enum":
         if not layout.enum_native:
             return "mediumtext"
-        labels = ", ".join(literal(v) for v in sql_type.labels)
-        return f"ENUM ({labels}) {_ENUM_CHARSET}"
+        return enum_ddl(list(sql_type.labels))
     if kind == "varchar":
         length = sql_type.length or 0
         if length >= 2**24:
@@ -114,9 +135,12 @@ def _canonical(ddl: str) -> str:
     return {"integer": "int", "real": "double", "json": "longtext"}.get(ddl, ddl)
 
 
-def _enum_labels(column_type: str) -> list[str]:
-    inner = column_type[column_type.index("(") + 1: column_type.rindex(")")]
-    return [m.replace("''", "'") for m in re.findall(r"'((?:[^']|'')*)'", inner)]
+def enum_ddl(labels: list[str]) -> str:
+    """An inline ENUM: ascii_bin as the official layout (DAP labels are ASCII), utf8mb4_bin
+    where a label is not ASCII (an ascii ENUM would silently store it, and its values, as '?')."""
+    charset = (_ENUM_CHARSET if all(v.isascii() for v in labels)
+               else "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    return f"ENUM ({', '.join(literal(v) for v in labels)}) {charset}"
 
 
 def _column_comment(text: str | None) -> str | None:
@@ -195,11 +219,14 @@ class MySqlSchemaManager:
         return [r[0] for r in rows]
 
     def existing_columns(self, table: str) -> dict[str, ExistingColumn]:
+        # column_type as it is: ENUM labels are case-sensitive (never LOWER() it).
         rows = self._query(
-            "SELECT column_name, LOWER(column_type), is_nullable = 'NO', column_comment, "
-            "column_default FROM information_schema.columns WHERE table_schema = DATABASE() "
-            "AND table_name = %s ORDER BY ordinal_position", (table,))
-        return {r[0]: ExistingColumn(r[1], bool(r[2]), r[3] or "", r[4]) for r in rows}
+            "SELECT column_name, column_type, is_nullable = 'NO', column_comment, "
+            "column_default, character_set_name, collation_name FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position",
+            (table,))
+        return {r[0]: ExistingColumn(r[1], bool(r[2]), r[3] or "", r[4], r[5], r[6])
+                for r in rows}
 
     def column_ddl(self, column: Column, layout: TableLayout, *, not_null: bool | None = None,
                    ddl_type: str | None = None) -> str:
@@ -229,15 +256,53 @@ class MySqlSchemaManager:
     def evolve(self, layout: TableLayout, existing: dict[str, ExistingColumn],
                drop_removed: bool) -> None:
         name = prefixed_table_name(layout)
+        if self._repair_enums(layout, name, existing):
+            existing = self.existing_columns(name)
         changes = evolution_clauses(
             layout, existing, drop_removed,
             add=lambda c: f"ADD COLUMN {self.column_ddl(c, layout)}",
             alter=lambda c, current: self._modify_clauses(layout, name, c, current),
-            relax=lambda column, current: (f"MODIFY COLUMN {quote(column)} "
-                                           f"{current.column_type} NULL"))
+            relax=lambda column, current: (
+                f"MODIFY COLUMN {quote(column)} {current.type_ddl()} NULL"
+                + (f" COMMENT {literal(current.comment)}" if current.comment else "")))
         if changes:
             logger.info("Evolving %s: %s", name, "; ".join(changes))
             self._exec(f"ALTER TABLE {quote(name)} {', '.join(changes)}")
+
+    def _repair_enums(self, layout: TableLayout, table: str,
+                      existing: dict[str, ExistingColumn]) -> bool:
+        """Move the rows of lower-cased ENUM label copies (left by versions that read the column
+        type lower-cased, see mysql_enum.py) to the schema's labels; the evolution that follows
+        then drops the copies. Every step is safe to repeat if the run stops in between (MySQL
+        DDL commits on its own), and STRICT mode fails a MODIFY rather than lose a value."""
+        repaired = False
+        for column in layout.columns:
+            current = existing.get(column.name)
+            if current is None or column.type.kind != "enum" or not current.is_enum:
+                continue
+            labels = enum_labels(current.column_type)
+            plan = plan_enum(labels, column.type.labels, case_blind=current.case_blind)
+            if not plan.renames:
+                continue
+            logger.warning("Repairing the ENUM of %s.%s: merging the lower-cased copies %s "
+                           "an earlier target-dap-sql added into the labels they copy",
+                           table, column.name, sorted(plan.renames))
+            missing = [t for t in plan.renames.values() if t not in labels]
+            if missing or current.case_blind:
+                # The rows need their real label in the ENUM (and a case-sensitive column)
+                # before they can move to it.
+                ddl = self.column_ddl(column, layout, not_null=current.not_null,
+                                      ddl_type=enum_ddl(labels + missing))
+                self._exec(f"ALTER TABLE {quote(table)} MODIFY COLUMN {ddl}")
+            for copy, label in plan.renames.items():
+                moved = self._exec(f"UPDATE {quote(table)} SET {quote(column.name)} = %s "
+                                   f"WHERE CAST({quote(column.name)} AS BINARY) = %s",
+                                   (label, copy))
+                if moved:
+                    logger.warning("Moved %s rows of %s.%s from %r to %r", moved, table,
+                                   column.name, copy, label)
+            repaired = True
+        return repaired
 
     def _modify_clauses(self, layout: TableLayout, table: str, c: Column,
                         current: ExistingColumn) -> list[str]:
@@ -248,27 +313,29 @@ class MySqlSchemaManager:
             return []
         # MODIFY restates the whole definition: keep what we do not mean to change.
         ddl = self.column_ddl(c, layout, not_null=keep_not_null,
-                              ddl_type=new_type or current.column_type)
+                              ddl_type=new_type or current.type_ddl())
         return [f"MODIFY COLUMN {ddl}"]
 
     @staticmethod
     def _evolved_type(column: Column, layout: TableLayout, current: ExistingColumn,
                       table: str) -> str | None:
         wanted = type_ddl(column, layout)
-        if column.type.kind == "enum" and current.column_type.startswith("enum("):
-            # New labels are appended; labels the schema dropped stay so no stored row breaks.
-            old = _enum_labels(current.column_type)
-            added = [v for v in column.type.labels if v not in old]
-            if not added:
+        if column.type.kind == "enum" and current.is_enum:
+            # Case-sensitive labels, order kept, new labels appended; labels the schema dropped
+            # stay so no stored row breaks (mysql_enum.plan_enum). An ENUM column stays one
+            # with `enum_type: text` too: its rows must still fit.
+            labels = enum_labels(current.column_type)
+            plan = plan_enum(labels, column.type.labels, case_blind=current.case_blind)
+            if not plan.changes(labels):
                 return None
-            logger.info("Adding values %s to the ENUM of %s.%s", added, table, column.name)
-            return f"ENUM ({', '.join(literal(v) for v in old + added)}) {_ENUM_CHARSET}"
-        if _canonical(wanted) == _canonical(current.column_type) or (
-                current.column_type.startswith("enum(")):
+            logger.info("ENUM of %s.%s: %s -> %s", table, column.name, labels, plan.labels)
+            return enum_ddl(plan.labels)
+        if current.is_enum or _canonical(wanted) == _canonical(current.column_type):
             return None
-        new = widened(_parse_existing(current.column_type), column.type)
+        column_type = current.column_type.lower()
+        new = widened(_parse_existing(column_type), column.type)
         if new is None:
-            if _parse_existing(current.column_type) != column.type:
+            if _parse_existing(column_type) != column.type:
                 logger.warning("Column %s.%s stays %s (schema says %s): not a widening",
                                table, column.name, current.column_type, wanted)
             return None

@@ -138,7 +138,7 @@ class PgSchemaManager:
         exists = self._exec("SELECT to_regclass(%s), to_regclass(%s)",
                             (f"{META_NAMESPACE}.database_version", _META_TABLE)).fetchone()
         assert exists is not None
-        self._exec(f"CREATE SCHEMA IF NOT EXISTS {quote(META_NAMESPACE)}")
+        self._ensure_schema(META_NAMESPACE)
         if exists[0] is None:
             self._exec(
                 f'CREATE TABLE {quote(META_NAMESPACE)}."database_version" ('
@@ -165,6 +165,14 @@ class PgSchemaManager:
         self._exec(f'INSERT INTO {quote(META_NAMESPACE)}."database_version" ("version") '
                    'VALUES (%s) ON CONFLICT ("version") DO NOTHING', (DATABASE_VERSION,))
         self.conn.commit()
+
+    def _ensure_schema(self, name: str) -> None:
+        """Create a schema that is missing. Checked first (under the DDL lock), not `CREATE
+        SCHEMA IF NOT EXISTS`: that needs the CREATE privilege on the database even when the
+        schema exists, and a run whose schema did not change should issue no DDL at all."""
+        found = self._exec("SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,)).fetchone()
+        if found is None:
+            self._exec(f"CREATE SCHEMA {quote(name)}")
 
     def _comment(self, kind: str, target: str, text: str | None) -> None:
         self._exec(sql.SQL(f"COMMENT ON {kind} {target} IS {{}}").format(sql.Literal(text)))
@@ -227,7 +235,7 @@ class PgSchemaManager:
     def prepare_table(self, layout: TableLayout, table: str, drop_removed: bool) -> None:
         def run() -> None:
             self._lock_ddl()
-            self._exec(f"CREATE SCHEMA IF NOT EXISTS {quote(layout.schema or 'public')}")
+            self._ensure_schema(layout.schema or "public")
             for column in layout.columns:
                 self._ensure_enum(layout, column)
             qualified = self.qualified(layout, table)

@@ -141,17 +141,25 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection]):
 
     def ensure_meta_tables(self) -> None:
         def create() -> None:
+            # Checked first, not `CREATE TABLE IF NOT EXISTS`: a run whose schema did not
+            # change issues no DDL at all (BEGIN IMMEDIATE keeps the check and the create one).
             execute = self.conn.execute
-            execute(f'CREATE TABLE IF NOT EXISTS {quote(_VERSION_TABLE)} ('
-                    '"version" INTEGER NOT NULL, '
-                    'CONSTRAINT "pk_database_version" PRIMARY KEY ("version"))')
-            execute(
-                f"CREATE TABLE IF NOT EXISTS {quote(_META_TABLE)} ("
-                '"id" INTEGER PRIMARY KEY AUTOINCREMENT, '
-                '"source_namespace" TEXT NOT NULL, "source_table" TEXT NOT NULL, '
-                '"timestamp" TEXT NOT NULL, "schema_version" INTEGER NOT NULL, '
-                '"target_schema" TEXT, "target_table" TEXT NOT NULL, '
-                '"schema_description_format" TEXT NOT NULL, "schema_description" TEXT NOT NULL)')
+            existing = {r[0] for r in execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+                (_VERSION_TABLE, _META_TABLE))}
+            if _VERSION_TABLE not in existing:
+                execute(f'CREATE TABLE {quote(_VERSION_TABLE)} ('
+                        '"version" INTEGER NOT NULL, '
+                        'CONSTRAINT "pk_database_version" PRIMARY KEY ("version"))')
+            if _META_TABLE not in existing:
+                execute(
+                    f"CREATE TABLE {quote(_META_TABLE)} ("
+                    '"id" INTEGER PRIMARY KEY AUTOINCREMENT, '
+                    '"source_namespace" TEXT NOT NULL, "source_table" TEXT NOT NULL, '
+                    '"timestamp" TEXT NOT NULL, "schema_version" INTEGER NOT NULL, '
+                    '"target_schema" TEXT, "target_table" TEXT NOT NULL, '
+                    '"schema_description_format" TEXT NOT NULL, '
+                    '"schema_description" TEXT NOT NULL)')
             execute(f'INSERT OR IGNORE INTO {quote(_VERSION_TABLE)} ("version") VALUES (?)',
                     (DATABASE_VERSION,))
 

@@ -87,6 +87,12 @@ def test_settings_match_config_jsonschema(kind: str, name: str) -> None:
     assert [sorted(g) for g in groups] == ([sorted(required)] if required else [])
 
 
+def test_target_description_names_every_database() -> None:
+    description = about("target-dap-sql")["description"]
+    for database in ("SQLite", "PostgreSQL", "MariaDB/MySQL"):
+        assert database in description, description
+
+
 def test_project_works_offline_and_keeps_state() -> None:
     project = yaml.safe_load((ROOT / "meltano.yml").read_text())
     assert project["send_anonymous_usage_stats"] is False
