@@ -27,7 +27,13 @@ from tap_dap.client.errors import (
 )
 from tap_dap.client.redaction import redact_url
 from tap_dap.client.retry import call_with_retries, is_transient, parse_retry_after, retrying
-from tap_dap.client.streams import gunzip_chunks, line_blocks, safe_target_path, split_lines
+from tap_dap.client.streams import (
+    empty_object,
+    gunzip_chunks,
+    line_blocks,
+    safe_target_path,
+    split_lines,
+)
 from tap_dap.client.transport import NoAuth, Transport, describe_network_error
 from tap_dap.client.types import ObjectID, Resource
 
@@ -241,6 +247,8 @@ class Downloader:
                     for chunk in chunks:
                         out.write(chunk)
                         written += len(chunk)
+                if not written:  # raw save: the check gunzip_chunks makes when decompressing
+                    raise empty_object(label, resource.object_id)
             except TruncatedObjectError:
                 cut_off = True
                 raise

@@ -48,8 +48,8 @@ def gunzip_chunks(
     The stream is recognised by its magic bytes rather than its name, so an object already decoded
     by an HTTP layer (Content-Encoding: gzip) is not decompressed twice. Concatenated gzip members
     are supported. A corrupt stream raises DownloadError naming `label`; one that ends inside a
-    member raises TruncatedObjectError (retryable: the next copy may be whole). ``inflater`` is
-    one of INFLATERS, DEFAULT_INFLATER if None (the bytes are the same; the speed differs).
+    member, or is empty, raises TruncatedObjectError (retryable: the next copy may be whole).
+    ``inflater`` is one of INFLATERS, DEFAULT_INFLATER if None (same bytes, different speed).
     """
     iterator = iter(chunks)
     head = b""
@@ -57,9 +57,12 @@ def gunzip_chunks(
         head += chunk
         if len(head) >= len(GZIP_MAGIC):
             break
+    if not head:
+        # DAP serves every object as gzip, and a gzip stream is never empty (a member has at
+        # least a header): 0 bytes is a broken copy, not "no rows". Retryable like a cut stream.
+        raise empty_object(label, object_id)
     if not head.startswith(GZIP_MAGIC):
-        if head:
-            yield head
+        yield head
         yield from iterator
         return
 
@@ -95,6 +98,14 @@ def gunzip_chunks(
             f"{label}: gzip data is truncated (the stream ended inside a compressed member)",
             object_id=object_id,
         )
+
+
+def empty_object(label: str, object_id: str | None) -> TruncatedObjectError:
+    """The error for a 0-byte object (retryable: the next copy may be whole)."""
+    return TruncatedObjectError(
+        f"{label}: the object is empty (0 bytes; a DAP object is a gzip stream, never empty)",
+        object_id=object_id,
+    )
 
 
 def _starts_member(data: bytes, label: str, object_id: str | None) -> bool:

@@ -204,3 +204,33 @@ def test_out_of_range_on_canvas_logs_resnapshots_by_merging(
     run = workdir.run()
     assert_recovered(workdir, run, table)
     assert "OutOfRange" in run.tap_stderr
+
+
+def _empty_body(status: int, headers: dict[str, str], body: bytes
+                ) -> tuple[int, dict[str, str], bytes]:
+    return status, {k: v for k, v in headers.items() if k.lower() != "content-length"}, b""
+
+
+@pytest.mark.parametrize("count", [2, 1000])
+def test_empty_object_is_read_again_or_fails_without_moving_the_bookmark(
+        count: int, emulator_factory: Callable[..., RunningEmulator], db_url: str,
+        tmp_path: Path) -> None:
+    """HTTP 200 with 0 bytes: never "no rows" (that would lose the object's rows for good)."""
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, db_url)
+    before = snapshot_then_advance(emu, workdir)
+    state_before = workdir.state()
+    proxy = FaultProxy(emu.base_url)
+    try:
+        proxy.add(Rule(r"^/objects/", _empty_body, count=count))
+        workdir.tap_config["base_url"] = proxy.base_url
+        run = workdir.run()
+    finally:
+        proxy.stop()
+    if count == 2:
+        assert_recovered(workdir, run, TABLES)
+        return
+    assert_failed_cleanly(run, before, db_url, "the object is empty (0 bytes")
+    assert workdir.state() == state_before
+    workdir.tap_config["base_url"] = emu.base_url
+    assert_recovered(workdir, workdir.run(), TABLES)

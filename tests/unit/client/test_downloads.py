@@ -317,6 +317,26 @@ class TestStreaming:
         assert len(calls_to(api, URLS)) == 2
         assert len(clock.sleeps) == 1
 
+    def test_empty_object_is_read_again_then_fails_naming_it(self, api, session, clock) -> None:
+        url = resolve_obj(api)
+        api.get(url, [{"content": b""}, {"content": gz(PAYLOAD)}])
+        assert list(session.stream_object_lines(OBJ)) == LINES  # the second copy was whole
+        api.get(url, content=b"", headers={"Content-Length": "0"})
+        with pytest.raises(TruncatedObjectError) as info:
+            list(session.stream_object_lines(OBJ))
+        assert str(info.value).startswith(
+            f"object {OBJ.id}: the object is empty (0 bytes; a DAP object is a gzip stream, "
+            "never empty) (gave up after 4 attempts")
+
+    @pytest.mark.parametrize("decompress", [True, False])
+    def test_empty_object_is_never_saved(self, api, session, tmp_path, clock,
+                                         decompress: bool) -> None:
+        url = resolve_obj(api)
+        api.get(url, content=b"")
+        with pytest.raises(TruncatedObjectError, match="the object is empty"):
+            session.download_object(OBJ, str(tmp_path), decompress=decompress)
+        assert not list(tmp_path.iterdir())
+
     def test_truncated_gzip_after_lines_raises_for_a_restart(self, api, session) -> None:
         url = resolve_obj(api)
         api.get(url, content=gz(PAYLOAD)[: len(gz(PAYLOAD)) // 2])

@@ -125,3 +125,13 @@ def test_line_blocks_pass_aligned_pieces_through_and_end_cleanly() -> None:
 def test_split_lines_drops_endings_and_empty_lines(size: int) -> None:
     stream = b"abc\r\nde\r\r\n\n\r\n  \nf\rg\nlast"
     assert list(split_lines(_cut(stream, size))) == [b"abc", b"de\r", b"  ", b"f\rg", b"last"]
+
+
+def test_an_empty_object_is_truncated_not_empty(inflater) -> None:
+    """0 bytes is never a gzip stream: taking it as "no rows" would move a bookmark past rows."""
+    for chunks in ([], [b""], [b"", b""]):
+        with pytest.raises(TruncatedObjectError) as info:
+            _gunzip(chunks, inflater)
+        assert str(info.value) == (
+            "object O: the object is empty (0 bytes; a DAP object is a gzip stream, never empty)")
+    assert _gunzip([gzip.compress(b"")], inflater) == b""  # an empty gzip member is fine
