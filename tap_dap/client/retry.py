@@ -143,7 +143,9 @@ def retrying(
             return True
         if getattr(exc, "status", None) == 429 and not policy.retry_throttled:
             return True
-        if isinstance(exc, ProcessingError) and exc.status != 429:
+        # A ProcessingError that came as a 4xx may state a fact about the request: a few tries
+        # only. As a 5xx/429 it is server trouble like any other and gets the whole budget.
+        if isinstance(exc, ProcessingError) and exc.status not in RETRYABLE_STATUSES:
             processing_failures += 1
             return processing_failures >= policy.processing_error_attempts
         return False
@@ -162,6 +164,8 @@ def retrying(
         if isinstance(exc, DAPClientError) and details["tries"] > 1:
             exc.attempts = details["tries"]
             exc.elapsed = details["elapsed"]
+        if getattr(exc, "status", None) == 429 and not policy.retry_throttled:
+            return  # handed back for the caller to schedule around: not a failure
         if isinstance(exc, ProcessingError):
             # Support needs the uuid even when the caller swallows the exception.
             logger.error("%s", exc)

@@ -183,10 +183,12 @@ class TestMapping:
             "[type=ProcessingError, uuid=p-1, HTTP 500]; retrying in"
         )
 
-    def test_processing_error_retries_are_bounded_separately(self, api, session, caplog) -> None:
+    def test_processing_error_as_4xx_is_retried_a_few_times_only(
+        self, api, session, caplog
+    ) -> None:
         api.get(
             SCHEMA,
-            status_code=500,
+            status_code=400,
             json={"error": {"type": "ProcessingError", "uuid": "p-2", "message": ""}},
         )
         with pytest.raises(ProcessingError) as info:
@@ -194,11 +196,19 @@ class TestMapping:
         # processing_error_attempts (3) is below max_attempts (4).
         assert len(calls_to(api, SCHEMA)) == 3
         assert info.value.attempts == 3
-        assert "[type=ProcessingError, uuid=p-2, HTTP 500] (gave up after 3 attempts" in str(
+        assert "[type=ProcessingError, uuid=p-2, HTTP 400] (gave up after 3 attempts" in str(
             info.value
         )
         errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
         assert errors == [str(info.value)]
+
+    def test_processing_error_as_5xx_gets_the_whole_budget(self, api, session, clock) -> None:
+        """DAP (and the emulator) type plain 500s ProcessingError: three of them are survived."""
+        failing = {"status_code": 500,
+                   "json": {"error": {"type": "ProcessingError", "uuid": "p-3", "message": "x"}}}
+        api.get(SCHEMA, [failing, failing, failing, {"json": GOOD_SCHEMA}])
+        assert session.get_table_schema("canvas", "accounts").version == 3
+        assert len(calls_to(api, SCHEMA)) == 4
 
     def test_non_json_success_names_the_base_url(self, api, session) -> None:
         api.get(SCHEMA, text="<html>login page</html>", headers={"Content-Type": "text/html"})
@@ -246,7 +256,8 @@ class TestRetries:
         assert session.get_table_schema("canvas", "accounts").version == 3
         assert clock.sleeps == [7.0]
 
-    def test_a_per_call_policy_can_hand_429_back_at_once(self, api, session, clock) -> None:
+    def test_a_per_call_policy_can_hand_429_back_at_once(self, api, session, clock,
+                                                         caplog) -> None:
         throttled = {
             "status_code": 429,
             "headers": {"Retry-After": "42"},
@@ -258,6 +269,8 @@ class TestRetries:
             session.query_snapshot("canvas", "accounts", SnapshotQuery("jsonl"), retry=no_429)
         assert (info.value.status, info.value.retry_after) == (429, 42.0)
         assert clock.sleeps == [] and len(calls_to(api, DATA)) == 1
+        # handed back to be scheduled around, not a failure: no ERROR line
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
         # the session's own policy (the default) still waits the 429 out
         job = session.query_snapshot("canvas", "accounts", SnapshotQuery("jsonl"))
         assert job.id == "J1" and clock.sleeps == [42.0] and len(calls_to(api, DATA)) == 3
