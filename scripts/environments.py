@@ -17,10 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+if sys.version_info < (3, 11):  # noqa: UP036 - said before a 3.11-only import fails
+    sys.exit(f"tap-dap needs Python 3.11 or newer; {sys.executable} is "
+             f"{sys.version.split()[0]} (run the script with python3.11)")
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "requirements"
@@ -60,9 +65,23 @@ def _fingerprint(*files: Path) -> str:
 
 
 def _is_current(venv: Path, fingerprint: str, executable: str) -> bool:
+    """Installed from this very lock, by this interpreter, and still able to run."""
     stamp = venv / STAMP
-    return ((venv / "bin" / executable).exists() and stamp.exists()
-            and stamp.read_text().strip() == fingerprint)
+    if not ((venv / "bin" / executable).exists() and stamp.exists()
+            and stamp.read_text().strip() == f"{fingerprint} {_interpreter()}"):
+        return False
+    # a deleted package or a base Python that moved away breaks a venv without touching it
+    probe = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", "import sys"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def _interpreter() -> str:
+    return f"{base_python()}/{platform.python_version()}"
+
+
+def _stamp(venv: Path, fingerprint: str) -> None:
+    (venv / STAMP).write_text(f"{fingerprint} {_interpreter()}\n")
 
 
 def uv() -> Path:
@@ -74,7 +93,7 @@ def uv() -> Path:
         run([base_python(), "-m", "venv", "--clear", venv], "creating .venv-uv")
         run([venv / "bin" / "python", "-m", "pip", "install", "-q",
              "--disable-pip-version-check", "-r", lock], "pip install -r requirements/uv.txt")
-        (venv / STAMP).write_text(fingerprint + "\n")
+        _stamp(venv, fingerprint)
     return venv / "bin" / "uv"
 
 
@@ -92,9 +111,16 @@ def project_venv() -> Path:
         return venv / "bin"
     # --locked: fails when uv.lock no longer matches pyproject.toml (run scripts/lock);
     # a no-op taking milliseconds when .venv already holds the lock.
-    run([uv(), "sync", "-q", "--locked", "--extra", "dev", "--python", base_python()],
-        "uv sync --locked --extra dev (into .venv)",
-        env={**_uv_env(), "UV_PROJECT_ENVIRONMENT": str(ROOT / ".venv")})
+    try:
+        run([uv(), "sync", "-q", "--locked", "--extra", "dev", "--python", base_python()],
+            "uv sync --locked --extra dev (into .venv)",
+            env={**_uv_env(), "UV_PROJECT_ENVIRONMENT": str(ROOT / ".venv")})
+    except SetupError as exc:
+        if "needs to be updated" in str(exc) or "--locked" in str(exc):
+            raise SetupError(f"{exc}\nuv.lock does not match pyproject.toml: run scripts/lock "
+                             "(it also refreshes requirements/plugins.txt), then commit both"
+                             ) from None
+        raise
     return ROOT / ".venv" / "bin"
 
 
@@ -121,7 +147,7 @@ def locked_venv(directory: str, lock: str, executable: str, *, floats: bool = Tr
             f"creating {name}")
         run([uv(), *install, "--python", venv / "bin" / "python"],
             f"installing {source.relative_to(ROOT)} into {name}")
-        (venv / STAMP).write_text(fingerprint + "\n")
+        _stamp(venv, fingerprint)
     return venv / "bin" / executable
 
 

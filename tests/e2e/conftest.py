@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.replica import Replica, diff_all, fetch_truth
 from tests.e2e.tooling import (
-    ROOT,
+    MELTANO_DIR,
     MeltanoProject,
     ToolSetupError,
     base_env,
@@ -32,7 +32,8 @@ def meltano_bin() -> Path:
         meltano = ensure_meltano()
     except ToolSetupError as exc:
         pytest.fail(f"cannot set up Meltano for the e2e tests: {exc}")
-    project = MeltanoProject(meltano, base_env(ROOT / ".meltano"))
+    env = {**base_env(MELTANO_DIR), "MELTANO_SYS_DIR_ROOT": str(MELTANO_DIR)}
+    project = MeltanoProject(meltano, env)
     # the real user path: pip_url `-e .` into .meltano/<type>s/<name>/venv (skipped when current)
     project.run("install")
     return meltano
@@ -65,7 +66,7 @@ def meltano_project(meltano_bin: Path, tmp_path: Path,
     sys_dir = tmp_path / ".meltano"
     sys_dir.mkdir()
     for kind in ("extractors", "loaders"):
-        (sys_dir / kind).symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
+        (sys_dir / kind).symlink_to(MELTANO_DIR / kind, target_is_directory=True)
     env = base_env(tmp_path)
     env.update({
         "MELTANO_SYS_DIR_ROOT": str(sys_dir),

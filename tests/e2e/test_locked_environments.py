@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 from packaging.markers import Marker
+from packaging.requirements import Requirement
 
 from scripts import environments
-from tests.e2e.tooling import ROOT
+from tests.e2e.tooling import MELTANO_DIR, ROOT
 
 LOCKED = not environments.LATEST
 needs_lock = pytest.mark.skipif(not LOCKED, reason="scripts/test --latest installs no lock")
@@ -91,7 +92,7 @@ def test_plugin_constraints_are_uv_lock_runtime_dependencies() -> None:
 @pytest.mark.parametrize("plugin", ["extractors/tap-dap", "loaders/target-dap-sql"])
 def test_meltano_plugin_venvs_hold_the_lock(meltano_bin: Path, plugin: str) -> None:
     """`meltano install` (pip_url `-e . -c requirements/plugins.txt`) gives the locked versions."""
-    venv_python = ROOT / ".meltano" / plugin / "venv" / "bin" / "python"
+    venv_python = MELTANO_DIR / plugin / "venv" / "bin" / "python"
     versions = installed(venv_python)
     constraints = pins(ROOT / "requirements" / "plugins.txt")
     assert versions.pop("tap-dap", None) is not None
@@ -113,12 +114,31 @@ def test_tool_venvs_hold_their_lock(venv: str, lock: str) -> None:
     assert set(versions) - set(locked) <= {"pip", "setuptools", "wheel"}
 
 
-def test_every_requirements_in_has_its_lock() -> None:
+def test_every_requirements_in_has_a_current_lock() -> None:
+    """Each requirements/<name>.txt pins what its .in asks for (else: run scripts/lock)."""
     for source in sorted((ROOT / "requirements").glob("*.in")):
         lock = source.with_suffix(".txt")
         assert lock.exists(), f"{source.name} has no {lock.name}: run scripts/lock"
-        direct = [_canonical(re.match(r"[A-Za-z0-9_.\-]+", line).group(0))
-                  for line in source.read_text().splitlines()
-                  if line.strip() and not line.startswith("#")]
-        assert set(direct) <= set(pins(lock)), f"{lock.name} does not pin {direct}"
+        pinned = pins(lock)
+        for line in source.read_text().splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            wanted = Requirement(line)
+            version = pinned.get(_canonical(wanted.name))
+            assert version is not None, f"{lock.name} does not pin {wanted.name}"
+            assert wanted.specifier.contains(version, prereleases=True), (
+                f"{lock.name} pins {wanted.name}=={version}, outside {source.name}'s "
+                f"'{wanted.specifier}': run scripts/lock")
 
+
+def test_readme_tested_versions_are_the_locked_ones() -> None:
+    table = (ROOT / "README.md").read_text().split("Tested versions")[1].split("\n\n")[1]
+    rows = {cells[1].strip(): cells[2].strip() for cells in
+            (line.split("|") for line in table.splitlines()) if len(cells) > 3}
+    meltano = pins(ROOT / "requirements" / "meltano.txt")["meltano"]
+    dap = pins(ROOT / "requirements" / "dap.txt")["instructure-dap-client"]
+    assert rows["Meltano"] == meltano
+    assert rows["singer-sdk"] == uv_lock_versions()["singer-sdk"]
+    assert rows["instructure-dap-client (compatibility judge)"] == dap
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert rows["Python"].startswith(requires.removeprefix(">="))

@@ -104,7 +104,9 @@ def test_project_works_offline_and_keeps_state() -> None:
     for kind, name in PLUGINS:
         plugin = declared(kind, name)
         # the project itself, its dependencies held to uv.lock's versions
-        assert plugin["pip_url"] == "-e . -c requirements/plugins.txt"
+        # from any working directory (Meltano expands the variable; quotes keep spaces)
+        assert plugin["pip_url"] == ('-e "${MELTANO_PROJECT_ROOT}" '
+                                     '-c "${MELTANO_PROJECT_ROOT}/requirements/plugins.txt"')
         assert plugin["executable"] == name
 
 
@@ -150,7 +152,7 @@ def test_another_meltano_project_installs_the_plugins_from_git(
     project = yaml.safe_load(block)
     for plugin in (*project["plugins"]["extractors"], *project["plugins"]["loaders"]):
         assert plugin["pip_url"] == "git+https://git.example.edu/data/tap-dap.git@v0.1.0"
-        plugin["pip_url"] = f"git+file://{ROOT}@{head}"
+        plugin["pip_url"] = f"git+{ROOT.as_uri()}@{head}"
     (tmp_path / "meltano.yml").write_text(yaml.safe_dump(project))
     env = {**base_env(tmp_path / ".meltano"), "MELTANO_PROJECT_ROOT": str(tmp_path)}
     done = subprocess.run([str(meltano_bin), "install"], cwd=tmp_path, env=env,

@@ -19,8 +19,12 @@ from scripts.environments import SetupError as ToolSetupError
 ROOT = environments.ROOT
 PROJECT_BIN = Path(sys.executable).parent  # the .venv running pytest: tap-dap, target-dap-sql
 GENERIC_PLUGINS = ("target-csv", "tap-jsonl")  # SDK-built plugins from PyPI that know no DAP
+# Meltano's system dir (plugin venvs, systemdb) of the test session: `--latest` runs may bring a
+# newer Meltano whose migrations would make the locked Meltano refuse a shared database.
+MELTANO_DIR = ROOT / (".meltano-latest" if environments.LATEST else ".meltano")
 
-__all__ = ["ROOT", "PROJECT_BIN", "ToolSetupError", "ensure_meltano", "ensure_generic_plugin"]
+__all__ = ["ROOT", "PROJECT_BIN", "MELTANO_DIR", "ToolSetupError", "ensure_meltano",
+           "ensure_generic_plugin"]
 
 
 def ensure_meltano() -> Path:
