@@ -193,7 +193,9 @@ class JobManager:
         return item
 
     def _purge(self) -> None:
-        now = time.time_ns() // 1000
+        # The emulator clock, not the wall clock: expires_at is stamped by it, and a clock started
+        # in the past (--clock-start) must not purge every job the moment it completes.
+        now = self.store.clock.now()
         with self._lock:
             expired = [j for j in self.jobs.values() if j.expires_at < now and j.done.is_set()]
             for job in expired:
