@@ -39,11 +39,6 @@ class Clock:
             self._last = max(_wall() + self._offset, self._last + 1)
             return self._last
 
-    def now(self) -> int:
-        """The current time without consuming a tick (expiry checks)."""
-        with self._lock:
-            return max(_wall() + self._offset, self._last)
-
     def observe(self, ts: int) -> None:
         """Make sure later ticks are after ``ts`` (e.g. fixture timestamps from the future).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ def test_clock_start_places_snapshot_and_appended_changes_on_the_recorded_timeli
     snapshot = replay.query(NS, TABLE, {"format": "jsonl"})
     at = snapshot["at"]
     assert at.startswith("2024-02-01T00:00:0"), at
+    # expiry stays real time: clients compare it with their own clock
+    assert snapshot["expires_at"] > datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     assert [r["key"]["id"] for r in replay.records(NS, TABLE, {})] == [1, 3]
 
     # a recorded phase 2, out of order in the file, one key twice: the later line wins
