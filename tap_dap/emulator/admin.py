@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from tap_dap.emulator.app import EmulatorApp
-from tap_dap.emulator.changes import append_changes
+from tap_dap.emulator.changes import LATEST_TS, append_changes
 from tap_dap.emulator.clock import format_ts, parse_ts
 from tap_dap.emulator.errors import DatasetError
 from tap_dap.emulator.faults import parse_faults
@@ -60,6 +60,8 @@ def _stamp(app: EmulatorApp, body: dict) -> int:
         ts = parse_ts(body["ts"])
     except ValueError as exc:
         raise DatasetError(f"'ts' must be an ISO 8601 timestamp with a time zone ({exc})") from None
+    if ts >= LATEST_TS:
+        raise DatasetError(f"ts must be before {format_ts(LATEST_TS)}")
     if ts <= app.store.clock.last:
         raise DatasetError(f"ts {format_ts(ts)} would go back in time: the emulator clock is "
                            f"already at {format_ts(app.store.clock.last)}")

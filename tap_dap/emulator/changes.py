@@ -17,7 +17,9 @@ from tap_dap.emulator.clock import format_ts, parse_ts
 from tap_dap.emulator.errors import DatasetError
 from tap_dap.emulator.store import Store, Table, Version
 
-_SCALARS = (str, int, float, bool)
+_SCALARS = (str, int, float)
+#: Clients must be able to parse every later tick too: keep the clock well inside year 9999.
+LATEST_TS = parse_ts("9999-01-01T00:00:00Z")
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,16 @@ def parse_line(table: Table, text: str, where: str, require_ts: bool) -> ChangeL
         action = meta.get("action", "U")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DatasetError(f"{where}: not a DAP record with meta.ts and key ({exc})") from None
+    if ts is not None and ts >= LATEST_TS:
+        raise DatasetError(f"{where}: meta.ts {format_ts(ts)} leaves the clock no room to run "
+                           f"(use times before {format_ts(LATEST_TS)})")
     if action not in ("U", "D"):
         raise DatasetError(f"{where}: meta.action must be 'U' or 'D', got {action!r}")
     if not isinstance(key, dict) or sorted(key) != sorted(key_names):
         raise DatasetError(f"{where}: key must have exactly {key_names}")
     parts = tuple(key[n] for n in key_names)
-    if not all(isinstance(p, _SCALARS) for p in parts):
+    # bool is an int to Python: True would silently be the key 1
+    if not all(isinstance(p, _SCALARS) and not isinstance(p, bool) for p in parts):
         raise DatasetError(f"{where}: key values must be strings or numbers")
     value = None
     if action == "U":

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tap_dap.emulator.changes import ChangeLine, commit_lines, parse_lines
+from tap_dap.emulator.changes import LATEST_TS, ChangeLine, commit_lines, parse_lines
 from tap_dap.emulator.clock import Clock, format_ts, parse_ts
 from tap_dap.emulator.errors import DatasetError
 from tap_dap.emulator.rows import RowGenerator
@@ -130,6 +130,8 @@ def _start_clock(clock: Clock, start: str) -> None:
     except ValueError as exc:
         raise DatasetError(f"--clock-start must be 'data' or an ISO 8601 timestamp with a time "
                            f"zone ({exc})") from None
+    if ts >= LATEST_TS:
+        raise DatasetError(f"--clock-start must be before {format_ts(LATEST_TS)}")
     if ts <= clock.last:
         raise DatasetError(f"--clock-start {start} is not after the latest recorded change "
                            f"({format_ts(clock.last)}); a replay cannot start before its data")

@@ -170,3 +170,15 @@ def test_array_columns_keep_their_dimension_like_dap_initdb(pg_url: str) -> None
                             "'canvas.submissions'::regclass").fetchone() == node
         assert conn.execute("SELECT id, tags, codes FROM canvas.submissions ORDER BY id"
                             ).fetchall() == [(2, ["late", "ü"], []), (5, ["a"], None)]
+
+
+def test_a_view_on_a_flat_array_column_is_no_reason_to_fail(pg_url: str) -> None:
+    _load(pg_url, 1)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE TABLE canvas.flat (LIKE canvas.submissions INCLUDING ALL)")
+        conn.execute("DROP TABLE canvas.submissions")
+        conn.execute("ALTER TABLE canvas.flat RENAME TO submissions")
+        conn.execute("CREATE VIEW canvas.tagged AS SELECT id, tags FROM canvas.submissions")
+    _load(pg_url, 1)  # warns and loads
+    assert _flat_arrays(pg_url) == ["tags"]
+    assert _one(pg_url, "SELECT tags::text FROM canvas.tagged") == "{late,ü}"

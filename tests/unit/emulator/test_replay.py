@@ -97,6 +97,10 @@ def test_lines_without_ts_are_stamped_now_and_chain_after_the_last_job(replay) -
     (json.dumps({"meta": {"ts": "2030-01-01T00:00:00"}, "key": {"id": 1}}), "has no time zone"),
     (json.dumps({"meta": {"action": "X"}, "key": {"id": 1}}), "must be 'U' or 'D'"),
     (json.dumps({"key": {"id": [1]}}), "key values must be strings or numbers"),
+    (json.dumps({"key": {"id": True}}), "key values must be strings or numbers"),
+    (json.dumps({"meta": None, "key": {"id": 1}}), "not a DAP record"),
+    ("[1, 2]", "not a DAP record"),
+    (json.dumps(_line(1, "9999-06-01T00:00:00Z")), "leaves the clock no room to run"),
 ])
 def test_bad_change_lines_are_a_clear_400(replay, body: str, message: str) -> None:
     answer = _append(replay, body)
@@ -144,8 +148,26 @@ def test_clock_start_before_the_data_or_malformed_is_refused(tmp_path: Path) -> 
     _write_fixture(tmp_path)
     with pytest.raises(DatasetError, match="not after the latest recorded change"):
         build_store(DatasetOptions("empty", tmp_path, clock_start="2024-01-02T00:00:00Z"))
+    with pytest.raises(DatasetError, match="must be before 9999-01-01"):
+        build_store(DatasetOptions("empty", tmp_path, clock_start="9999-12-31T00:00:00Z"))
     with pytest.raises(DatasetError, match="'data' or an ISO 8601 timestamp"):
         build_store(DatasetOptions("empty", tmp_path, clock_start="yesterday"))
     store = build_store(DatasetOptions("empty", tmp_path, clock_start="data"))
     last_change = 1704326400 * 10**6  # 2024-01-04T00:00:00Z
     assert last_change < store.clock.tick() < last_change + 60 * 10**6
+
+
+def test_empty_timeline_and_a_large_one(live_factory, tmp_path: Path) -> None:
+    _write_fixture(tmp_path)
+    (tmp_path / "canvas" / "things" / "changes.jsonl").write_text("")
+    server = live_factory(dataset="empty", data_dir=tmp_path, clock_start="data")
+    server.authorize()
+    at = server.query(NS, TABLE, {"format": "jsonl"})["at"]
+    assert server.records(NS, TABLE, {}) == []
+    lines = [_line(i % 5000, f"2099-01-01T00:{i // 60000 % 60:02d}:{i // 1000 % 60:02d}.{i:06d}Z",
+                   f"n{i}") for i in range(60_000)]
+    answer = _append(server, lines)
+    assert answer.status_code == 200 and answer.json()["commits"] == 60_000, answer.text
+    changes = server.records(NS, TABLE, {"since": at})
+    assert len(changes) == 5000
+    assert {r["value"]["name"] for r in changes} == {f"n{i}" for i in range(55_000, 60_000)}
