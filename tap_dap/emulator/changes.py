@@ -56,7 +56,7 @@ def parse_line(table: Table, text: str, where: str, require_ts: bool) -> ChangeL
         raise DatasetError(f"{where}: key values must be strings or numbers")
     value = None
     if action == "U":
-        value = record.get("value", {})
+        value = record.get("value")
         if not isinstance(value, dict) or not set(value) <= set(value_names):
             unknown = sorted(set(value) - set(value_names)) if isinstance(value, dict) else []
             raise DatasetError(f"{where}: value must be an object with schema columns only"

@@ -60,14 +60,16 @@ def schema_v3() -> dict[str, Any]:
     return schema
 
 
-def _u(key: int, ts: str, **value: Any) -> dict[str, Any]:
+def upsert_line(key: int, ts: str, **value: Any) -> dict[str, Any]:
     return {"meta": {"ts": ts, "action": "U"}, "key": {"id": key},
             "value": {"state": "active", **value}}
 
 
-def _d(key: int, ts: str) -> dict[str, Any]:
+def delete_line(key: int, ts: str) -> dict[str, Any]:
     return {"meta": {"ts": ts, "action": "D"}, "key": {"id": key}}
 
+
+_u, _d = upsert_line, delete_line  # short names for the tables below
 
 PHASE1 = [
     _u(1, "2024-05-01T00:00:00Z", tags=["a", "b,c", "{x}", 'quo"te', "back\\slash", "NULL", ""],

@@ -159,8 +159,8 @@ def test_dap_initdb_then_ours_then_dap_again(dialect: str, replay: RunningEmulat
     assert_rows(url, edge.PHASE1, edge.PHASE2)
 
     # back to dap on rows we wrote (exact 9999-12-31 values included): no ALTER, no failure
-    later = [edge._u(2, "2024-05-02T12:00:00Z", happened_at=edge.MIN_TS, tags=["back"]),
-             edge._d(7, "2024-05-02T12:00:01Z")]
+    later = [edge.upsert_line(2, "2024-05-02T12:00:00Z", happened_at=edge.MIN_TS, tags=["back"]),
+             edge.delete_line(7, "2024-05-02T12:00:01Z")]
     replay.append_changes(edge.NS, edge.TABLE, edge.jsonl(later))
     assert_no_alter(official(replay, "syncdb", url), url)
     assert_rows(url, edge.PHASE1, edge.PHASE2, later)

@@ -100,6 +100,7 @@ def test_lines_without_ts_are_stamped_now_and_chain_after_the_last_job(replay) -
     (json.dumps({"key": {"id": True}}), "key values must be strings or numbers"),
     (json.dumps({"meta": None, "key": {"id": 1}}), "not a DAP record"),
     ("[1, 2]", "not a DAP record"),
+    (json.dumps({"meta": {"action": "U"}, "key": {"id": 1}}), "value must be an object"),
     (json.dumps(_line(1, "9999-06-01T00:00:00Z")), "leaves the clock no room to run"),
 ])
 def test_bad_change_lines_are_a_clear_400(replay, body: str, message: str) -> None:
