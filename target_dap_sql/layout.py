@@ -47,6 +47,9 @@ class SqlType:
     scale: int | None = None
     labels: tuple[str, ...] = ()
     element: SqlType | None = None
+    #: json only: a DAP nested object (properties fixed by the schema). Stored without null
+    #: members, and NULL when none is left, as the official client gets it from DAP's TSV.
+    nested: bool = False
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,7 @@ def _dap_type(node: dict[str, Any], definitions: dict, stream: str, name: str) -
     if kind == "string":
         return _dap_string_type(node)
     if kind == "object":
-        return SqlType("json")
+        return SqlType("json", nested=True)
     if kind == "array":
         items = _resolve_ref(node.get("items", {}), definitions, stream)
         if items.get("type") in ("object", "array") or "oneOf" in items or not items:

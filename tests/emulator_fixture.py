@@ -13,6 +13,8 @@ Use them from any test (they are re-exported by tests/conftest.py)::
         emulator.schema_change("canvas", "users", add_column={"name": "x", "schema": {...}})
         emulator.schema_change("canvas", "users", add_enum_value={"column": "c", "value": "v"})
         emulator.tables()                         # [{"namespace","table","version","rows"}]
+        emulator.append_changes("canvas", "t", jsonl_text)   # recorded lines (--data tables)
+        emulator.set_schema("canvas", "t", schema, 2, ts="2024-06-01T00:00:00Z")
         emulator.requests()                       # {"query": {"total","throttled","faulted"}, ...}
 
     def test_other(emulator_factory):
@@ -64,8 +66,8 @@ class RunningEmulator:
     def __repr__(self) -> str:
         return f"RunningEmulator({self.base_url})"
 
-    def call(self, method: str, path: str, body: Any = None) -> bytes:
-        data = None if body is None else json.dumps(body).encode()
+    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> bytes:
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             self.base_url + path, data=data, method=method,
             headers={"Content-Type": "application/json"},
@@ -100,6 +102,19 @@ class RunningEmulator:
 
     def schema_change(self, namespace: str, table: str, **change: Any) -> int:
         body = {"namespace": namespace, "table": table, **change}
+        return self.admin("POST", "schema", body)["version"]
+
+    def append_changes(self, namespace: str, table: str, lines: str) -> dict[str, Any]:
+        """Append recorded DAP JSONL change lines (``meta.ts`` honoured, or stamped now)."""
+        raw = self.call("POST", f"/_emulator/changes/{namespace}/{table}", raw=lines.encode())
+        return json.loads(raw)
+
+    def set_schema(self, namespace: str, table: str, schema: dict[str, Any], version: int,
+                   ts: str | None = None) -> int:
+        """A whole new schema version (a recorded VersionedSchema), at ``ts`` or now."""
+        body = {"namespace": namespace, "table": table, "schema": schema, "version": version}
+        if ts is not None:
+            body["ts"] = ts
         return self.admin("POST", "schema", body)["version"]
 
     def tables(self) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 
 from tap_dap.emulator.app import EmulatorApp
-from tap_dap.emulator.clock import format_ts
+from tap_dap.emulator.changes import LATEST_TS, append_changes
+from tap_dap.emulator.clock import format_ts, parse_ts
 from tap_dap.emulator.errors import DatasetError
 from tap_dap.emulator.faults import parse_faults
 from tap_dap.emulator.messages import Request, Response, json_response
@@ -48,23 +49,51 @@ def advance(app: EmulatorApp, request: Request) -> Response:
     return json_response({"ts": format_ts(ts)})
 
 
+SCHEMA_CHANGES = ("add_column", "add_enum_value", "schema")
+
+
+def _stamp(app: EmulatorApp, body: dict) -> int:
+    """The commit time of an admin change: ``ts`` if given (never back in time), else now."""
+    if body.get("ts") is None:
+        return app.store.clock.tick()
+    try:
+        ts = parse_ts(body["ts"])
+    except ValueError as exc:
+        raise DatasetError(f"'ts' must be an ISO 8601 timestamp with a time zone ({exc})") from None
+    if ts >= LATEST_TS:
+        raise DatasetError(f"ts must be before {format_ts(LATEST_TS)}")
+    if ts <= app.store.clock.last:
+        raise DatasetError(f"ts {format_ts(ts)} would go back in time: the emulator clock is "
+                           f"already at {format_ts(app.store.clock.last)}")
+    app.store.clock.observe(ts)
+    return ts
+
+
 def schema(app: EmulatorApp, request: Request) -> Response:
-    body = _fields(request.json(), ("namespace", "table"), ("add_column", "add_enum_value"))
+    body = _fields(request.json(), ("namespace", "table"), (*SCHEMA_CHANGES, "version", "ts"))
     table = _table(app, body)
-    changes = [name for name in ("add_column", "add_enum_value") if name in body]
+    changes = [name for name in SCHEMA_CHANGES if name in body]
     if len(changes) != 1:
-        raise DatasetError("give exactly one of add_column or add_enum_value")
+        raise DatasetError("give exactly one of add_column, add_enum_value or schema (+ version)")
+    if ("version" in body) != (changes[0] == "schema"):
+        raise DatasetError("'version' goes with 'schema' (a whole VersionedSchema), and only there")
     change = body[changes[0]]
     with app.store.lock:
-        ts = app.store.clock.tick()
+        ts = _stamp(app, body)
         if changes[0] == "add_column":
             spec = _fields(change, ("name", "schema"))
             version = table.schema.add_column(spec["name"], spec["schema"], ts)
-        else:
+        elif changes[0] == "add_enum_value":
             spec = _fields(change, ("column", "value"))
             version = table.schema.add_enum_value(spec["column"], spec["value"], ts)
+        else:
+            version = table.schema.replace(change, body["version"], ts)
     return json_response({"namespace": table.namespace, "table": table.name,
                           "version": version.version, "ts": format_ts(ts)})
+
+
+def changes(app: EmulatorApp, request: Request, namespace: str, name: str) -> Response:
+    return json_response(append_changes(app.store, app.store.get(namespace, name), request.body))
 
 
 def reload(app: EmulatorApp, request: Request) -> Response:

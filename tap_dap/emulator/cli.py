@@ -26,6 +26,25 @@ from tap_dap.emulator.faults import parse_limits
 from tap_dap.emulator.jobs import JobSettings
 from tap_dap.emulator.server import make_server
 
+SERVE_EPILOG = """\
+admin API (loopback only, no auth), under /_emulator/:
+  GET  tables | clock | requests | truth/<ns>/<table>   inspect (truth: live rows as JSONL)
+  POST advance {namespace, table, inserts, updates, deletes}   synthetic changes now
+  POST changes/<ns>/<table>   body: DAP JSONL records ({"meta": {"ts", "action"}, "key", "value"})
+       appended to a --data table; meta.ts is honoured (it must be after the clock's last tick,
+       else 400) or, when absent, stamped at the current clock
+  POST schema {namespace, table, add_column | add_enum_value | schema + version [, ts]}
+       a new schema version; "schema" + "version" is a whole recorded VersionedSchema
+  POST reload {namespace, table}; POST/DELETE faults
+
+replaying a recorded timeline:
+  dap-emulator serve --data DIR --clock-start data    # DIR/<ns>/<table>/schema.json + changes.jsonl
+  ... snapshot (tap-dap, dap initdb) ...
+  POST /_emulator/schema {..., "schema": {...}, "version": 2, "ts": "..."}   # if the schema moved
+  POST /_emulator/changes/<ns>/<table> with the next recorded lines
+  ... incremental (tap-dap, dap syncdb) ...
+"""
+
 
 def _positive(kind: type, minimum: float) -> object:
     def convert(text: str) -> object:
@@ -43,7 +62,9 @@ def _positive(kind: type, minimum: float) -> object:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dap-emulator", description="A local DAP API emulator.")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the DAP API (first stdout line: base URL)")
+    serve = commands.add_parser(
+        "serve", help="serve the DAP API (first stdout line: base URL)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SERVE_EPILOG)
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default: 127.0.0.1, loopback only)")
     serve.add_argument("--port", type=_positive(int, 0), default=0,
@@ -53,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="canvas (default) or empty; with --data, default empty")
     serve.add_argument("--data", type=Path,
                        help="fixture dir: <ns>/<table>/schema.json + changes.jsonl")
+    serve.add_argument("--clock-start", metavar="TIMESTAMP|data", default=None,
+                       help="run the clock from this ISO 8601 time (e.g. 2024-06-01T00:00:00Z) "
+                            "instead of the wall clock, or from just after the latest --data "
+                            "change ('data'); it then runs at wall-clock speed and jumps forward "
+                            "to later appended changes. Replays recorded timelines (see below)")
     serve.add_argument("--rows", type=_positive(int, 0), default=100, help="rows per canvas table")
     serve.add_argument("--seed", type=int, default=0,
                        help="seed of the generated rows (same seed, same data; default 0)")
@@ -83,7 +109,8 @@ def options_from(args: argparse.Namespace) -> ServeOptions:
     dataset = args.dataset or ("empty" if args.data else "canvas")
     tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
     return ServeOptions(
-        dataset=DatasetOptions(dataset, args.data, args.rows, args.seed, tables),
+        dataset=DatasetOptions(dataset, args.data, args.rows, args.seed, tables,
+                               args.clock_start),
         client_id=args.client_id,
         client_secret=args.client_secret,
         token_ttl=args.token_ttl,

@@ -10,11 +10,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tap_dap.emulator.clock import Clock, parse_ts
+from tap_dap.emulator.changes import LATEST_TS, ChangeLine, commit_lines, parse_lines
+from tap_dap.emulator.clock import Clock, format_ts, parse_ts
 from tap_dap.emulator.errors import DatasetError
 from tap_dap.emulator.rows import RowGenerator
 from tap_dap.emulator.schema import TableSchema
-from tap_dap.emulator.store import Store, Table, Version
+from tap_dap.emulator.store import Store, Table
 
 DATASETS = ("canvas", "empty")
 
@@ -26,6 +27,8 @@ class DatasetOptions:
     rows: int = 100
     seed: int = 0
     tables: tuple[str, ...] = ()
+    #: None: the wall clock; "data": just after the latest recorded change; else an ISO timestamp
+    clock_start: str | None = None
 
 
 def canvas_schemas() -> dict[str, dict[str, Any]]:
@@ -44,6 +47,8 @@ def build_store(options: DatasetOptions, clock: Clock | None = None) -> Store:
         raise DatasetError("--rows must be >= 0")
     if options.data_dir is not None:
         _load_fixtures(store, options)
+    if options.clock_start is not None:
+        _start_clock(clock, options.clock_start)
     base_ts = clock.tick()
     if options.dataset == "canvas":
         for namespace, tables in canvas_schemas().items():
@@ -110,39 +115,33 @@ def _load_table(store: Store, namespace: str, name: str, schema_path: Path,
     table = Table(namespace, name, schema, RowGenerator(options.seed, where, schema, options.rows))
     changes_path = schema_path.parent / "changes.jsonl"
     if changes_path.exists():
-        for ts, versions in _read_changes(table, changes_path):
+        for ts in commit_lines(table, _read_changes(table, changes_path)):
             store.clock.observe(ts)
-            table.commit(ts, versions)
     return table
 
 
-def _read_changes(table: Table, path: Path) -> list[tuple[int, list[Version]]]:
-    key_names = [c.name for c in table.schema.key_columns]
-    value_names = {c.name for c in table.schema.value_columns}
-    by_ts: dict[int, dict[int, Version]] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, 1):
-            if not text.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(text)
-                meta, key = record["meta"], record["key"]
-                ts = parse_ts(meta["ts"])
-                action = meta.get("action", "U")
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DatasetError(
-                    f"{where}: not a DAP record with meta.ts and key ({exc})"
-                ) from None
-            if action not in ("U", "D"):
-                raise DatasetError(f"{where}: meta.action must be 'U' or 'D', got {action!r}")
-            if not isinstance(key, dict) or sorted(key) != sorted(key_names):
-                raise DatasetError(f"{where}: key must have exactly {key_names}")
-            value = record.get("value") if action == "U" else None
-            if action == "U":
-                if not isinstance(value, dict) or not set(value) <= value_names:
-                    raise DatasetError(f"{where}: value must be an object with schema columns only")
-                value = {n: value.get(n) for n in value_names}
-            index = table.index_of(tuple(key[n] for n in key_names))
-            by_ts.setdefault(ts, {})[index] = Version(ts, action, index, 0, value)
-    return [(ts, list(versions.values())) for ts, versions in sorted(by_ts.items())]
+def _start_clock(clock: Clock, start: str) -> None:
+    if start == "data":
+        if clock.last:  # no recorded change: the wall clock is as good a start as any
+            clock.start_at(clock.last + 1)
+        return
+    try:
+        ts = parse_ts(start)
+    except ValueError as exc:
+        raise DatasetError(f"--clock-start must be 'data' or an ISO 8601 timestamp with a time "
+                           f"zone ({exc})") from None
+    if ts >= LATEST_TS:
+        raise DatasetError(f"--clock-start must be before {format_ts(LATEST_TS)}")
+    if ts <= clock.last:
+        raise DatasetError(f"--clock-start {start} is not after the latest recorded change "
+                           f"({format_ts(clock.last)}); a replay cannot start before its data")
+    clock.start_at(ts)
+
+
+def _read_changes(table: Table, path: Path) -> list[ChangeLine]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return parse_lines(table, ((f"{path}:{n}", text) for n, text in enumerate(handle, 1)),
+                               require_ts=True)
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not UTF-8") from None

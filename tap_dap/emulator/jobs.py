@@ -137,7 +137,9 @@ class JobManager:
                 id=str(uuid.uuid4()), namespace=table.namespace, table=table.name,
                 snapshot=since is None, schema_version=table.schema.current.version,
                 started=time.monotonic(),
-                expires_at=now + int(self.settings.job_ttl * MICROS),
+                # Real time, not the data clock (which --clock-start may set in the past):
+                # clients compare it with their own clock to decide whether a job is still usable.
+                expires_at=time.time_ns() // 1000 + int(self.settings.job_ttl * MICROS),
             )
             if since is None:
                 job.at = now
@@ -181,7 +183,7 @@ class JobManager:
     def get(self, job_id: str) -> Job:
         with self._lock:
             job = self.jobs.get(job_id)
-        if job is None or job.expires_at < self.store.clock.last:
+        if job is None or job.expires_at < time.time_ns() // 1000:
             raise NotFoundError("job", job_id)
         return job
 
@@ -193,7 +195,7 @@ class JobManager:
         return item
 
     def _purge(self) -> None:
-        now = time.time_ns() // 1000
+        now = time.time_ns() // 1000  # expires_at is real time (see create)
         with self._lock:
             expired = [j for j in self.jobs.values() if j.expires_at < now and j.done.is_set()]
             for job in expired:

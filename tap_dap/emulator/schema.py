@@ -150,6 +150,43 @@ class TableSchema:
         document["properties"]["value"]["properties"][column]["enum"].append(label)
         return self._bump(document, ts)
 
+    def replace(self, document: dict[str, Any], version: int, ts: int) -> SchemaVersion:
+        """A new schema version as a whole document (a recorded VersionedSchema).
+
+        DAP schemas only grow: the key stays, every value column stays (its enum keeps every
+        label), new columns and labels may appear. Anything else is refused, because the replicas
+        the emulator serves could not follow it either.
+        """
+        if isinstance(version, bool) or not isinstance(version, int) \
+                or version <= self.current.version:
+            raise DatasetError(f"{self.where}: schema version must be an integer above "
+                               f"{self.current.version}, got {version!r}")
+        check_document(document, self.where)
+        props = document["properties"]
+        keys = props["key"]["properties"]
+        if list(keys) != [c.name for c in self.key_columns] or any(
+                keys[c.name] != c.node for c in self.key_columns):
+            raise DatasetError(f"{self.where}: the key columns cannot change")
+        value = props.get("value", {"properties": {}})
+        nodes: dict[str, Any] = value["properties"]
+        required = set(value.get("required", []))
+        old = {c.name: c for c in self.value_columns}
+        if removed := [name for name in old if name not in nodes]:
+            raise DatasetError(f"{self.where}: column(s) {removed} missing from the new version "
+                               "(DAP schemas only add columns)")
+        for name, column in old.items():
+            lost = set(column.node.get("enum", [])) - set(nodes[name].get("enum", []))
+            if "enum" in column.node and lost:
+                raise DatasetError(f"{self.where}: enum {name!r} lost value(s) {sorted(lost)}")
+        self.value_columns = [
+            Column(name, copy.deepcopy(node), name in required,
+                   old[name].added_ts if name in old else ts)
+            for name, node in nodes.items()
+        ]
+        created = SchemaVersion(version, ts, copy.deepcopy(document), self._enum_labels())
+        self.versions.append(created)
+        return created
+
     def _bump(self, document: dict[str, Any], ts: int) -> SchemaVersion:
         created = SchemaVersion(self.current.version + 1, ts, document, self._enum_labels())
         self.versions.append(created)

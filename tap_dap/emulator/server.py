@@ -25,6 +25,9 @@ from tap_dap.emulator.faults import Fault
 from tap_dap.emulator.messages import Request, Response, error_response
 
 MAX_BODY = 1 << 20
+#: Recorded change lines (admin) may be large; everything else stays small.
+MAX_UPLOAD = 1 << 30
+UPLOADS = "/_emulator/changes/"
 SEGMENT = r"([^/]+)"
 API_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/ids/auth/login"), "auth"),
@@ -97,7 +100,7 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
+        if length > (MAX_UPLOAD if parts.path.startswith(UPLOADS) else MAX_BODY):
             self._send(error_response(ValidationError("request body too large")))
             self.close_connection = True
             return
@@ -185,6 +188,10 @@ class Handler(BaseHTTPRequestHandler):
         truth = re.fullmatch(r"truth/([^/]+)/([^/]+)", route[1])
         if request.method == "GET" and truth:
             return admin.truth(app, decode_segment(truth.group(1)), decode_segment(truth.group(2)))
+        changes = re.fullmatch(r"changes/([^/]+)/([^/]+)", route[1])
+        if request.method == "POST" and changes:
+            return admin.changes(app, request, decode_segment(changes.group(1)),
+                                 decode_segment(changes.group(2)))
         raise NotFoundError("resource", f"{request.method} {request.path}")
 
     # ---- writing ----

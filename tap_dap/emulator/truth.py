@@ -9,6 +9,7 @@ from typing import Any
 
 from tap_dap.emulator.layout import Layout
 from tap_dap.emulator.store import Store, Table
+from tap_dap.emulator.values import stored_form
 from tap_dap.emulator.writer import version_value
 
 
@@ -18,6 +19,7 @@ def truth_lines(store: Store, table: Table) -> list[dict[str, Any]]:
         layout = Layout(table.schema, "jsonl", "condensed", incremental=False)
     key_names = [c.name for c in layout.key_columns]
     value_names = [c.name for c in layout.value_columns]
+    required = {c.name for c in layout.value_columns if c.required}
     out: list[tuple[tuple, dict[str, Any]]] = []
     generator = table.generator
     base_epoch = table.schema.version_at(plan.base_ts)
@@ -34,7 +36,7 @@ def truth_lines(store: Store, table: Table) -> list[dict[str, Any]]:
     out.sort(key=lambda item: _sort_key(item[0]))
     return [
         {"key": dict(zip(key_names, key, strict=True)),
-         "value": {name: value.get(name) for name in value_names}}
+         "value": {name: stored_form(value.get(name), name in required) for name in value_names}}
         for key, value in out
     ]
 

@@ -146,17 +146,39 @@ def _plain(value: Any) -> str:
 def _drop_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
     return value
 
 
+def is_absent(value: Any) -> bool:
+    """NULL in DAP's tabular formats: no value, or a nested object without a non-null member."""
+    return value is None or (isinstance(value, dict) and not any(
+        v is not None for v in value.values()))
+
+
+def stored_form(value: Any, required: bool) -> Any:
+    """A column value as a correct replica holds it (the rows of /_emulator/truth).
+
+    Nested objects lose their null members and, in a nullable column, are NULL without any
+    member left: what the official client stores from the TSV above, and target-dap-sql from
+    JSONL. (A NOT NULL column keeps ``{}``; the official client cannot load its ``\\N``.)
+    """
+    if not isinstance(value, dict):
+        return value
+    if is_absent(value) and not required:
+        return None
+    return _drop_nulls(value)
+
+
 def tsv_cell(value: Any) -> str:
-    if value is None or value == {}:
+    if is_absent(value):
         return "\\N"
     return _plain(value).translate(_TSV_ESCAPES)
 
 
 def csv_cell(value: Any) -> str:
-    if value is None or value == {}:
+    if is_absent(value):
         return "NULL"
     text = _plain(value)
     if not isinstance(value, str | dict | list):

@@ -97,6 +97,31 @@ def compact_json_text(raw: msgspec.Raw) -> str | None:
     return None if value is None else _JSON_ENCODE(value).decode()
 
 
+def strip_nulls(value: Any) -> Any:
+    """JSON without null object members, at every depth (PostgreSQL's jsonb_strip_nulls)."""
+    if isinstance(value, dict):
+        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [strip_nulls(v) for v in value]
+    return value
+
+
+def nested_object_text(nullable: bool) -> Callable[[msgspec.Raw], str | None]:
+    """Converter of a DAP nested object (fixed-cardinality struct) column to stored JSON text.
+
+    DAP's tabular output omits null members and sends an object without any member as NULL, so
+    `dap initdb` stores NULL for `{}` (DAP_PROTOCOL.md §2.2); doing the same here keeps the two
+    tools' rows identical. A NOT NULL column keeps `{}` (NULL could not be stored).
+    """
+    def convert(raw: msgspec.Raw) -> str | None:
+        value = strip_nulls(_JSON_DECODE(raw))
+        if value is None or (value == {} and nullable):
+            return None
+        return _JSON_ENCODE(value).decode()
+
+    return convert
+
+
 def meta_row_sql(table: str, placeholder: str, where: str) -> tuple[str, str]:
     """(UPDATE … WHERE `where`, INSERT …) of a table_sync row; both take META_COLUMNS values first.
 

@@ -32,6 +32,7 @@ from target_dap_sql.dialects.base import (
     check_primary_key,
     compact_json_text,
     logger,
+    nested_object_text,
     prefixed_table_name,
     quote,
 )
@@ -142,6 +143,8 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
             kind = c.type.kind
             if kind in ("timestamp", "timestamptz"):
                 out.append((i, _utc_naive))
+            elif kind == "json" and c.type.nested:
+                out.append((i, nested_object_text(c.nullable)))
             elif kind in ("json", "array"):
                 out.append((i, compact_json_text))
             elif kind == "uuid":

@@ -43,6 +43,8 @@ class ExistingColumn(NamedTuple):
     catalog_type: str  # format_type() output
     not_null: bool
     is_enum: bool
+    #: An array column whose pg_attribute.attndims is 0 (made by `CREATE TABLE … (LIKE …)`).
+    flat_array: bool = False
 
 
 def _catalog_name(sql_type: SqlType) -> str:
@@ -200,12 +202,38 @@ class PgSchemaManager:
     def _existing_columns(self, qualified: str) -> dict[str, ExistingColumn]:
         rows = self._exec(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-            "COALESCE(et.typtype, t.typtype) = 'e' "
+            "COALESCE(et.typtype, t.typtype) = 'e', t.typcategory = 'A' AND a.attndims = 0 "
             "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
             "LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A' "
             "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
             "ORDER BY a.attnum", (qualified,)).fetchall()
-        return {r[0]: ExistingColumn(r[1], r[2], r[3]) for r in rows}
+        return {r[0]: ExistingColumn(r[1], r[2], r[3], r[4]) for r in rows}
+
+    def _restore_array_dimensions(self, qualified: str,
+                                  existing: dict[str, ExistingColumn]) -> None:
+        """Give array columns their dimension back (attndims 1, as `dap initdb` creates them).
+
+        `CREATE TABLE … (LIKE …)` copies array types but not attndims, and the official client
+        reads a 0 as "not an array" and rewrites the whole table with ALTER … SET DATA TYPE on its
+        next syncdb. Re-declaring the same type without USING changes only the catalog (no
+        rewrite, same relfilenode), so this is cheap on any table size.
+        """
+        flat = [name for name, column in existing.items() if column.flat_array]
+        if not flat:
+            return
+        clauses = [f"ALTER COLUMN {quote(name)} SET DATA TYPE {existing[name].catalog_type}"
+                   for name in flat]
+        logger.info("Restoring the array dimension of %s: %s", qualified, ", ".join(flat))
+        self._exec("SAVEPOINT dap_array_dims")
+        try:
+            self._exec(f"ALTER TABLE {qualified} {', '.join(clauses)}")
+        except psycopg.errors.FeatureNotSupported as exc:
+            # A view on the column forbids even this catalog-only change; the data is fine, only
+            # `dap syncdb` will want to rewrite the table. Not worth failing the run for.
+            self._exec("ROLLBACK TO SAVEPOINT dap_array_dims")
+            logger.warning("Cannot restore the array dimension of %s (%s); `dap syncdb` would "
+                           "rewrite the table", qualified, str(exc).splitlines()[0])
+        self._exec("RELEASE SAVEPOINT dap_array_dims")
 
     def _primary_key(self, qualified: str) -> list[str]:
         rows = self._exec(
@@ -244,6 +272,7 @@ class PgSchemaManager:
                 self._create_table(layout, table)
             else:
                 check_primary_key(layout, self._primary_key(qualified))
+                self._restore_array_dimensions(qualified, existing)
                 self._evolve(layout, qualified, existing, drop_removed)
             self.conn.commit()
 
@@ -312,6 +341,7 @@ class PgSchemaManager:
             self._exec(f"DROP TABLE IF EXISTS {stage}")
             # LIKE keeps columns kept from older schema versions, defaults, comments and the PK.
             self._exec(f"CREATE TABLE {stage} (LIKE {live} INCLUDING ALL)")
+            self._restore_array_dimensions(stage, self._existing_columns(stage))
             self.conn.commit()
 
         self._run(f"creating the snapshot staging table of '{layout.stream}'", run)

@@ -185,6 +185,10 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection]):
         if column.source == "batched_at":
             return "now()"
         json_value = f"NULLIF(convert_from({ref}, 'UTF8')::jsonb, 'null'::jsonb)"
+        if kind == "json" and column.type.nested:
+            # base.nested_object_text's rule on the server: no null members, {} is NULL
+            stripped = f"jsonb_strip_nulls({json_value})"
+            return f"NULLIF({stripped}, '{{}}'::jsonb)" if column.nullable else stripped
         if kind == "json":
             return json_value
         target = self.schemas.column_type_ddl(column, layout)

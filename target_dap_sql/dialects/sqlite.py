@@ -25,6 +25,7 @@ from target_dap_sql.dialects.base import (
     compact_json_text,
     logger,
     meta_row_sql,
+    nested_object_text,
     prefixed_table_name,
     primary_key_clause,
     quote,
@@ -95,6 +96,8 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection]):
             kind = c.type.kind
             if kind == "timestamp":
                 out.append((i, _timestamp_text))
+            elif kind == "json" and c.type.nested:
+                out.append((i, nested_object_text(c.nullable)))
             elif kind in ("json", "array"):
                 out.append((i, compact_json_text))
             elif kind in ("uuid", "date"):

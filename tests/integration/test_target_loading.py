@@ -223,3 +223,17 @@ def test_replaying_the_same_input_gives_the_same_database(db: TargetDb, tmp_path
     assert first.states == second.states == [
         {"bookmarks": {SUBMISSIONS: {"timestamp": "2024-01-02T00:00:00Z", "schema_version": 1}}}]
     assert len(db.rows("canvas", "submissions")) == 21
+
+
+def test_nested_objects_are_stored_as_dap_initdb_stores_them(db: TargetDb) -> None:
+    """No null members; no member at all is NULL (DAP's TSV says \\N there, not {})."""
+    media = {1: {}, 2: {"kind": None, "size": None}, 3: {"kind": None, "size": 3},
+             4: None, 5: {"kind": "x\ty", "size": 0}}
+    for activation in ([], [activate(SUBMISSIONS, 3)]):  # incremental, then snapshot
+        run_in_process({"sqlalchemy_url": db.url}, [
+            SUBMISSIONS_V1, *activation,
+            *[upsert(i, media=value) for i, value in media.items()], *activation])
+        stored = dict(db.rows("canvas", "submissions", '"id", "media"'))
+        decoded = {k: json.loads(v) if isinstance(v, str) else v for k, v in stored.items()}
+        assert decoded == {1: None, 2: None, 3: {"size": 3}, 4: None,
+                           5: {"kind": "x\ty", "size": 0}}

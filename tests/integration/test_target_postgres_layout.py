@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from tests.unit.target.dap_messages import (
+    activate,
     record,
     run_in_process,
     singer_schema,
@@ -124,3 +125,60 @@ def test_official_dap_cli_drops_a_table_we_created(pg_url: str, tmp_path: Path) 
     assert _one(pg_url, "SELECT to_regclass('canvas.submissions')") is None
     assert _one(pg_url, "SELECT count(*) FROM instructure_dap.table_sync") == 0
     assert _one(pg_url, "SELECT version FROM instructure_dap.database_version") == 1
+
+
+def _flat_arrays(url: str) -> list[str]:
+    """Array columns of canvas.submissions whose catalog lost the dimension (attndims = 0)."""
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = 'canvas.submissions'::regclass AND a.attnum > 0 "
+            "AND t.typcategory = 'A' AND a.attndims = 0 ORDER BY 1").fetchall()]
+
+
+def test_array_columns_keep_their_dimension_like_dap_initdb(pg_url: str) -> None:
+    """attndims = 1 on arrays, as `dap initdb` has it; 0 makes `dap syncdb` ALTER the table."""
+    _load(pg_url, 1)  # fresh table
+    schema = submissions_schema(1)
+    schema["properties"]["value"]["properties"]["codes"] = {
+        "type": "array", "items": {"type": "integer", "format": "int32"}}
+    snapshot = [singer_schema("canvas", "submissions", 1, schema), activate(S, 7),
+                record(S, {"id": 1}, submission(1, codes=[1, 2])), activate(S, 7),
+                state({S: ("2024-01-02T00:00:00Z", 1)})]
+    run_in_process({"sqlalchemy_url": pg_url}, snapshot)  # evolution adds codes, then LIKE
+    with psycopg.connect(pg_url) as conn:
+        dims = dict(conn.execute(
+            "SELECT attname, attndims FROM pg_attribute WHERE attrelid = "
+            "'canvas.submissions'::regclass AND attname IN ('tags', 'codes')").fetchall())
+        assert dims == {"tags": 1, "codes": 1}
+        # a table an older target-dap-sql snapshotted: repaired in place, no rewrite
+        conn.execute("CREATE TABLE canvas.flat (LIKE canvas.submissions INCLUDING ALL)")
+        conn.execute("DROP TABLE canvas.submissions")
+        conn.execute("ALTER TABLE canvas.flat RENAME TO submissions")
+        conn.execute("INSERT INTO canvas.submissions (id, workflow_state, tags) "
+                     "VALUES (5, 'graded', '{a}')")
+    assert _flat_arrays(pg_url) == ["codes", "tags"]
+    with psycopg.connect(pg_url) as conn:
+        node = conn.execute("SELECT relfilenode FROM pg_class WHERE oid = "
+                            "'canvas.submissions'::regclass").fetchone()
+    run_in_process({"sqlalchemy_url": pg_url}, [
+        singer_schema("canvas", "submissions", 1, schema),
+        record(S, {"id": 2}, submission(2, codes=[])), state({S: ("2024-01-03T00:00:00Z", 1)})])
+    assert _flat_arrays(pg_url) == []
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT relfilenode FROM pg_class WHERE oid = "
+                            "'canvas.submissions'::regclass").fetchone() == node
+        assert conn.execute("SELECT id, tags, codes FROM canvas.submissions ORDER BY id"
+                            ).fetchall() == [(2, ["late", "ü"], []), (5, ["a"], None)]
+
+
+def test_a_view_on_a_flat_array_column_is_no_reason_to_fail(pg_url: str) -> None:
+    _load(pg_url, 1)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE TABLE canvas.flat (LIKE canvas.submissions INCLUDING ALL)")
+        conn.execute("DROP TABLE canvas.submissions")
+        conn.execute("ALTER TABLE canvas.flat RENAME TO submissions")
+        conn.execute("CREATE VIEW canvas.tagged AS SELECT id, tags FROM canvas.submissions")
+    _load(pg_url, 1)  # warns and loads
+    assert _flat_arrays(pg_url) == ["tags"]
+    assert _one(pg_url, "SELECT tags::text FROM canvas.tagged") == "{late,ü}"

@@ -72,9 +72,11 @@ def live_factory() -> Iterator[Callable[..., Live]]:
     def start(dataset: str = "canvas", rows: int = 10, tables: tuple[str, ...] = (),
               data_dir: Any = None, seed: int = 0, latency: float = 0.0,
               rows_per_object: int = 1000, token_ttl: int = 3600, url_ttl: int = 900,
-              rate_limits: dict[str, int] | None = None) -> Live:
+              rate_limits: dict[str, int] | None = None,
+              clock_start: str | None = None) -> Live:
         options = ServeOptions(
-            DatasetOptions(dataset, data_dir, rows, seed, tables), CLIENT_ID, CLIENT_SECRET,
+            DatasetOptions(dataset, data_dir, rows, seed, tables, clock_start), CLIENT_ID,
+            CLIENT_SECRET,
             token_ttl=token_ttl, url_ttl=url_ttl,
             jobs=JobSettings(latency=latency, rows_per_object=rows_per_object),
             rate_limits=rate_limits,

@@ -54,7 +54,7 @@ def _dap_layout(value_props: dict, required: list[str] | None = None, **schema_e
         ({"type": "string", "format": "ipv4"}, SqlType("inet")),
         ({"type": "string", "const": "abc"}, SqlType("char", length=3)),
         ({"type": "string", "enum": ["b", "a"]}, SqlType("enum", labels=("b", "a"))),
-        ({"type": "object", "properties": {"x": {"type": "string"}}}, SqlType("json")),
+        ({"type": "object", "properties": {"x": {"type": "string"}}}, SqlType("json", nested=True)),
         ({"type": "array", "items": {"type": "string"}},
          SqlType("array", element=SqlType("text"))),
         ({"type": "array", "items": {"type": "integer", "format": "int64"}},
