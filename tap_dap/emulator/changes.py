@@ -16,6 +16,7 @@ from typing import Any
 from tap_dap.emulator.clock import format_ts, parse_ts
 from tap_dap.emulator.errors import DatasetError
 from tap_dap.emulator.store import Store, Table, Version
+from tap_dap.emulator.validation import check_record
 
 _SCALARS = (str, int, float)
 #: Clients must be able to parse every later tick too: keep the clock well inside year 9999.
@@ -30,8 +31,12 @@ class ChangeLine:
     value: dict[str, Any] | None
 
 
-def parse_line(table: Table, text: str, where: str, require_ts: bool) -> ChangeLine:
-    """One JSONL record checked against the table's current schema (DatasetError naming where)."""
+def parse_line(table: Table, text: str, where: str, require_ts: bool,
+               check_values: bool = False) -> ChangeLine:
+    """One JSONL record checked against the table's current schema (DatasetError naming where).
+
+    ``check_values``: also the key's and the value's types, formats, enums and required columns.
+    """
     key_names = [c.name for c in table.schema.key_columns]
     value_names = [c.name for c in table.schema.value_columns]
     try:
@@ -54,6 +59,8 @@ def parse_line(table: Table, text: str, where: str, require_ts: bool) -> ChangeL
     # bool is an int to Python: True would silently be the key 1
     if not all(isinstance(p, _SCALARS) and not isinstance(p, bool) for p in parts):
         raise DatasetError(f"{where}: key values must be strings or numbers")
+    if check_values:
+        check_record(table.schema.current.document, "key", key, where)
     value = None
     if action == "U":
         value = record.get("value")
@@ -61,14 +68,17 @@ def parse_line(table: Table, text: str, where: str, require_ts: bool) -> ChangeL
             unknown = sorted(set(value) - set(value_names)) if isinstance(value, dict) else []
             raise DatasetError(f"{where}: value must be an object with schema columns only"
                                + (f" (unknown: {unknown})" if unknown else ""))
+        if check_values:
+            check_record(table.schema.current.document, "value", value, where)
         value = {n: value.get(n) for n in value_names}
     return ChangeLine(ts, action, parts, value)
 
 
-def parse_lines(table: Table, lines: Iterable[tuple[str, str]],
-                require_ts: bool) -> list[ChangeLine]:
+def parse_lines(table: Table, lines: Iterable[tuple[str, str]], require_ts: bool,
+                check_values: bool = False) -> list[ChangeLine]:
     """``(where, text)`` pairs to change lines; blank lines are skipped."""
-    return [parse_line(table, text, where, require_ts) for where, text in lines if text.strip()]
+    return [parse_line(table, text, where, require_ts, check_values)
+            for where, text in lines if text.strip()]
 
 
 def commit_lines(table: Table, changes: list[ChangeLine], stamp: int | None = None) -> list[int]:
@@ -103,7 +113,7 @@ def append_changes(store: Store, table: Table, body: bytes) -> dict[str, Any]:
         raise DatasetError("change lines must be UTF-8 JSONL") from None
     with store.lock:
         numbered = ((f"line {n}", line) for n, line in enumerate(text.splitlines(), 1))
-        changes = parse_lines(table, numbered, require_ts=False)
+        changes = parse_lines(table, numbered, require_ts=False, check_values=True)
         if not changes:
             raise DatasetError("no change lines in the request body (JSONL, one record a line)")
         last = store.clock.last

@@ -175,9 +175,11 @@ class TableSchema:
             raise DatasetError(f"{self.where}: column(s) {removed} missing from the new version "
                                "(DAP schemas only add columns)")
         for name, column in old.items():
-            lost = set(column.node.get("enum", [])) - set(nodes[name].get("enum", []))
-            if "enum" in column.node and lost:
-                raise DatasetError(f"{self.where}: enum {name!r} lost value(s) {sorted(lost)}")
+            if problem := incompatible(column.node, nodes[name], name):
+                raise DatasetError(f"{self.where}: {problem} (DAP schemas only grow)")
+        if new_required := sorted(required - set(old)):
+            raise DatasetError(f"{self.where}: new column(s) {new_required} cannot be required: "
+                               "the rows already served have no value for them")
         self.value_columns = [
             Column(name, copy.deepcopy(node), name in required,
                    old[name].added_ts if name in old else ts)
@@ -191,6 +193,23 @@ class TableSchema:
         created = SchemaVersion(self.current.version + 1, ts, document, self._enum_labels())
         self.versions.append(created)
         return created
+
+
+def incompatible(old: dict[str, Any], new: dict[str, Any], path: str) -> str | None:
+    """Why ``new`` cannot follow ``old`` as the same column, or None (it may only add)."""
+    for word in ("type", "format"):
+        if old.get(word) != new.get(word):
+            return f"{path!r} changed its {word} from {old.get(word)!r} to {new.get(word)!r}"
+    if "enum" in old and (lost := set(old["enum"]) - set(new.get("enum", []))):
+        return f"enum {path!r} lost value(s) {sorted(lost)}"
+    for name, sub in old.get("properties", {}).items():
+        if name not in new.get("properties", {}):
+            return f"{path}.{name} is missing from the new version"
+        if problem := incompatible(sub, new["properties"][name], f"{path}.{name}"):
+            return problem
+    if isinstance(old.get("items"), dict):
+        return incompatible(old["items"], new.get("items") or {}, f"{path}[]")
+    return None
 
 
 def check_document(document: Any, where: str) -> None:

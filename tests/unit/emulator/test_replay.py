@@ -102,6 +102,17 @@ def test_lines_without_ts_are_stamped_now_and_chain_after_the_last_job(replay) -
     ("[1, 2]", "not a DAP record"),
     (json.dumps({"meta": {"action": "U"}, "key": {"id": 1}}), "value must be an object"),
     (json.dumps(_line(1, "9999-06-01T00:00:00Z")), "leaves the clock no room to run"),
+    # checked against the schema: DAP never serves a record that does not fit its table
+    (json.dumps(_line(1, None) | {"value": {"name": "n", "state": "bogus"}}),
+     "line 1: value.state: 'bogus' is not one of"),
+    (json.dumps(_line(1, None, name=None)), "line 1: value.name: None is not of type 'string'"),
+    (json.dumps(_line(1, None) | {"value": {"state": "a"}}),
+     "line 1: value: 'name' is a required property"),
+    (json.dumps(_line(1, None, name=7)), "line 1: value.name: 7 is not of type 'string'"),
+    (json.dumps({"meta": {}, "key": {"id": "60"}, "value": {"name": "n"}}),
+     "line 1: key.id: '60' is not of type 'integer'"),
+    (json.dumps(_line(1, None)) + "\n" + json.dumps(_line(2, None, name=[])),
+     "line 2: value.name: [] is not of type 'string'"),
 ])
 def test_bad_change_lines_are_a_clear_400(replay, body: str, message: str) -> None:
     answer = _append(replay, body)
@@ -130,6 +141,14 @@ def test_whole_schema_versions_may_jump_but_only_grow(replay) -> None:
     fewer = copy.deepcopy(document)
     fewer["properties"]["value"]["properties"]["state"]["enum"].remove("a")
     assert "lost value(s) ['a']" in post({"schema": fewer, "version": 9}).text
+    retyped = copy.deepcopy(document)
+    retyped["properties"]["value"]["properties"]["name"] = {"type": "integer"}
+    assert "'name' changed its type from 'string' to 'integer'" in post(
+        {"schema": retyped, "version": 9}).text
+    required = copy.deepcopy(grown)
+    required["properties"]["value"]["required"] = ["name", "score"]
+    assert "new column(s) ['score'] cannot be required" in post(
+        {"schema": required, "version": 9}).text
     assert "would go back in time" in post({"schema": grown, "version": 9,
                                             "ts": "2024-01-01T00:00:00Z"}).text
     answer = post({"schema": grown, "version": 7, "ts": "2024-03-01T00:00:00Z"})
