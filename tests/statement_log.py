@@ -4,8 +4,9 @@
 
 Tests use it to check claims like "a run whose schema did not change issues no DDL": the hooks sit
 in the database drivers (PyMySQL's `Connection.query`, psycopg's cursor methods, SQLite's trace
-callback), below everything the target does, so no code path of the target escapes them. One
-statement per line, newlines folded to spaces.
+callback), below everything the target does, so every SQL text the target writes passes them.
+Not logged: what PyMySQL sends as protocol commands rather than SQL (COMMIT, ROLLBACK,
+autocommit), none of which changes the schema. One statement per line, newlines folded.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 #: Statements that change the schema. `CREATE TEMP TABLE` is the PostgreSQL dialect's per-session
 #: load table: it dies with the connection and changes nothing anyone else sees.
-DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE|COMMENT\s+ON)\b", re.I)
+DDL = re.compile(r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*"
+                 r"(CREATE|ALTER|DROP|RENAME|TRUNCATE|COMMENT\s+ON|GRANT|REVOKE|DO)\b", re.I | re.S)
 TEMP_TABLE = re.compile(r"^\s*CREATE\s+TEMP(ORARY)?\s+TABLE\b", re.I)
 
 

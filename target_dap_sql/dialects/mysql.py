@@ -37,7 +37,12 @@ from target_dap_sql.dialects.base import (
     quote,
 )
 from target_dap_sql.dialects.connection import ConnectionDialect
-from target_dap_sql.dialects.mysql_schema import MySqlSchemaManager, staging_name
+from target_dap_sql.dialects.mysql_schema import (
+    META_TABLE,
+    VERSION_TABLE,
+    MySqlSchemaManager,
+    staging_name,
+)
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
 from target_dap_sql.meta import MetaRow
@@ -210,32 +215,44 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
     # --- DDL --------------------------------------------------------------------------------
 
     def _check_charset(self) -> None:
-        """Refuse, before creating anything, a database whose new tables could not hold the
-        data: they would take its default character set (latin1 on many servers), and the
-        load would fail midway, leaving a staging table behind."""
+        """Refuse, before creating a table, a database whose new tables could not hold the data:
+        they take its default character set (latin1 on many servers), and the load would fail
+        midway, leaving a staging table behind. Runs inside the caller's transaction."""
         if self._charset_checked:
             return
-        rows = self._transaction("reading the database's character set", lambda: self._query(
-            "SELECT @@character_set_database"))
+        rows = self._query("SELECT @@character_set_database")
         charset = str(rows[0][0]) if rows and rows[0][0] else ""
         if charset.lower() != CHARSET:
             raise charset_error(self.database, charset or "(unknown)")
         self._charset_checked = True
 
     def ensure_meta_tables(self) -> None:
-        self._check_charset()
-        self._transaction("creating the instructure_dap meta tables",
-                          self._schemas.ensure_meta_tables)
+        def ensure() -> None:
+            if not all(map(self._schemas.table_exists, (VERSION_TABLE, META_TABLE))):
+                self._check_charset()
+            self._schemas.ensure_meta_tables()
+
+        self._transaction("creating the instructure_dap meta tables", ensure)
 
     def prepare_table(self, layout: TableLayout, *, drop_removed_columns: bool) -> None:
-        self._check_charset()
         table = prefixed_table_name(layout)
 
         def prepare() -> None:
             existing = self._schemas.existing_columns(table)
             if not existing:
+                self._check_charset()
                 self._schemas.create_table(layout)
             else:
+                # A table `dap initdb` made in a latin1 database keeps working until a value
+                # latin1 cannot hold arrives (for either tool): say so, but do not stop it.
+                narrow = sorted(name for name, column in existing.items() if column.charset
+                                and not column.is_enum and column.charset.lower() != CHARSET)
+                if narrow:
+                    logger.warning(
+                        "Table %s has text columns in a character set that cannot hold all "
+                        "DAP text (%s); convert it with ALTER TABLE %s CONVERT TO CHARACTER "
+                        "SET %s COLLATE %s_bin", table, ", ".join(narrow), quote(table),
+                        CHARSET, CHARSET)
                 check_primary_key(layout, self._schemas.primary_key(table))
                 self._schemas.evolve(layout, existing, drop_removed_columns)
 

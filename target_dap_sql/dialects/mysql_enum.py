@@ -46,10 +46,31 @@ def enum_labels(column_type: str) -> list[str]:
     return labels
 
 
-def same_label(stored: str, wanted: str) -> bool:
-    """Whether an ENUM label the server reports is the schema's label: the server strips
-    trailing spaces from ENUM labels, so 'x ' is stored (and reported) as 'x'."""
-    return stored == wanted.rstrip(" ")
+def as_reported(label: str) -> str:
+    """A label as information_schema shows it: utf8mb3 there, so a character outside the Basic
+    Multilingual Plane (an emoji) reads as '?' although the column stores it whole."""
+    return "".join("?" if ord(char) > 0xFFFF else char for char in label)
+
+
+def restore_reported(current: Sequence[str], schema: Sequence[str]) -> list[str]:
+    """The column's labels with each '?'-for-emoji form read back as the schema label it is.
+
+    Several schema labels can read the same ('emoji😀' and a real 'emoji?'): they are taken in
+    schema order, which is the order the column got them in.
+    """
+    unused: dict[str, list[str]] = {}
+    for label in schema:
+        unused.setdefault(as_reported(label), []).append(label)
+    restored = []
+    for label in current:
+        candidates = unused.get(label)
+        restored.append(candidates.pop(0) if candidates else label)
+    return restored
+
+
+def column_labels(column_type: str, schema: Sequence[str]) -> list[str]:
+    """The labels of an existing ENUM column (its information_schema type), as stored."""
+    return restore_reported(enum_labels(column_type), [w.rstrip(" ") for w in schema])
 
 
 class EnumPlan(NamedTuple):
@@ -67,10 +88,12 @@ def plan_enum(current: Sequence[str], schema: Sequence[str], *, case_blind: bool
     row breaks. A label is a lower-cased copy left by an older version (and its rows move to the
     schema label) only when it is not a schema label itself, is the lower case of exactly one
     schema label, and that label is in the column too (or the column compares case-blindly, where
-    the old version's lossy MODIFY had already turned the rows lower-case). A genuine label the
-    schema replaced by another spelling is therefore kept, like any dropped label.
+    the old version's lossy MODIFY had already turned the rows lower-case). A genuine label DAP
+    respelt only in case ('course' -> 'Course'; DAP does not do this) cannot be told from such a
+    copy: it is kept by the run that adds the new spelling and folded into it by the next.
     """
     wanted = [label.rstrip(" ") for label in schema]
+    current = restore_reported(current, wanted)
     renames: dict[str, str] = {}
     for label in current:
         if label in wanted or label != label.lower():

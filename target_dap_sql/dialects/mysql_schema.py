@@ -23,7 +23,7 @@ from target_dap_sql.dialects.base import (
     quote,
     widened,
 )
-from target_dap_sql.dialects.mysql_enum import enum_labels, plan_enum
+from target_dap_sql.dialects.mysql_enum import column_labels, plan_enum
 from target_dap_sql.layout import Column, SqlType, TableLayout
 from target_dap_sql.meta import DATABASE_VERSION, META_NAMESPACE, MetaRow
 
@@ -280,7 +280,7 @@ class MySqlSchemaManager:
             current = existing.get(column.name)
             if current is None or column.type.kind != "enum" or not current.is_enum:
                 continue
-            labels = enum_labels(current.column_type)
+            labels = column_labels(current.column_type, column.type.labels)
             plan = plan_enum(labels, column.type.labels, case_blind=current.case_blind)
             if not plan.renames:
                 continue
@@ -324,7 +324,7 @@ class MySqlSchemaManager:
             # Case-sensitive labels, order kept, new labels appended; labels the schema dropped
             # stay so no stored row breaks (mysql_enum.plan_enum). An ENUM column stays one
             # with `enum_type: text` too: its rows must still fit.
-            labels = enum_labels(current.column_type)
+            labels = column_labels(current.column_type, column.type.labels)
             plan = plan_enum(labels, column.type.labels, case_blind=current.case_blind)
             if not plan.changes(labels):
                 return None

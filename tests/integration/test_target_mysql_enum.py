@@ -104,6 +104,24 @@ def test_a_non_ascii_label_moves_the_enum_to_utf8mb4_instead_of_storing_question
                        ) == [("utf8mb4_bin",)]
 
 
+def test_an_emoji_label_causes_no_ddl_on_later_runs(mariadb_url: str) -> None:
+    """information_schema (utf8mb3) reports '😀' as '?': that is no reason to MODIFY again."""
+    grown = [*TYPES, "emoji😀", "emoji?"]  # a real '?' label next to it must stay itself
+    load(mariadb_url, grown, {1: "emoji😀", 2: "emoji?"}, "2024-01-01T00:00:00Z")
+    reported = enum_type(mariadb_url)
+    created = mysql_query(mariadb_url, "SELECT create_time FROM information_schema.tables "
+                                       "WHERE table_schema = DATABASE() AND table_name = %s",
+                          (TABLE,))
+    for run in (2, 3):
+        load(mariadb_url, grown, {run + 1: "emoji😀"}, f"2024-01-0{run}T00:00:00Z")
+    # a MODIFY of an ENUM copies the table: a new create_time (and the labels would reorder)
+    assert mysql_query(mariadb_url, "SELECT create_time FROM information_schema.tables "
+                                    "WHERE table_schema = DATABASE() AND table_name = %s",
+                       (TABLE,)) == created
+    assert enum_type(mariadb_url) == reported
+    assert stored(mariadb_url) == {1: "emoji😀", 2: "emoji?", 3: "emoji😀", 4: "emoji😀"}
+
+
 def test_enum_corrupted_by_an_earlier_version_is_repaired_without_losing_rows(
         mariadb_url: str) -> None:
     load(mariadb_url, TYPES, {1: "StudentEnrollment", 2: "TaEnrollment"}, "2024-01-01T00:00:00Z")
@@ -163,3 +181,15 @@ def test_database_without_utf8mb4_is_refused_before_anything_is_created(
     mysql_query(url, f"ALTER DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
     assert run_cli({"sqlalchemy_url": url}, messages, tmp_path).returncode == 0
     assert mysql_query(url, f'SELECT "note" FROM "{TABLE}"') == [("日本語 ✓ 😀",)]
+    # Tables that exist keep working in a latin1 database (as `dap initdb` made them there),
+    # with a warning naming the columns that cannot hold all text.
+    mysql_query(url, f"ALTER DATABASE `{name}` CHARACTER SET {charset}")
+    mysql_query(url, f'ALTER TABLE "{TABLE}" MODIFY "note" varchar(20) CHARACTER SET {charset}')
+    again = [schema(TYPES), record(STREAM, {"id": 2}, {"type": "TaEnrollment", "note": "plain"}),
+             state({STREAM: ("2024-01-02T00:00:00Z", 1)})]
+    continued = run_cli({"sqlalchemy_url": url}, again, tmp_path)
+    assert continued.returncode == 0, continued.stderr
+    assert f"Table {TABLE} has text columns in a character set that cannot hold all DAP text " \
+           f"(note); convert it with ALTER TABLE" in continued.stderr
+    assert sorted(mysql_query(url, f'SELECT "id", "type" FROM "{TABLE}"')) == [
+        (1, "StudentEnrollment"), (2, "TaEnrollment")]
