@@ -54,6 +54,8 @@ def decode_segment(segment: str) -> str:
         raise ValidationError(f"path segment {segment!r} is not UTF-8 once URL-decoded") from None
 
 
+_SIGNATURE = re.compile(r"(X-Amz-Signature=)[^&\s\"]+", re.IGNORECASE)
+
 class _Drop(Exception):
     """Close the connection without answering (injected ``reset``)."""
 
@@ -85,8 +87,9 @@ class Handler(BaseHTTPRequestHandler):
     verbose = False
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
-        if self.verbose:
-            sys.stderr.write(f"dap-emulator: {self.address_string()} {format % args}\n")
+        if self.verbose:  # a pre-signed URL's signature is a secret, in logs too
+            line = _SIGNATURE.sub(r"\1***", format % args)
+            sys.stderr.write(f"dap-emulator: {self.address_string()} {line}\n")
 
     def do_GET(self) -> None:
         self._handle("GET")

@@ -7,11 +7,36 @@ from urllib.parse import urlsplit
 from target_dap_sql.dialects.base import Batch, Dialect
 from target_dap_sql.errors import ConfigError
 
-__all__ = ["Batch", "Dialect", "dialect_for_url"]
+__all__ = ["Batch", "Dialect", "dialect_for_url", "url_password"]
+
+#: What to say when a URL does not parse and its password holds URL delimiters.
+ENCODING_HINT = ("; a password containing '#', '/', '?' or '@' must be percent-encoded "
+                 "(%23, %2F, %3F, %40)")
+
+
+def url_password(url: str) -> str | None:
+    """The password part of a URL as written, also when delimiters in it fool a URL parser
+    (`postgresql://u:My#S3cret@h/db` reads as a fragment to urllib): everything between the
+    scheme's `//`, the first `:` and the last `@`. Only ever used to hide it."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    if "@" not in rest:
+        return None
+    userinfo = rest.rsplit("@", 1)[0]
+    return userinfo.split(":", 1)[1] if ":" in userinfo else None
+
+
+def _hint(url: str) -> str:
+    password = url_password(url) or ""
+    return ENCODING_HINT if any(c in password for c in "#/?@") else ""
 
 
 def dialect_for_url(url: str) -> Dialect:
     """The dialect for a SQLAlchemy-style URL (the URL itself never appears in errors)."""
+    if any(c in (url_password(url) or "") for c in "#/?"):
+        # URL parsers cut such a password at the delimiter and read the rest as host, port or
+        # path: errors (and connection attempts) would then show pieces of it
+        raise ConfigError("sqlalchemy_url: the password holds '#', '/' or '?', which end the "
+                          "host part of a URL" + ENCODING_HINT)
     try:
         scheme = urlsplit(url).scheme.split("+", 1)[0].lower()
     except ValueError:
@@ -25,12 +50,16 @@ def dialect_for_url(url: str) -> Dialect:
 
         try:
             return PostgresDialect(url)
-        except ValueError as exc:  # e.g. a non-numeric port
-            raise ConfigError(f"sqlalchemy_url is not a valid PostgreSQL URL: {exc}") from None
+        except ValueError:  # e.g. a non-numeric port; its text may quote part of the password
+            raise ConfigError("sqlalchemy_url is not a valid PostgreSQL URL (host, port or "
+                              f"database cannot be read from it){_hint(url)}") from None
     if scheme in ("mysql", "mariadb"):
         from target_dap_sql.dialects.mysql import MySqlDialect
 
-        return MySqlDialect(url)
+        try:
+            return MySqlDialect(url)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}{_hint(url)}") from None
     shown = f"scheme {scheme!r}" if scheme else "no scheme"
     raise ConfigError(f"sqlalchemy_url has {shown}; expected sqlite:///PATH or "
                       "postgresql://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB")

@@ -76,8 +76,9 @@ def mysql_params(url: str) -> dict[str, Any]:
                           "(mysql://USER@HOST:PORT/DATABASE)")
     try:
         port = parts.port or 3306
-    except ValueError as exc:
-        raise ConfigError(f"sqlalchemy_url is not a valid MySQL URL: {exc}") from None
+    except ValueError:  # its text may quote part of the password
+        raise ConfigError("sqlalchemy_url is not a valid MySQL URL (its port is not a "
+                          "number)") from None
     params: dict[str, Any] = {
         "host": parts.hostname or "localhost", "port": port,
         "user": unquote(parts.username or "root"), "password": unquote(parts.password or ""),

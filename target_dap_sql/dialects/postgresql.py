@@ -67,8 +67,16 @@ def pg_conninfo(url: str) -> str:
 
 
 def redact(text: str, url: str) -> str:
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
+    """``text`` without the URL's password, however the URL was (mis)written."""
+    from target_dap_sql.dialects import url_password
+
+    try:
+        parsed = urlsplit(url).password
+    except ValueError:
+        parsed = None
+    for secret in sorted({p for p in (parsed, url_password(url)) if p}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 class PostgresDialect(ConnectionDialect[psycopg.Connection]):

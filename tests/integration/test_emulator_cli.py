@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -72,3 +73,24 @@ def test_every_serve_option_has_help_text() -> None:
         undocumented = [a.option_strings[0] for a in subparser._actions
                         if a.option_strings and not a.help]
         assert undocumented == [], f"dap-emulator {name}: options without help"
+
+
+def test_verbose_log_hides_presigned_url_signatures() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tap_dap.emulator.cli", "serve", "--port", "0", "--rows", "1",
+         "--tables", "accounts", "--verbose"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        secret = "a1b2c3d4e5f6deadbeef"
+        for query in (f"X-Amz-Expires=9&X-Amz-Signature={secret}", f"x-amz-signature={secret}"):
+            try:
+                urllib.request.urlopen(f"{base_url}/objects/j/part-0.json.gz?{query}", timeout=10)
+            except urllib.error.HTTPError as exc:
+                assert exc.code in (403, 404)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert "X-Amz-Signature=***" in stderr and "x-amz-signature=***" in stderr
+    assert secret not in stderr
