@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
@@ -63,6 +64,43 @@ CONFIG_JSONSCHEMA: dict[str, Any] = th.PropertiesList(
 ).to_dict()  # fmt: skip
 
 
+#: Beyond these a setting is a typo, not a plan: a million download threads take a minute to
+#: fail with "can't start new thread".
+UPPER_BOUNDS = {"max_concurrent_jobs": 100, "download_concurrency": 64,
+                "prefetch_buffer_mb": 16_384, "max_jobs_per_minute": 10_000}
+
+
+def check_env_settings(environ: Mapping[str, str]) -> None:
+    """With ``--config ENV``: one clear error for a TAP_DAP_* number that does not parse (the
+    SDK's parser raises a bare ValueError traceback)."""
+    for name, prop in CONFIG_JSONSCHEMA["properties"].items():
+        variable = f"TAP_DAP_{name.upper()}"
+        raw = environ.get(variable)
+        kinds = prop.get("type", [])
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if raw is None or "string" in kinds:
+            continue
+        parse = int if "integer" in kinds else float if "number" in kinds else None
+        try:
+            if parse is not None:
+                parse(raw)
+        except ValueError:
+            raise ConfigurationError(f"environment variable {variable}={raw!r}: not "
+                                     f"{'an integer' if parse is int else 'a number'}") from None
+
+
+def check_base_url(url: Any) -> None:
+    """One clear error for a base_url that is not an http(s) URL with a host."""
+    try:
+        parts = urlsplit(str(url))
+        host, _ = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ConfigurationError(f"setting base_url {url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigurationError(f"setting base_url {url!r} must be an http(s) URL with a host, "
+                                 f"e.g. {DAP_API_URL_DEFAULT}")
+
+
 @dataclass(frozen=True)
 class TapSettings:
     """Typed, cross-checked settings (the SDK has already applied defaults and the schema)."""
@@ -110,10 +148,16 @@ class TapSettings:
         if not all(isinstance(ns, str) and ns for ns in namespaces):
             raise ConfigurationError(f"setting namespaces must list names, got {namespaces!r}")
         per_minute = config.get("max_jobs_per_minute")
+        for name, most in UPPER_BOUNDS.items():
+            value = config.get(name)
+            if isinstance(value, int | float) and value > most:
+                raise ConfigurationError(f"setting {name} must be at most {most}, got {value!r}")
+        base_url = config.get("base_url") or DAP_API_URL_DEFAULT
+        check_base_url(base_url)
         return cls(
             client_id=config["client_id"],
             client_secret=config["client_secret"],
-            base_url=config.get("base_url") or DAP_API_URL_DEFAULT,
+            base_url=base_url,
             namespaces=namespaces,
             tables=tuple(config["tables"]) if config.get("tables") else None,
             start_mode=start_mode,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from tap_dap.client import Credentials, DAPClient, DAPClientError
 from tap_dap.discovery import discover_tables
 from tap_dap.errors import StreamsFailedError, StreamSyncError, TapDapError
 from tap_dap.schema import ANNOTATION
-from tap_dap.settings import CONFIG_JSONSCHEMA, TapSettings
+from tap_dap.settings import CONFIG_JSONSCHEMA, TapSettings, check_env_settings
 from tap_dap.state import read_config_files, read_json_file_handle, validate_state
 from tap_dap.streams import DAPTableStream
 from tap_dap.sync import SyncCoordinator
@@ -160,6 +161,8 @@ class TapDap(Tap):
     @classmethod
     def cb_config(cls, ctx: Any, param: Any, value: tuple[str, ...]) -> _ConfigInput:
         config, parse_env = read_config_files(value)
+        if parse_env:
+            check_env_settings(os.environ)
         return _ConfigInput(config=config, parse_env=parse_env)
 
     @classmethod

@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
+from target_dap_sql.config_files import read_config_files
 from target_dap_sql.dialects import dialect_for_url
-from target_dap_sql.errors import ConfigError, TargetDapSQLError
+from target_dap_sql.errors import TargetDapSQLError
 from target_dap_sql.meta import MetaRow, bookmark_of
 from target_dap_sql.replica_db import ReplicaDatabase
 
@@ -69,18 +70,8 @@ def load_config(paths: list[str]) -> dict[str, Any]:
     """The target's settings, merged and validated exactly as for a normal run."""
     from target_dap_sql.target import TargetDapSQL
 
-    merged: dict[str, Any] = {}
-    for path in (p for p in paths if p != "ENV"):
-        try:
-            loaded = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"--config {path}: no such file") from None
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"--config {path}: not a readable JSON file ({exc})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"--config {path}: not a JSON object")
-        merged.update(loaded)  # later files win, as in the SDK
-    target = TargetDapSQL(config=merged, parse_env_config="ENV" in paths, validate_config=True)
+    merged, parse_env = read_config_files(paths)
+    target = TargetDapSQL(config=merged, parse_env_config=parse_env, validate_config=True)
     return dict(target.config)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import sys
 import time
 from types import FrameType
@@ -23,10 +24,13 @@ from singer_sdk.helpers.capabilities import (
     PluginCapabilities,
     TargetCapabilities,
 )
+from singer_sdk.plugin_base import _ConfigInput
 
+from target_dap_sql.config_files import check_env_settings, read_config_files
 from target_dap_sql.dialects import Dialect, dialect_for_url
 from target_dap_sql.dialects.base import key_change_error
 from target_dap_sql.errors import (
+    ConfigError,
     InputError,
     RecordBeforeSchemaError,
     TargetDapSQLError,
@@ -87,8 +91,11 @@ class TargetDapSQL(Target):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._dialect: Dialect = dialect_for_url(self.config.get("sqlalchemy_url")
-                                                 or "sqlite:///dap.db")
+        url = self.config.get("sqlalchemy_url")
+        if url is not None and not str(url).strip():
+            raise ConfigError("setting sqlalchemy_url is empty; leave it out for the default "
+                              "sqlite:///dap.db, or give a database URL")
+        self._dialect: Dialect = dialect_for_url(url or "sqlite:///dap.db")
         self._options = LayoutOptions(
             default_target_schema=self.config.get("default_target_schema") or None,
             enum_native=self.config.get("enum_type", "native") == "native",
@@ -96,9 +103,15 @@ class TargetDapSQL(Target):
             hard_delete=bool(self.config.get("hard_delete", True)),
             add_record_metadata=bool(self.config.get("add_record_metadata", False)),
         )
-        self._batch_rows = max(1, int(self.config.get("batch_size_rows") or 50_000))
+        rows = self.config.get("batch_size_rows")
+        self._batch_rows = 50_000 if rows is None else int(rows)
         seconds = self.config.get("batch_max_seconds")
         self._batch_seconds = float(60 if seconds is None else seconds)
+        # settings that would mean "never commit" or "commit nothing" are refused, not clamped
+        if self._batch_rows < 1:
+            raise ConfigError(f"setting batch_size_rows must be at least 1, got {rows!r}")
+        if self._batch_seconds < 0:
+            raise ConfigError(f"setting batch_max_seconds must not be negative, got {seconds!r}")
         self._sinks: dict[str, StreamSink] = {}
         self._schemas_seen: dict[str, tuple[bytes, list[str] | None]] = {}
         self._meta_rows: dict[tuple[str, str], MetaRow] | None = None
@@ -281,6 +294,13 @@ class TargetDapSQL(Target):
     # --- CLI --------------------------------------------------------------------------------
 
     @classmethod
+    def cb_config(cls, ctx: Any, param: Any, value: tuple[str, ...]) -> _ConfigInput:
+        config, parse_env = read_config_files(value)
+        if parse_env:
+            check_env_settings(cls.config_jsonschema["properties"], os.environ)
+        return _ConfigInput(config=config, parse_env=parse_env)
+
+    @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         try:
             super().invoke(*args, **kwargs)
@@ -301,7 +321,11 @@ def cli() -> None:
         sys.exit(main(sys.argv[1:]))
     command = TargetDapSQL.cli
     command.epilog = ADMIN_HELP
-    command()
+    try:
+        command()
+    except TargetDapSQLError as exc:  # raised while click reads the options (--config)
+        TargetDapSQL.logger.error("target-dap-sql: %s", exc)
+        sys.exit(1)
 
 
 # Shown by `target-dap-sql --help` under the SDK's options ("\b": click keeps the line breaks).

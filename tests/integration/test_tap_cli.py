@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_tap_harness import run_cli, tap_config, write_json
+from tests.integration.test_tap_harness import TAP_EXECUTABLE, run_cli, tap_config, write_json
 
 
 def _messages(stdout: str) -> list[dict]:
@@ -67,6 +69,10 @@ def test_discover_lists_streams_with_keys_and_provenance(emulator, tmp_path: Pat
         ({"tables": ["accounts", "no_such_table"]},
          "setting tables: table 'no_such_table' does not exist in namespace(s) canvas"),
         ({"start_mode": "incremental"}, "setting start_mode=incremental needs a start_date"),
+        ({"download_concurrency": 1_000_000},
+         "setting download_concurrency must be at most 64, got 1000000"),
+        ({"base_url": "http://[::1"}, "setting base_url 'http://[::1' is not a valid URL"),
+        ({"base_url": "ftp://example.edu"}, "must be an http(s) URL with a host"),
     ],
 )  # fmt: skip
 def test_bad_settings_give_one_clear_error_line(emulator, tmp_path, setting, expected) -> None:
@@ -103,3 +109,15 @@ def test_malformed_state_file_is_one_clear_error(emulator, tmp_path, content, ex
     assert len(errors) == 1, result.stderr
     assert expected in errors[0]
     assert result.stdout == ""
+
+
+def test_unparsable_environment_setting_is_one_clear_error(emulator, tmp_path) -> None:
+    env = {**os.environ, "TAP_DAP_CLIENT_ID": emulator.client_id,
+           "TAP_DAP_CLIENT_SECRET": emulator.client_secret, "TAP_DAP_BASE_URL": emulator.base_url,
+           "TAP_DAP_MAX_CONCURRENT_JOBS": "abc"}
+    result = subprocess.run([TAP_EXECUTABLE, "--config", "ENV"], capture_output=True, text=True,
+                            timeout=60, env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert _error_lines(result.stderr) == [
+        "tap-dap: error: environment variable TAP_DAP_MAX_CONCURRENT_JOBS='abc': not an integer"]
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -4,6 +4,7 @@ never ahead of the database. Drives the real `target-dap-sql` console script."""
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import sqlite3
@@ -167,3 +168,33 @@ def _fresh_clean_run(db: TargetDb, tmp_path: Path, messages: list[dict[str, Any]
     run = run_cli({"sqlalchemy_url": other.url}, messages, tmp_path)
     assert run.returncode == 0, run.stderr
     return other.dump()
+
+
+@pytest.mark.parametrize(("config", "env", "message"), [
+    (None, {}, "--config {tmp}/missing.json: no such file"),
+    ("[1, 2]", {}, "--config {tmp}/c.json: not a JSON object, but list"),
+    ("{nope", {}, "--config {tmp}/c.json: not a readable JSON file (Expecting property name "
+                  "enclosed in double quotes: line 1 column 2 (char 1))"),
+    ('{"batch_size_rows": 0}', {}, "setting batch_size_rows must be at least 1, got 0"),
+    ('{"batch_max_seconds": -5}', {}, "setting batch_max_seconds must not be negative, got -5"),
+    ('{"sqlalchemy_url": ""}', {}, "setting sqlalchemy_url is empty; leave it out for the "
+                                   "default sqlite:///dap.db, or give a database URL"),
+    ("ENV", {"TARGET_DAP_SQL_BATCH_SIZE_ROWS": "abc"},
+     "environment variable TARGET_DAP_SQL_BATCH_SIZE_ROWS='abc': not an integer"),
+])
+def test_bad_settings_are_one_clear_line(tmp_path: Path, config: str | None,
+                                         env: dict[str, str], message: str) -> None:
+    if config == "ENV":
+        where = "ENV"
+    else:
+        where = str(tmp_path / ("missing.json" if config is None else "c.json"))
+        if config is not None:
+            Path(where).write_text(config)
+    run = subprocess.run([TARGET, "--config", where], input=jsonl([SUBMISSIONS_V1, upsert(1)]),
+                         capture_output=True, timeout=60, cwd=tmp_path,
+                         env={**os.environ, **env})
+    stderr = run.stderr.decode()
+    assert run.returncode == 1
+    assert logged_errors(stderr) == [f"target-dap-sql: {message.format(tmp=tmp_path)}"]
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "dap.db").exists()
