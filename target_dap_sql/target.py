@@ -239,6 +239,9 @@ class TargetDapSQL(Target):
     def _commit_all(self) -> None:
         for sink in self._sinks.values():
             sink.flush(self._state)
+        # Slices loading in the background (any stream kind) are committed before a STATE
+        # line can cover them; if one failed, its error ends the run before the STATE.
+        self._dialect.settle()
         self._last_commit = time.monotonic()
         state = self._state_to_emit()
         if state is not None and state != self._emitted_state:

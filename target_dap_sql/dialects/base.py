@@ -223,6 +223,11 @@ class Dialect(ABC):
         """Apply a batch (upserts, then deletes) and the meta row in ONE transaction."""
 
     @abstractmethod
+    def settle(self) -> None:
+        """Return once every batch handed to write_batch is committed (raise its error if one
+        failed): a STATE line may then cover them."""
+
+    @abstractmethod
     def update_meta(self, meta: MetaRow) -> None:
         """Upsert a meta row on its own (its data is already committed)."""
 

@@ -96,6 +96,9 @@ class ConnectionDialect(Dialect, Generic[ConnT]):
             if conn is not None:
                 self._close_connection(conn)
 
+    def settle(self) -> None:
+        self._settle_loads()
+
     def _settle_loads(self) -> None:
         """Wait for the background load in flight, if any, and raise its error."""
         if self._loads is not None:
@@ -135,8 +138,10 @@ class ConnectionDialect(Dialect, Generic[ConnT]):
     def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
                     meta: MetaRow | None) -> None:
         def load() -> None:
-            if meta is None:
-                # A slice that moves no bookmark: lost in a server crash, it is fetched again.
+            if meta is None and layout.dap is not None:
+                # A DAP slice that moves no bookmark: lost in a server crash, it is fetched
+                # again (its bookmark moves only with a later, durable meta-row commit). Other
+                # taps' STATE may cover a slice as soon as it is committed: those stay durable.
                 self._without_durable_commit()
             if len(batch):
                 self._apply(layout, batch, staging)
