@@ -40,6 +40,7 @@ def discover_tables(session: Any, settings: TapSettings) -> list[DiscoveredTable
             ) from None
         available.extend((namespace, table) for table in tables)
     selected = select_tables(available, settings.tables)
+    check_stream_names(selected)
 
     def fetch(item: tuple[str, str]) -> DiscoveredTable:
         namespace, table = item
@@ -53,6 +54,19 @@ def discover_tables(session: Any, settings: TapSettings) -> list[DiscoveredTable
         "discovered %d table(s) in namespace(s) %s", len(discovered), ", ".join(settings.namespaces)
     )
     return discovered
+
+
+def check_stream_names(tables: list[tuple[str, str]]) -> None:
+    """Refuse two tables whose stream names coincide (namespace `a-b` + table `c` and namespace
+    `a` + table `b-c` are both `a-b-c`): the target would merge their rows into one table."""
+    owners: dict[str, tuple[str, str]] = {}
+    for namespace, table in tables:
+        name = stream_name_for(namespace, table)
+        other = owners.setdefault(name, (namespace, table))
+        if other != (namespace, table):
+            raise ConfigurationError(
+                f"tables {other[0]}.{other[1]} and {namespace}.{table} would both be stream "
+                f"{name!r}; select only one of them with the tables setting")
 
 
 def select_tables(

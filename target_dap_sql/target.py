@@ -33,6 +33,7 @@ from target_dap_sql.errors import (
     ConfigError,
     InputError,
     RecordBeforeSchemaError,
+    SchemaError,
     TargetDapSQLError,
 )
 from target_dap_sql.layout import LayoutOptions, build_layout
@@ -114,6 +115,7 @@ class TargetDapSQL(Target):
             raise ConfigError(f"setting batch_max_seconds must not be negative, got {seconds!r}")
         self._sinks: dict[str, StreamSink] = {}
         self._schemas_seen: dict[str, tuple[bytes, list[str] | None]] = {}
+        self._object_owners: dict[str, str] = {}  # database object name -> its stream
         self._meta_rows: dict[tuple[str, str], MetaRow] | None = None
         self._state: Any = None
         self._emitted_state: Any = None
@@ -167,10 +169,13 @@ class TargetDapSQL(Target):
                 # nothing.
                 raise key_change_error(stream, previous.layout.key_columns, layout.key_columns)
             previous.flush(self._state)
+        self._claim_names(layout)
         if layout.dap is not None and self._meta_rows is None:
             self._dialect.ensure_meta_tables()
             self._meta_rows = {(r.source_namespace, r.source_table): r
                                for r in self._dialect.read_meta_rows()}
+        if layout.dap is not None:
+            self._check_meta_owner(layout)
         self._dialect.prepare_table(
             layout, drop_removed_columns=bool(self.config.get("drop_removed_columns", False)))
         sink = StreamSink(layout, self._dialect)
@@ -181,6 +186,30 @@ class TargetDapSQL(Target):
             sink.committed_bookmark = bookmark_of(row) if row else None
         self._sinks[stream] = sink
         self._schemas_seen[stream] = (raw, envelope.key_properties)
+
+    def _claim_names(self, layout: Any) -> None:
+        """Refuse, before anything is written, a stream whose table or enum type is already
+        another stream's (`canvas-a__b` and `canvas__a-b` both make SQLite `canvas__a__b`;
+        PostgreSQL cuts names at 63 bytes): their rows would merge silently."""
+        for name in sorted(self._dialect.object_names(layout)):
+            owner = self._object_owners.setdefault(name, layout.stream)
+            if owner != layout.stream:
+                raise SchemaError(
+                    f"streams '{owner}' and '{layout.stream}' would both write {name!r} in the "
+                    "database; rename one (stream maps `__alias__`) or give it its own "
+                    "default_target_schema", stream=layout.stream)
+
+    def _check_meta_owner(self, layout: Any) -> None:
+        """A DAP table whose name another (namespace, table) already replicates into."""
+        assert layout.dap is not None and self._meta_rows is not None
+        for (namespace, table), row in self._meta_rows.items():
+            same_target = ((row.target_schema or None) == (layout.schema or None)
+                           and row.target_table == layout.table)
+            if same_target and (namespace, table) != (layout.dap.namespace, layout.dap.table):
+                raise SchemaError(
+                    f"table {row.target_table!r} already replicates {namespace}.{table} "
+                    f"({self._dialect.meta_table_label}); refusing to write "
+                    f"{layout.dap.namespace}.{layout.dap.table} into it", stream=layout.stream)
 
     def _process_record_message(self, envelope: Envelope) -> None:  # type: ignore[override]
         sink = self._sink(envelope)

@@ -10,6 +10,7 @@ connection.py implements the transaction and loading paths the dialects share.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -71,6 +72,16 @@ def check_primary_key(layout: TableLayout, existing_key: Sequence[str]) -> None:
     """Refuse a layout whose key differs from the primary key of the table already there."""
     if sorted(existing_key) != sorted(layout.key_columns):
         raise key_change_error(layout.stream, existing_key, layout.key_columns)
+
+
+def shortened(name: str, limit: int, tag: str = "") -> str:
+    """``name`` if it fits ``limit`` bytes, else a deterministic shortening that stays unique:
+    its head, ``tag`` and 10 hex digits of its SHA-1."""
+    if len(name.encode()) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    head = name.encode()[:limit - len(tag.encode()) - len(digest) - 1].decode(errors="ignore")
+    return f"{head}{tag}_{digest}"
 
 
 def prefixed_table_name(layout: TableLayout, table: str | None = None) -> str:
@@ -245,3 +256,8 @@ class Dialect(ABC):
 
     def staging_table(self, layout: TableLayout) -> str:
         return layout.table + STAGING_SUFFIX
+
+    def object_names(self, layout: TableLayout) -> set[str]:
+        """The database objects a stream writes, as the database names them (case folded
+        where it ignores case): two streams that share one would merge their rows."""
+        return {prefixed_table_name(layout).lower()}

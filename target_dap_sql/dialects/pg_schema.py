@@ -22,6 +22,7 @@ from target_dap_sql.dialects.base import (
     meta_row_sql,
     primary_key_clause,
     quote,
+    shortened,
     widened,
 )
 from target_dap_sql.layout import Column, SqlType, TableLayout
@@ -37,6 +38,16 @@ _CATALOG_NAMES = {
 _META_TABLE = f"{quote(META_NAMESPACE)}.{quote('table_sync')}"
 _META_UPDATE, _META_INSERT = meta_row_sql(_META_TABLE, "%s",
                                           '"source_namespace" = %s AND "source_table" = %s')
+
+
+#: PostgreSQL's NAMEDATALEN - 1: longer identifiers are silently cut to this many bytes.
+MAX_IDENTIFIER_BYTES = 63
+
+
+def pg_enum_type(layout: TableLayout, column: Column) -> str:
+    """The official `<table>__<column>`, shortened uniquely where PostgreSQL would cut it (a cut
+    name could be another column's type, or the table's own row type)."""
+    return shortened(layout.enum_type_name(column), MAX_IDENTIFIER_BYTES, "__enum")
 
 
 class ExistingColumn(NamedTuple):
@@ -114,7 +125,7 @@ class PgSchemaManager:
         if kind == "enum":
             if not layout.enum_native:
                 return "text"
-            return f"{quote(layout.schema or 'public')}.{quote(layout.enum_type_name(column))}"
+            return f"{quote(layout.schema or 'public')}.{quote(pg_enum_type(layout, column))}"
         if kind in ("varchar", "char"):
             return f"{kind}({sql_type.length})"
         if kind == "decimal":
@@ -247,7 +258,7 @@ class PgSchemaManager:
         sql_type = column.type.element if column.type.kind == "array" else column.type
         if sql_type is None or sql_type.kind != "enum" or not layout.enum_native:
             return
-        name = f"{quote(layout.schema or 'public')}.{quote(layout.enum_type_name(column))}"
+        name = f"{quote(layout.schema or 'public')}.{quote(pg_enum_type(layout, column))}"
         existing = [r[0] for r in self._exec(
             "SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = to_regtype(%s) "
             "ORDER BY e.enumsortorder", (name,)).fetchall()]

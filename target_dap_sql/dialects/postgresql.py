@@ -22,9 +22,9 @@ from psycopg import sql
 
 from target_dap_sql.decoding import constrained
 from target_dap_sql.dialects.background import BackgroundJob
-from target_dap_sql.dialects.base import Batch, logger, quote
+from target_dap_sql.dialects.base import STAGING_SUFFIX, Batch, logger, quote, shortened
 from target_dap_sql.dialects.connection import ConnectionDialect
-from target_dap_sql.dialects.pg_schema import PgSchemaManager
+from target_dap_sql.dialects.pg_schema import MAX_IDENTIFIER_BYTES, PgSchemaManager, pg_enum_type
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, SqlType, TableLayout
 from target_dap_sql.meta import MetaRow
@@ -96,6 +96,25 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection]):
         self._statements: dict[tuple[int, bool], tuple[sql.Composed, ...]] = {}
         #: Per layout in a snapshot: (COPY into staging, its types), or None to use the temp table.
         self._direct_copy: dict[int, tuple[sql.SQL, list[str]] | None] = {}
+
+    # --- names ------------------------------------------------------------------------------
+
+    def staging_table(self, layout: TableLayout) -> str:
+        # PostgreSQL cuts identifiers at 63 bytes: a long table's staging name would be cut
+        # back to the live table's own name
+        return shortened(layout.table + STAGING_SUFFIX, MAX_IDENTIFIER_BYTES, "__stg")
+
+    def object_names(self, layout: TableLayout) -> set[str]:
+        schema = (layout.schema or "public").encode()[:MAX_IDENTIFIER_BYTES].decode(errors="ignore")
+
+        def cut(name: str) -> str:  # what PostgreSQL itself would make of the name
+            return f"{schema}.{name.encode()[:MAX_IDENTIFIER_BYTES].decode(errors='ignore')}"
+
+        names = {cut(layout.table)}
+        if layout.enum_native:
+            names |= {f"{schema}.{pg_enum_type(layout, c)}" for c in layout.columns
+                      if "enum" in (c.type.kind, c.type.element and c.type.element.kind)}
+        return names
 
     # --- decoding ---------------------------------------------------------------------------
 

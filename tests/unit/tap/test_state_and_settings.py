@@ -131,3 +131,13 @@ def test_unreadable_config_file_is_one_error_naming_it(
     with pytest.raises(ConfigurationError) as info:
         read_config_files([str(path)])
     assert str(info.value).startswith(message.format(path=path))
+
+
+def test_tables_whose_stream_names_coincide_are_refused() -> None:
+    from tap_dap.discovery import check_stream_names
+
+    check_stream_names([("canvas", "users"), ("canvas_logs", "users")])  # distinct streams
+    with pytest.raises(ConfigurationError) as raised:
+        check_stream_names([("a-b", "c"), ("a", "b-c")])
+    assert str(raised.value) == ("tables a-b.c and a.b-c would both be stream 'a-b-c'; select "
+                                 "only one of them with the tables setting")
