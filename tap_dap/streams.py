@@ -20,7 +20,7 @@ from singer_sdk.singerlib import SchemaMessage
 from tap_dap.client import DAPClientError, format_timestamp
 from tap_dap.errors import MalformedDataError, StreamSyncError, TapDapError
 from tap_dap.jobs import ReadyJob, TableRequest
-from tap_dap.schema import StreamSchema, convert_table_schema
+from tap_dap.schema import ALWAYS_SENT, StreamSchema, convert_table_schema, without_properties
 from tap_dap.state import parse_bookmark_timestamp
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class DAPTableStream(Stream):
         self.forced_replication_method = "INCREMENTAL"
         self._table_schema = table_schema
         self._dap_tap = tap
+        self._dropped: frozenset[str] | None = None
 
     @property
     def table_schema(self) -> StreamSchema:
@@ -62,7 +63,56 @@ class DAPTableStream(Stream):
             since = parse_bookmark_timestamp(timestamp, f"state bookmark {self.name}.timestamp")
         elif settings.start_mode == "incremental":
             since = settings.start_date
-        return TableRequest(self.name, self.namespace, self.table, since)
+        return TableRequest(self.name, self.namespace, self.table, since, self.dropped)
+
+    # -- property selection -----------------------------------------------------------------------
+
+    @property
+    def metadata(self) -> Any:
+        metadata = super().metadata
+        if not self._tap_input_catalog:
+            # Discovery: meta and _sdc_deleted_at are sent whatever the selection, like keys.
+            for name in ALWAYS_SENT:
+                entry = metadata.get(("properties", name))
+                if entry is not None:
+                    entry.inclusion = "automatic"
+        return metadata
+
+    @property
+    def dropped(self) -> frozenset[str]:
+        """Value properties the catalog deselects (SDK semantics: ``selected: false`` or
+        ``inclusion: unsupported``). Keys, ``meta`` and ``_sdc_deleted_at`` are always sent.
+
+        Taken from the catalog's breadcrumbs, not from the current schema, so a property that
+        only appears with a later schema version stays deselected too.
+        """
+        if self._dropped is None:
+            mask = self.mask
+            always = ALWAYS_SENT | set(self._table_schema.key_properties)
+            dropped: set[str] = set()
+            known = set(self._table_schema.schema["properties"])
+            for breadcrumb in list(self.metadata):
+                if len(breadcrumb) != 2 or breadcrumb[0] != "properties" or mask[breadcrumb]:
+                    continue
+                name = breadcrumb[1]
+                if name in always:
+                    self.logger.warning(
+                        "%s: property %r cannot be deselected (key or replication metadata); "
+                        "it is sent", self.name, name,
+                    )  # fmt: skip
+                    continue
+                if name not in known:
+                    self.logger.warning(
+                        "%s: deselected property %r is not in the table's schema (version %d)",
+                        self.name, name, self._table_schema.version,
+                    )  # fmt: skip
+                dropped.add(name)
+            if dropped:
+                self.logger.info(
+                    "%s: deselected properties not sent: %s", self.name, ", ".join(sorted(dropped))
+                )
+            self._dropped = frozenset(dropped)
+        return self._dropped
 
     # -- SDK hooks --------------------------------------------------------------------------------
 
@@ -75,9 +125,8 @@ class DAPTableStream(Stream):
     def _generate_schema_messages(self) -> Generator[SchemaMessage, None, None]:
         # The live table schema (with its x-dap annotation), not the catalog's copy: the SDK's
         # catalog model drops unknown keywords, and records always follow the server's schema.
-        yield SchemaMessage(
-            self.name, self._table_schema.schema, self._table_schema.key_properties, None
-        )
+        sent = without_properties(self._table_schema, self.dropped)
+        yield SchemaMessage(self.name, sent.schema, sent.key_properties, None)
 
     def finalize_state_progress_markers(self, state: dict | None = None) -> None:
         # No progress markers exist; only write the bookmark if this stream advanced it.

@@ -109,12 +109,17 @@ class TapDap(Tap):
 
     @property
     def catalog_dict(self) -> dict:
-        # The SDK's catalog model drops unknown keywords; keep the DAP provenance visible.
+        # The SDK's catalog model drops unknown keywords; keep where the stream comes from
+        # visible, but not the embedded DAP schema: catalog tools (Meltano's `select --list`)
+        # would list its key/value members as properties. SCHEMA messages carry all of it.
         catalog = super().catalog_dict
         for entry in catalog.get("streams", []):
             stream = self.streams.get(entry.get("tap_stream_id"))
             if isinstance(stream, DAPTableStream):
-                entry["schema"][ANNOTATION] = stream.table_schema.schema[ANNOTATION]
+                annotation = stream.table_schema.schema[ANNOTATION]
+                entry["schema"][ANNOTATION] = {
+                    k: v for k, v in annotation.items() if k != "schema"
+                }
         return catalog
 
     def load_state(self, state: dict[str, Any]) -> None:

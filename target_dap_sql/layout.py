@@ -131,7 +131,7 @@ def build_layout(
     keys = list(key_properties or [])
     x_dap = schema.get("x-dap")
     if x_dap is not None:
-        layout = _dap_layout(stream, x_dap, keys, options)
+        layout = _dap_layout(stream, x_dap, keys, options, set(schema["properties"]))
     else:
         layout = _generic_layout(stream, schema, keys, options)
     extra: list[Column] = []
@@ -154,7 +154,10 @@ def build_layout(
 
 # --- DAP layout ---------------------------------------------------------------------------------
 
-def _dap_layout(stream: str, x_dap: Any, keys: list[str], options: LayoutOptions) -> TableLayout:
+def _dap_layout(stream: str, x_dap: Any, keys: list[str], options: LayoutOptions,
+                sent: set[str]) -> TableLayout:
+    """The official layout of the DAP table, limited to the properties the stream sends (`sent`):
+    a property deselected in the tap's catalog or dropped by a stream map gets no column."""
     try:
         namespace, table, version = x_dap["namespace"], x_dap["table"], int(x_dap["version"])
         dap_schema = x_dap["schema"]
@@ -176,6 +179,8 @@ def _dap_layout(stream: str, x_dap: Any, keys: list[str], options: LayoutOptions
     with_default: list[Column] = []
     for parent in (key_node, value_node):
         for name, node in parent.get("properties", {}).items():
+            if name not in sent and name not in dap_keys:
+                continue
             node = _resolve_ref(node, definitions, stream)
             col = Column(
                 name=name,

@@ -159,3 +159,37 @@ def test_chunks_split_on_record_boundaries() -> None:
     assert sum(count for _, count in chunks) == 5000
     assert len(chunks) > 1 and all(len(chunk) >= CHUNK_BYTES for chunk, _ in chunks[:-1])
     assert all(chunk.endswith(b"\n") and chunk.count(b"\n") == n for chunk, n in chunks)
+
+
+def _projected(lines: list[bytes], dropped: frozenset[str]) -> list[dict]:
+    encoder = RecordEncoder("s", version=None, where="w", dropped=dropped)
+    out = bytearray()
+    count = encoder.encode_block(b"".join(line + b"\n" for line in lines), out)
+    messages = [json.loads(line) for line in bytes(out).splitlines()]
+    assert count == len(messages)
+    return [m["record"] for m in messages]
+
+
+def test_deselected_members_are_removed_and_the_rest_is_unchanged() -> None:
+    lines = [
+        SNAPSHOT_LINE,
+        UPDATE_LINE,
+        DELETE_LINE,
+        b'{"key":{"id":4},"value":null,"meta":{"ts":"2024-01-01T00:00:00Z"}}',
+        b'{"key":{"id":5},"value":{ "name" : 1 , "n": {"name": 2}},"meta":{"ts":"2024-01-01Z"}}',
+    ]
+    full = _projected(lines, frozenset())
+    dropped = _projected(lines, frozenset({"name", "absent"}))
+    for before, after in zip(full, dropped, strict=True):
+        assert after == {k: v for k, v in before.items() if k != "name"}
+    assert dropped[4]["n"] == {"name": 2}  # only the top-level member goes
+    assert _projected(lines[:1], frozenset({"name", "n"})) == [
+        {"id": 1, "meta": {"action": "U", "ts": "2024-01-01T00:00:00Z"}, "_sdc_deleted_at": None}
+    ]
+
+
+def test_malformed_value_is_reported_with_its_line_when_projecting() -> None:
+    encoder = RecordEncoder("s", version=None, where="canvas.a: object O1", dropped=frozenset("x"))
+    bad = b'{"key":{"id":1},"value":[1],"meta":{"ts":"2024-01-01Z"}}'
+    with pytest.raises(MalformedDataError, match=r"canvas.a: object O1, line 2: malformed"):
+        encoder.encode_block(SNAPSHOT_LINE + b"\n" + bad + b"\n", bytearray())
