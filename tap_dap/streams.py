@@ -12,10 +12,12 @@ import logging
 import sys
 import time
 from collections.abc import Generator, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream
-from singer_sdk.singerlib import SchemaMessage
+from singer_sdk.mapper import RemoveRecordTransform
+from singer_sdk.singerlib import ActivateVersionMessage, SchemaMessage
 
 from tap_dap.client import DAPClientError, format_timestamp
 from tap_dap.errors import MalformedDataError, StreamSyncError, TapDapError
@@ -26,6 +28,8 @@ from tap_dap.state import parse_bookmark_timestamp
 if TYPE_CHECKING:
     from tap_dap.tap import TapDap
 
+#: Member of the closing ACTIVATE_VERSION of a snapshot: rows of the DAP snapshot.
+SOURCE_ROWS = "x-dap-rows"
 #: Seconds between progress lines while a stream's records are written.
 PROGRESS_INTERVAL = 5.0
 
@@ -180,9 +184,20 @@ class DAPTableStream(Stream):
             progress.add(records)
         out.flush()
         if version is not None:
-            self._write_activate_version_message(version)
+            self._write_snapshot_end(version, progress.rows)
         progress.done(ready)
         return True
+
+    def _write_snapshot_end(self, version: int, source_rows: int) -> None:
+        """The closing ACTIVATE_VERSION, saying how many rows the DAP snapshot had: an empty
+        snapshot is then known to be real, not records lost on the way (target-dap-sql refuses
+        to swap in an empty snapshot otherwise). Other targets ignore the extra member."""
+        for stream_map in self.stream_maps:
+            if isinstance(stream_map, RemoveRecordTransform):
+                continue
+            self._tap.write_message(
+                SnapshotEndMessage(stream_map.stream_alias, version, source_rows)
+            )
 
     def _refresh_schema(self, job_version: int) -> None:
         """Announce the schema of the job's data before its records.
@@ -218,6 +233,16 @@ class DAPTableStream(Stream):
         state["schema_version"] = self._table_schema.version
         self.state_manager.is_flushed = False
         self._write_state_message()
+
+
+@dataclass
+class SnapshotEndMessage(ActivateVersionMessage):
+    source_rows: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        message = super().to_dict()
+        message[SOURCE_ROWS] = message.pop("source_rows")
+        return message
 
 
 class _Progress:

@@ -48,6 +48,8 @@ class StreamSink:
         #: The stream's bookmark as it stood when the snapshot began (what STATE may still say).
         self.bookmark_before_snapshot: Any = _NO_BOOKMARK
         self.rows_loaded = 0
+        #: Records received since the snapshot began (an empty snapshot needs a reason).
+        self.snapshot_records = 0
 
     @property
     def size(self) -> int:
@@ -66,6 +68,7 @@ class StreamSink:
 
     def add_decoded(self, decoded: list[tuple[Any, tuple, bool]]) -> None:
         """Add (key, row, is_delete) records in order; a full slice is committed."""
+        self.snapshot_records += len(decoded)
         if self.layout.key_columns:
             upserts, deletes = self._upserts, self._deletes
             for key, row, deleted in decoded:
@@ -116,6 +119,7 @@ class StreamSink:
     def begin_snapshot(self, version: int, state: Any) -> None:
         self.flush(state)
         self.snapshot_version = version
+        self.snapshot_records = 0
         bookmarks = (state or {}).get("bookmarks", {}) if isinstance(state, dict) else {}
         if self.stream in bookmarks:
             self.bookmark_before_snapshot = copy.deepcopy(bookmarks[self.stream])

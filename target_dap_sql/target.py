@@ -79,6 +79,11 @@ class TargetDapSQL(Target):
                     description="Drop columns that vanished from the schema (default: keep)."),
         th.Property("add_record_metadata", th.BooleanType, default=False,
                     description="Add _sdc_deleted_at and _sdc_batched_at columns."),
+        th.Property("allow_empty_snapshots", th.BooleanType, default=False,
+                    description="Let a snapshot with no records replace a table that has rows "
+                    "even when tap-dap did not report the DAP table as empty (e.g. a mapper "
+                    "dropped or filtered every record). Default: refuse, leaving the table as "
+                    "it was."),
         th.Property("sanitize_null_characters", th.BooleanType, default=False,
                     description="PostgreSQL cannot store NUL (U+0000) in text or JSON: replace "
                     "it with U+FFFD instead of stopping with an error naming the line, stream, "
@@ -210,6 +215,7 @@ class TargetDapSQL(Target):
             # Other taps send only a start marker; canvas_logs snapshots merge by design.
             return
         if sink.in_snapshot and sink.snapshot_version == envelope.version:
+            self._refuse_empty_swap(sink, envelope)
             sink.end_snapshot(self._state)
         else:
             if sink.in_snapshot:
@@ -217,6 +223,22 @@ class TargetDapSQL(Target):
                                     sink.snapshot_version, sink.stream)
                 sink.snapshot_version = None
             sink.begin_snapshot(envelope.version, self._state)
+
+    def _refuse_empty_swap(self, sink: StreamSink, envelope: Envelope) -> None:
+        """A snapshot without records must not silently empty a table: only when the tap says
+        the DAP table is empty (or the setting allows it) may it replace a table that has rows.
+        """
+        if (sink.snapshot_records or envelope.source_rows == 0
+                or self.config.get("allow_empty_snapshots")
+                or not self._dialect.live_table_has_rows(sink.layout)):
+            return
+        said = ("tap-dap read rows that never arrived here (a stream map or mapper dropped "
+                "them)" if envelope.source_rows else "nothing says the source table is empty")
+        raise InputError(
+            f"refusing to replace table '{sink.layout.table}', which has rows, by an empty "
+            f"snapshot (version {envelope.version}): {said}. The table is left as it was; set "
+            "allow_empty_snapshots: true (TARGET_DAP_SQL_ALLOW_EMPTY_SNAPSHOTS) to allow it",
+            stream=sink.stream)
 
     def _process_batch_message(self, envelope: Envelope) -> None:  # type: ignore[override]
         raise InputError("BATCH messages are not supported", stream=envelope.stream)

@@ -177,3 +177,32 @@ def test_deselected_column_is_absent_from_the_database(users_pipe) -> None:
     assert unique
     content = db.read_bytes()
     assert [n for n in unique if n.encode() in content] == []
+
+
+def test_empty_dap_table_replaces_the_table_but_a_dropped_one_does_not(
+    emulator_factory, tmp_path: Path
+) -> None:
+    """End to end: the tap's row count lets a really empty DAP table through the guard."""
+    emulator = emulator_factory(tables="canvas.accounts", rows=4)
+    db = tmp_path / "dap.db"
+    target_config = write_json(tmp_path / "target.json", {"sqlalchemy_url": f"sqlite:///{db}"})
+    tap_config_file = write_json(tmp_path / "tap.json", tap_config(emulator, tables=["accounts"]))
+
+    def pipe() -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[bytes]]:
+        tap = subprocess.run([TAP_EXECUTABLE, "--config", tap_config_file],
+                             capture_output=True, timeout=120, check=True)  # fmt: skip
+        done = subprocess.run([TARGET_EXECUTABLE, "--config", target_config], input=tap.stdout,
+                              capture_output=True, timeout=120, check=False)  # fmt: skip
+        return [json.loads(line) for line in tap.stdout.splitlines()], done
+
+    assert pipe()[1].returncode == 0
+    emulator.advance("canvas", "accounts", deletes=4)
+    emulator.reload("canvas", "accounts")  # the next run must take a snapshot: of no rows
+    assert emulator.truth("canvas", "accounts") == []
+    messages, result = pipe()
+    assert result.returncode == 0, result.stderr.decode()[-1500:]
+    closing = [m for m in messages if m["type"] == "ACTIVATE_VERSION"][-1]
+    assert closing["x-dap-rows"] == 0
+    assert not [m for m in messages if m["type"] == "RECORD"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute('SELECT COUNT(*) FROM "canvas__accounts"').fetchone()[0] == 0
