@@ -15,7 +15,7 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk import Stream
+from singer_sdk import Stream, metrics
 from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.singerlib import ActivateVersionMessage, SchemaMessage
 
@@ -143,9 +143,18 @@ class DAPTableStream(Stream):
             raise TapDapError(f"{self.name}: syncing without writing messages is not supported")
         coordinator = self._dap_tap.coordinator_for(self)
         ready: ReadyJob | None = None
+        # The SDK's standard METRIC lines: record_count (every minute and at the end) and
+        # sync_duration per stream, like any SDK tap; job_duration for the wait on the DAP job
+        # and for reading its objects (job_type dap_job_wait / dap_download).
+        counter = self.get_record_counter(endpoint=f"{self.namespace}.{self.table}")
         try:
-            ready = coordinator.ready_job(self.name)
-            complete = self._write_job_output(coordinator, ready)
+            with counter, self.get_sync_timer():
+                with _timer(self.name, "dap_job_wait") as wait:
+                    ready = coordinator.ready_job(self.name)
+                    wait.tags["job_id"] = ready.job.id
+                with _timer(self.name, "dap_download") as download:
+                    download.tags["job_id"] = ready.job.id
+                    complete = self._write_job_output(coordinator, ready, counter)
         except StreamSyncError as exc:
             self._dap_tap.record_failure(exc)
         except (MalformedDataError, DAPClientError, TapDapError) as exc:
@@ -162,7 +171,9 @@ class DAPTableStream(Stream):
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def _write_job_output(self, coordinator: Any, ready: ReadyJob) -> bool:
+    def _write_job_output(
+        self, coordinator: Any, ready: ReadyJob, counter: metrics.Counter
+    ) -> bool:
         """Write SCHEMA (if changed), ACTIVATE_VERSION and the records; False if cut short."""
         if ready.schema_version != self._table_schema.version:
             self._refresh_schema(ready.schema_version)
@@ -182,6 +193,7 @@ class DAPTableStream(Stream):
                 return False
             out.write(chunk)
             progress.add(records)
+            counter.increment(records)
         out.flush()
         if version is not None:
             self._write_snapshot_end(version, progress.rows)
@@ -243,6 +255,12 @@ class SnapshotEndMessage(ActivateVersionMessage):
         message = super().to_dict()
         message[SOURCE_ROWS] = message.pop("source_rows")
         return message
+
+
+def _timer(stream: str, job_type: str) -> metrics.Timer:
+    return metrics.Timer(
+        metrics.Metric.JOB_DURATION, {metrics.Tag.STREAM: stream, metrics.Tag.JOB_TYPE: job_type}
+    )
 
 
 class _Progress:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -207,5 +208,11 @@ def cli() -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    sys.stderr.write(f"tap-dap: error: {message}\n")
+    line = f"tap-dap: error: {message}"
+    if "SINGER_SDK_LOG_CONFIG" in os.environ:
+        # Under Meltano the log is parsed (structured logging): an ERROR record is shown as an
+        # error, a raw stderr line as [info]. Either way it stays one line.
+        logger.error("%s", line)
+    else:
+        sys.stderr.write(line + "\n")
     sys.exit(1)

@@ -36,6 +36,9 @@ from target_dap_sql.meta import MetaRow, bookmark_of
 from target_dap_sql.reader import DapMessageReader, Envelope
 from target_dap_sql.sinks import StreamSink
 
+#: Seconds between progress lines while records arrive.
+PROGRESS_SECONDS = 10.0
+
 
 class TargetDapSQL(Target):
     """Replicates DAP (and any other Singer) streams into SQLite or PostgreSQL."""
@@ -109,7 +112,8 @@ class TargetDapSQL(Target):
         self._meta_rows: dict[tuple[str, str], MetaRow] | None = None
         self._state: Any = None
         self._emitted_state: Any = None
-        self._last_commit = time.monotonic()
+        self._last_commit = self._last_progress = time.monotonic()
+        self._progress_rows = 0
         if not self._dialect.stores_nul_characters and isinstance(self.message_reader,
                                                                   DapMessageReader):
             self.message_reader.nul_handling = (
@@ -199,8 +203,20 @@ class TargetDapSQL(Target):
     def _after_records(self, sink: StreamSink) -> None:
         if sink.size >= self._batch_rows:
             sink.flush(self._state)
-        if time.monotonic() - self._last_commit > self._batch_seconds:
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_SECONDS:
+            self._log_progress(sink, now)
+        if now - self._last_commit > self._batch_seconds:
             self._commit_all()
+
+    def _log_progress(self, sink: StreamSink, now: float) -> None:
+        """A progress line during long loads (at least every PROGRESS_SECONDS while records
+        arrive): without it a 500k-row snapshot is ~20 s of silence."""
+        received = sum(s.records_received for s in self._sinks.values())
+        rate = (received - self._progress_rows) / max(now - self._last_progress, 1e-9)
+        self.logger.info("Loading '%s': %s rows received so far, %s rows/s", sink.stream,
+                         f"{sink.records_received:,}", f"{rate:,.0f}")
+        self._last_progress, self._progress_rows = now, received
 
     def _process_state_message(self, envelope: Envelope) -> None:  # type: ignore[override]
         if envelope.value is None:
@@ -290,6 +306,7 @@ class TargetDapSQL(Target):
                         "the live table is left unchanged", sink.stream)
             self._commit_all()
             for sink in self._sinks.values():
+                sink.log_record_count()
                 self.logger.info("Stream '%s': %d rows loaded", sink.stream, sink.rows_loaded)
         finally:
             self._dialect.close()
