@@ -19,6 +19,7 @@ from singer_sdk import Stream, metrics
 from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.singerlib import ActivateVersionMessage, SchemaMessage
 
+from tap_dap import mapping
 from tap_dap.client import DAPClientError, format_timestamp
 from tap_dap.errors import MalformedDataError, StreamSyncError, TapDapError
 from tap_dap.jobs import ReadyJob, TableRequest
@@ -47,6 +48,8 @@ class DAPTableStream(Stream):
         self._table_schema = table_schema
         self._dap_tap = tap
         self._dropped: frozenset[str] | None = None
+        #: Set when the stream has stream maps or flattening (else records take the fast path).
+        self._mapped: mapping.MappedRecords | None = None
 
     @property
     def table_schema(self) -> StreamSchema:
@@ -129,8 +132,36 @@ class DAPTableStream(Stream):
     def _generate_schema_messages(self) -> Generator[SchemaMessage, None, None]:
         # The live table schema (with its x-dap annotation), not the catalog's copy: the SDK's
         # catalog model drops unknown keywords, and records always follow the server's schema.
-        sent = without_properties(self._table_schema, self.dropped)
-        yield SchemaMessage(self.name, sent.schema, sent.key_properties, None)
+        sent = self.sent_schema()
+        mapping.register(self._tap.mapper, self.name, sent)
+        self._stream_maps = None  # re-read: registering replaced them
+        self._mapped = None
+        if mapping.is_plain(self.stream_maps, self.name):
+            yield SchemaMessage(self.name, sent.schema, sent.key_properties, None)
+            return
+        self._mapped = mapping.MappedRecords(self.name, self.stream_maps, sent)
+        config = self.config.get("stream_maps") or {}
+        for index, stream_map in enumerate(self.stream_maps):
+            if not isinstance(stream_map, RemoveRecordTransform):
+                computed = mapping.computed_properties(config, self.name, stream_map)
+                yield SchemaMessage(
+                    stream_map.stream_alias,
+                    mapping.mapped_schema(stream_map, sent, computed, primary=index == 0),
+                    stream_map.transformed_key_properties,
+                    None,
+                )
+
+    def sent_schema(self) -> StreamSchema:
+        """The stream's schema without its deselected properties (before any stream map)."""
+        return without_properties(self._table_schema, self.dropped)
+
+    @property
+    def dropped_by_maps(self) -> bool:
+        """A stream mapped to null (``stream_maps: {name: null}`` or ``__else__: null``)."""
+        if self.name not in self._tap.mapper.stream_maps:
+            mapping.register(self._tap.mapper, self.name, self.sent_schema())
+            self._stream_maps = None
+        return all(isinstance(m, RemoveRecordTransform) for m in self.stream_maps)
 
     def finalize_state_progress_markers(self, state: dict | None = None) -> None:
         # No progress markers exist; only write the bookmark if this stream advanced it.
@@ -141,6 +172,10 @@ class DAPTableStream(Stream):
     ) -> Generator[dict, Any, Any]:
         if not write_messages:
             raise TapDapError(f"{self.name}: syncing without writing messages is not supported")
+        if self.dropped_by_maps:
+            self.logger.info("%s: mapped to null by stream_maps; no job, nothing sent", self.name)
+            yield from ()
+            return
         coordinator = self._dap_tap.coordinator_for(self)
         ready: ReadyJob | None = None
         # The SDK's standard METRIC lines: record_count (every minute and at the end) and
@@ -183,15 +218,20 @@ class DAPTableStream(Stream):
         progress = _Progress(self.logger, self.name, "snapshot" if ready.is_snapshot else "changes")
         limit = self.ABORT_AT_RECORD_COUNT
         out = sys.stdout.buffer
+        mapped = self._mapped
         for chunk, records in coordinator.record_chunks(ready):
             if limit is not None and progress.rows + records > limit:
                 # --test / dry runs: stop at the limit, leave the bookmark and the table alone.
                 keep = limit - progress.rows
-                out.write(b"".join(line + b"\n" for line in chunk.split(b"\n")[:keep]))
+                lines = chunk.split(b"\n")[:keep]
+                if mapped is not None:
+                    out.write(mapped.map_chunk(lines)[0])
+                else:
+                    out.write(b"".join(line + b"\n" for line in lines))
                 out.flush()
                 self.logger.info("%s: stopped after %d records (record limit)", self.name, limit)
                 return False
-            out.write(chunk)
+            out.write(chunk if mapped is None else mapped.map_chunk(chunk.split(b"\n"))[0])
             progress.add(records)
             counter.increment(records)
         out.flush()

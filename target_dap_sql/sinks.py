@@ -101,7 +101,7 @@ class StreamSink:
         """The meta row to write with the next commit, if the stream's bookmark moved."""
         if self.layout.dap is None or self.in_snapshot:
             return None, None
-        bookmark = bookmark_from_state(state, self.stream)
+        bookmark = bookmark_from_state(state, self.layout.state_key)
         if bookmark is None or bookmark == self.committed_bookmark:
             return None, None
         return meta_row_for(self.layout, bookmark), bookmark
@@ -129,8 +129,8 @@ class StreamSink:
         self.snapshot_version = version
         self.snapshot_records = 0
         bookmarks = (state or {}).get("bookmarks", {}) if isinstance(state, dict) else {}
-        if self.stream in bookmarks:
-            self.bookmark_before_snapshot = copy.deepcopy(bookmarks[self.stream])
+        if self.layout.state_key in bookmarks:
+            self.bookmark_before_snapshot = copy.deepcopy(bookmarks[self.layout.state_key])
         elif self.committed_bookmark is not None:
             # No STATE yet in this run: what the meta row says is committed.
             self.bookmark_before_snapshot = self.committed_bookmark.as_state_entry()

@@ -155,6 +155,7 @@ class TargetDapSQL(Target):
         schema = json.loads(raw)
         layout = build_layout(stream, schema, envelope.key_properties, self._options)
         previous = self._sinks.get(stream)
+        self._refuse_shared_source(stream, layout, previous)
         if previous is not None:
             if previous.in_snapshot:
                 raise InputError("SCHEMA changed in the middle of a snapshot", stream=stream)
@@ -177,6 +178,26 @@ class TargetDapSQL(Target):
             sink.committed_bookmark = bookmark_of(row) if row else None
         self._sinks[stream] = sink
         self._schemas_seen[stream] = (raw, envelope.key_properties)
+
+    def _refuse_shared_source(self, stream: str, layout: Any, previous: StreamSink | None
+                              ) -> None:
+        """One DAP table, one bookmark and one meta row: two streams claiming the same DAP
+        table (a stream map splitting it, or two aliases) would overwrite each other's."""
+        if layout.dap is None:
+            return
+        source = f"{layout.dap.namespace}.{layout.dap.table}"
+        if previous is not None and previous.layout.dap is not None and (
+                previous.layout.state_key != layout.state_key):
+            raise InputError(f"the stream's DAP table changed from "
+                             f"{previous.layout.dap.namespace}.{previous.layout.dap.table} to "
+                             f"{source}", stream=stream)
+        for other in self._sinks.values():
+            if other.stream != stream and other.layout.dap is not None and (
+                    other.layout.state_key == layout.state_key):
+                raise InputError(
+                    f"streams '{other.stream}' and '{stream}' both replicate DAP table {source}, "
+                    "whose bookmark and meta row can belong to one table only (send copies "
+                    "without the 'x-dap' annotation)", stream=stream)
 
     def _process_record_message(self, envelope: Envelope) -> None:  # type: ignore[override]
         sink = self._sink(envelope)
@@ -282,9 +303,9 @@ class TargetDapSQL(Target):
         for sink in unfinished:
             entry = sink.state_entry()
             if StreamSink.is_unset(entry):
-                state["bookmarks"].pop(sink.stream, None)
+                state["bookmarks"].pop(sink.layout.state_key, None)
             else:
-                state["bookmarks"][sink.stream] = entry
+                state["bookmarks"][sink.layout.state_key] = entry
         return state
 
     def listen(self, file_input: Any = None) -> None:
