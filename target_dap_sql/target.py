@@ -31,7 +31,9 @@ from target_dap_sql.errors import (
     RecordBeforeSchemaError,
     TargetDapSQLError,
 )
+from target_dap_sql.guards import refuse_empty_swap, refuse_shared_source
 from target_dap_sql.layout import LayoutOptions, build_layout
+from target_dap_sql.mapping import InputMaps
 from target_dap_sql.meta import MetaRow, bookmark_of
 from target_dap_sql.reader import DapMessageReader, Envelope
 from target_dap_sql.sinks import StreamSink
@@ -50,6 +52,8 @@ class TargetDapSQL(Target):
         PluginCapabilities.ABOUT,
         PluginCapabilities.STRUCTURED_LOGGING,
         PluginCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
         TargetCapabilities.TARGET_SCHEMA,
         TargetCapabilities.HARD_DELETE,
         TargetCapabilities.VALIDATE_RECORDS,
@@ -128,6 +132,11 @@ class TargetDapSQL(Target):
         # by key and defines its own `add_record_metadata`.
         super(Target, cls).append_builtin_config(config_jsonschema)
 
+    def setup_mapper(self) -> None:
+        # Stream maps apply to mapped streams only (target_dap_sql.mapping); the others keep
+        # the fast record path, which never goes through the SDK's per-record mapper.
+        self._maps = InputMaps(self.config, self.logger)
+
     # --- messages ---------------------------------------------------------------------------
 
     def _sink(self, envelope: Envelope) -> StreamSink:
@@ -139,6 +148,8 @@ class TargetDapSQL(Target):
 
     def _refuse_nul_characters(self, envelope: Envelope) -> None:
         """A RECORD line holds an escaped NUL: raise naming its column, unless it was text."""
+        if self._maps.is_mapped(envelope.stream):
+            return  # checked on the mapped record (_process_record_message)
         sink = self._sink(envelope)
         if envelope.record is not None:
             error = sink.decoder.find_nul(envelope.record, sink.stream)
@@ -153,9 +164,22 @@ class TargetDapSQL(Target):
         if self._schemas_seen.get(stream) == (raw, envelope.key_properties):
             return
         schema = json.loads(raw)
-        layout = build_layout(stream, schema, envelope.key_properties, self._options)
+        outputs = self._maps.register(stream, schema, list(envelope.key_properties or []))
+        if outputs is None:
+            self._load_schema(stream, raw, schema, envelope.key_properties)
+        else:
+            for output in outputs:
+                self._load_schema(output.stream, json.dumps(output.schema).encode(),
+                                  output.schema, output.key_properties)
+        self._schemas_seen[stream] = (raw, envelope.key_properties)
+
+    def _load_schema(self, stream: str, raw: bytes, schema: dict[str, Any],
+                     key_properties: list[str] | None) -> None:
+        if stream in self._schemas_seen and self._schemas_seen[stream] == (raw, key_properties):
+            return
+        layout = build_layout(stream, schema, key_properties, self._options)
         previous = self._sinks.get(stream)
-        self._refuse_shared_source(stream, layout, previous)
+        refuse_shared_source(stream, layout, previous, self._sinks.values())
         if previous is not None:
             if previous.in_snapshot:
                 raise InputError("SCHEMA changed in the middle of a snapshot", stream=stream)
@@ -177,37 +201,31 @@ class TargetDapSQL(Target):
             row = self._meta_rows.get((layout.dap.namespace, layout.dap.table))
             sink.committed_bookmark = bookmark_of(row) if row else None
         self._sinks[stream] = sink
-        self._schemas_seen[stream] = (raw, envelope.key_properties)
-
-    def _refuse_shared_source(self, stream: str, layout: Any, previous: StreamSink | None
-                              ) -> None:
-        """One DAP table, one bookmark and one meta row: two streams claiming the same DAP
-        table (a stream map splitting it, or two aliases) would overwrite each other's."""
-        if layout.dap is None:
-            return
-        source = f"{layout.dap.namespace}.{layout.dap.table}"
-        if previous is not None and previous.layout.dap is not None and (
-                previous.layout.state_key != layout.state_key):
-            raise InputError(f"the stream's DAP table changed from "
-                             f"{previous.layout.dap.namespace}.{previous.layout.dap.table} to "
-                             f"{source}", stream=stream)
-        for other in self._sinks.values():
-            if other.stream != stream and other.layout.dap is not None and (
-                    other.layout.state_key == layout.state_key):
-                raise InputError(
-                    f"streams '{other.stream}' and '{stream}' both replicate DAP table {source}, "
-                    "whose bookmark and meta row can belong to one table only (send copies "
-                    "without the 'x-dap' annotation)", stream=stream)
+        self._schemas_seen[stream] = (raw, key_properties)
 
     def _process_record_message(self, envelope: Envelope) -> None:  # type: ignore[override]
-        sink = self._sink(envelope)
         if envelope.record is None:
             raise InputError("RECORD message has no 'record'", stream=envelope.stream)
+        if self._maps.is_mapped(envelope.stream):
+            assert envelope.stream is not None
+            for output, raw in self._maps.transform(envelope.stream, bytes(envelope.record)):
+                sink = self._sinks[output]
+                if getattr(self.message_reader, "nul_handling", None) == "reject" and (
+                        b"\\u0000" in raw):
+                    error = sink.decoder.find_nul(raw, output)
+                    if error is not None:
+                        raise error
+                sink.add(raw)
+                self._after_records(sink)
+            return
+        sink = self._sink(envelope)
         sink.add(envelope.record)
         self._after_records(sink)
 
     def _process_record_run(self, stream: str, lines: list[bytes]) -> bool:
         """RECORD lines of one stream, decoded together; False: take them line by line."""
+        if self._maps.is_mapped(stream):
+            return False
         sink = self._sinks.get(stream)
         decoded = sink.decoder.decode_run(lines) if sink is not None else None
         if sink is None or decoded is None:
@@ -245,14 +263,22 @@ class TargetDapSQL(Target):
         self._state = json.loads(bytes(envelope.value))
 
     def _process_activate_version_message(self, envelope: Envelope) -> None:  # type: ignore[override]
-        sink = self._sink(envelope)
+        if self._maps.is_mapped(envelope.stream):
+            assert envelope.stream is not None
+            for output in self._maps.outputs(envelope.stream):
+                self._activate(self._sinks[output], envelope)
+        else:
+            self._activate(self._sink(envelope), envelope)
+
+    def _activate(self, sink: StreamSink, envelope: Envelope) -> None:
         if envelope.version is None:
             raise InputError("ACTIVATE_VERSION message has no 'version'", stream=sink.stream)
         if sink.layout.dap is None or sink.layout.merges_snapshots:
             # Other taps send only a start marker; canvas_logs snapshots merge by design.
             return
         if sink.in_snapshot and sink.snapshot_version == envelope.version:
-            self._refuse_empty_swap(sink, envelope)
+            refuse_empty_swap(sink, envelope, self._dialect,
+                              bool(self.config.get("allow_empty_snapshots")))
             sink.end_snapshot(self._state)
         else:
             if sink.in_snapshot:
@@ -260,22 +286,6 @@ class TargetDapSQL(Target):
                                     sink.snapshot_version, sink.stream)
                 sink.snapshot_version = None
             sink.begin_snapshot(envelope.version, self._state)
-
-    def _refuse_empty_swap(self, sink: StreamSink, envelope: Envelope) -> None:
-        """A snapshot without records must not silently empty a table: only when the tap says
-        the DAP table is empty (or the setting allows it) may it replace a table that has rows.
-        """
-        if (sink.snapshot_records or envelope.source_rows == 0
-                or self.config.get("allow_empty_snapshots")
-                or not self._dialect.live_table_has_rows(sink.layout)):
-            return
-        said = ("tap-dap read rows that never arrived here (a stream map or mapper dropped "
-                "them)" if envelope.source_rows else "nothing says the source table is empty")
-        raise InputError(
-            f"refusing to replace table '{sink.layout.table}', which has rows, by an empty "
-            f"snapshot (version {envelope.version}): {said}. The table is left as it was; set "
-            "allow_empty_snapshots: true (TARGET_DAP_SQL_ALLOW_EMPTY_SNAPSHOTS) to allow it",
-            stream=sink.stream)
 
     def _process_batch_message(self, envelope: Envelope) -> None:  # type: ignore[override]
         raise InputError("BATCH messages are not supported", stream=envelope.stream)
