@@ -131,3 +131,4 @@ def test_same_maps_in_tap_or_target_give_the_same_database(emulator_factory,
         i: hashlib.sha256(f"{n}s".encode()).hexdigest() if n else None
         for i, n in truth.items() if i > 3
     }
+
