@@ -105,6 +105,8 @@ def check_config(stream_maps: Mapping[str, Any], schemas: Mapping[str, StreamSch
             )
         if not isinstance(definition, Mapping):
             continue
+        if "__alias__" in definition:
+            _check_alias(key, definition["__alias__"], matches)
         for prop, expression in definition.items():
             if prop in _SPECIAL_KEYS or expression is not None:
                 continue
@@ -114,6 +116,24 @@ def check_config(stream_maps: Mapping[str, Any], schemas: Mapping[str, StreamSch
                         f"setting stream_maps: map {key!r} drops property {prop!r}, which "
                         f"stream {name!r} does not have"
                     )
+
+
+def _check_alias(key: str, alias: Any, streams: list[str]) -> None:
+    # The SDK evaluates every alias while registering any stream, so its error would name
+    # whichever stream came first; and an empty name would make a table without a name.
+    for name in streams:
+        try:
+            result = PluginMapper._eval_stream(alias, name) if isinstance(alias, str) else None
+        except MapExpressionError as exc:
+            raise ConfigurationError(
+                f"setting stream_maps: map {key!r}: alias {alias!r} is not a name or an "
+                f"expression ({exc})"
+            ) from None
+        if not isinstance(result, str) or not result.strip():
+            raise ConfigurationError(
+                f"setting stream_maps: map {key!r}: alias {alias!r} gives no stream name for "
+                f"stream {name!r}"
+            )
 
 
 def check_aliases(maps_by_stream: Mapping[str, list[StreamMap]]) -> None:

@@ -164,6 +164,10 @@ def test_flattening_gives_flattened_columns(pipeline: Pipeline) -> None:
          "streams 'canvas-accounts' and 'canvas-users' would both be written as stream "
          "'canvas-accounts'"),
         ({"canvas-users": {"id": None}}, "Removing key property 'id' is not permitted"),
+        ({"canvas-users": {"__alias__": ""}},
+         "map 'canvas-users': alias '' is not a name or an expression"),
+        ({"canvas-users": {"__alias__": 'x"; DROP TABLE y; --'}},
+         "map 'canvas-users': alias 'x\"; DROP TABLE y; --' is not a name or an expression"),
     ],
 )  # fmt: skip
 def test_bad_maps_stop_with_one_error_line(pipeline: Pipeline, maps: dict, expected: str) -> None:

@@ -132,3 +132,15 @@ def test_same_maps_in_tap_or_target_give_the_same_database(emulator_factory,
         for i, n in truth.items() if i > 3
     }
 
+
+
+def test_new_key_properties_load_as_a_generic_stream(tmp_path: Path) -> None:
+    """Other key properties: no longer the DAP table's shape, so no DAP layout; its `meta`
+    object is then a column like any other (it used to clash with the decoder's own)."""
+    db = tmp_path / "dap.db"
+    _load(db, {SUBMISSIONS: {"__key_properties__": ["id", "assignment_id"]}}, MESSAGES)
+    assert "meta" in _columns(db, "canvas__submissions")
+    rows = _query(db, 'SELECT id, assignment_id FROM "canvas__submissions" ORDER BY id')
+    assert rows == [(i, 1000 + i) for i in range(1, 7)]
+    tables = {r[0] for r in _query(db, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "instructure_dap__table_sync" not in tables  # no DAP provenance, no meta row
