@@ -98,8 +98,7 @@ class InputMaps:
         record = msgspec.json.decode(raw)
         if not isinstance(record, dict):
             raise InputError("RECORD's 'record' is not an object", stream=stream)
-        for name in properties:
-            record.setdefault(name, None)
+        record = dict.fromkeys(properties) | record  # absent = null (see module doc)
         out = []
         for stream_map in maps:
             if isinstance(stream_map, RemoveRecordTransform):
