@@ -63,6 +63,16 @@ def _null_safe(digest: Any) -> Any:
 NULL_SAFE_FUNCTIONS = {"md5": _null_safe(hashlib.md5), "sha256": _null_safe(hashlib.sha256)}
 
 
+def without_values(text: str, record: Mapping[str, Any]) -> str:
+    """An error text, unless it quotes a value of the record (e.g. ``int()``'s "invalid literal
+    for int() with base 10: 'Jane Doe'"): maps exist to keep such values out of the warehouse,
+    so they stay out of logs too."""
+    for value in record.values():
+        if isinstance(value, str) and len(value) > 1 and value in text:
+            return "(message withheld: it quotes a value of the record)"
+    return text
+
+
 def is_plain(stream_maps: list[StreamMap], stream_name: str) -> bool:
     """True when the stream's maps change nothing: the fast path may write its records."""
     return (
@@ -259,7 +269,7 @@ class MappedRecords:
         # StreamSyncError adds the stream's name in front of this message.
         key = {k: record.get(k) for k in self._keys}
         cause = exc.__cause__ or exc
-        reason = f"{type(cause).__name__}: {cause}"
+        reason = f"{type(cause).__name__}: {without_values(str(cause), record)}"
         if cause is not exc:
             reason = f"{exc} ({reason})"
         if "NoneType" in str(cause):

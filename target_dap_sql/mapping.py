@@ -40,6 +40,15 @@ def _null_safe(digest: Any) -> Any:
 _NULL_SAFE = {"md5": _null_safe(hashlib.md5), "sha256": _null_safe(hashlib.sha256)}
 
 
+def _without_values(text: str, record: Mapping[str, Any]) -> str:
+    """An error text, unless it quotes a value of the record (maps keep PII out of the
+    warehouse; it stays out of logs too)."""
+    for value in record.values():
+        if isinstance(value, str) and len(value) > 1 and value in text:
+            return "(message withheld: it quotes a value of the record)"
+    return text
+
+
 @dataclass(frozen=True)
 class MappedOutput:
     """The SCHEMA of one map's output stream."""
@@ -110,7 +119,8 @@ class InputMaps:
                 cause = exc.__cause__ or exc
                 raise InputError(
                     f"stream map '{stream_map.stream_alias}' failed on the record with key "
-                    f"{key}: {type(cause).__name__}: {cause}", stream=stream) from None
+                    f"{key}: {type(cause).__name__}: {_without_values(str(cause), record)}",
+                    stream=stream) from None
             if mapped is not None:
                 out.append((stream_map.stream_alias, _encode(mapped)))
         return out

@@ -195,3 +195,13 @@ def test_map_failing_on_a_record_names_stream_map_and_key(pipeline: Pipeline) ->
     assert "ZeroDivisionError" in errors[0]
     # nothing of it reached the table
     assert pipeline.query('SELECT * FROM "canvas__users" ORDER BY id') == before
+
+
+def test_failing_map_does_not_log_the_value_it_failed_on(pipeline: Pipeline) -> None:
+    run = pipeline.run(tables=["users"], stream_maps={"canvas-users": {"name": "int(name)"}})
+    assert run.tap_rc == 1
+    errors = [line for line in run.tap_stderr.splitlines() if line.startswith("tap-dap: error:")]
+    assert len(errors) == 1 and "ValueError: (message withheld" in errors[0]
+    names = [r["value"]["name"] for r in pipeline.emulator.truth("canvas", "users")
+             if r["value"].get("name")]  # fmt: skip
+    assert not [n for n in names if f"'{n}'" in run.tap_stderr]
