@@ -19,6 +19,7 @@ import msgspec
 import orjson
 
 from tap_dap.errors import MalformedDataError
+from tap_dap.projection import BlockStripper
 
 logger = logging.getLogger("tap-dap.output")
 
@@ -100,6 +101,7 @@ class RecordEncoder:
         self.where = where
         self._dropped = tuple(dropped)
         self._decoder = _PROJECTED_LINE_DECODER if dropped else _LINE_DECODER
+        self._stripper = BlockStripper(dropped) if dropped else None
         self.skipped_actions = 0
         self._lines_read = 0  # non-blank lines so far, for error messages
 
@@ -113,9 +115,16 @@ class RecordEncoder:
         """
         start = len(out)
         skipped_before = self.skipped_actions
+        stripped = self._stripper.strip(block) if self._stripper is not None else None
+        if stripped is not None:
+            block = stripped  # the members are gone: the splice-only path does the rest
         try:
-            rows = self._decoder.decode_lines(block)
-            self._append_rows(self._project(rows) if self._dropped else rows, out)
+            if self._dropped and stripped is None:
+                rows = self._decoder.decode_lines(block)
+                self._append_rows(self._project(rows), out)
+            else:
+                rows = _LINE_DECODER.decode_lines(block)
+                self._append_rows(rows, out)
         except (msgspec.DecodeError, _InvalidRow):
             # Rare: redo the block line by line, only to name the offending line.
             del out[start:]
