@@ -122,6 +122,15 @@ def test_salted_hash_alias_filter_and_flattening(pipeline: Pipeline) -> None:
                                pipeline.target_config], capture_output=True, text=True,
                               check=True)  # fmt: skip
     assert "canvas-accounts" in json.loads(exported.stdout)["bookmarks"]
+    listed = subprocess.run([str(BIN / "target-dap-sql"), "list", "--json", "--config",
+                             pipeline.target_config], capture_output=True, text=True,
+                            check=True)  # fmt: skip
+    assert {"table": "accounts", "rows": 30}.items() <= next(
+        t for t in json.loads(listed.stdout) if t["table"] == "accounts").items()
+    sources = subprocess.run([str(BIN / "target-dap-sql"), "dbt-sources", "--output", "-",
+                              "--config", pipeline.target_config], capture_output=True,
+                             text=True, check=True)  # fmt: skip
+    assert "canvas__accts" in sources.stdout
 
     # __filter__: only matching rows
     ids = sorted(r[0] for r in pipeline.query('SELECT id FROM "canvas__courses"'))
