@@ -8,6 +8,7 @@ Datasets (one emulator each): ``main`` = canvas.submissions (46 columns) with ``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bench.spec import Changes, Count, Kind, Reference, Rows, Scenario, Step, Variant, Window
 
@@ -60,7 +61,34 @@ TARGET = Step("target", ("{target}", "--config", "{run}/target.json"), stdout="{
 # The probes log in like the tap does: credentials through the environment.
 PROBE_ENV = (("DAP_CLIENT_ID", "{client_id}"), ("DAP_CLIENT_SECRET", "{client_secret}"))
 TAP_ALONE = "tap-dap | line counter"
+TAP_DESELECTED = "tap-dap, 3 properties deselected | line counter"
+TAP_HASHED = "tap-dap, 1 property hashed by a stream map | line counter"
+# Issue 14's SDK features on the tap alone: a catalog deselecting three submissions columns (a
+# catalog only needs the metadata that differs from discovery), and a salted sha256 map.
+DESELECTED_CATALOG = {"streams": [{
+    "tap_stream_id": "canvas-submissions", "stream": "canvas-submissions",
+    "schema": {"type": "object", "properties": {}},
+    "metadata": [{"breadcrumb": [], "metadata": {"selected": True}}] + [
+        {"breadcrumb": ["properties", name], "metadata": {"selected": False}}
+        for name in ("course_id", "user_id", "created_at")],
+}]}
+HASHED_TAP_CONFIG = {
+    **TAP_CONFIG,
+    "stream_maps": {"canvas-submissions": {
+        "grade": "sha256(grade + config['salt']) if grade is not None else None"}},
+    "stream_map_config": {"salt": "bench"},
+}
 PARSE_PROBE = "download + gunzip + orjson parse"
+
+
+def tap_alone_variant(name: str, tap: Step, files: dict[str, Any]) -> Variant:
+    return Variant(name, Kind.OURS,
+                   (tap, Step("counter", ("{python}", "-m", "bench.line_counter"),
+                              stdout="{run}/counter.out")),
+                   files=files,
+                   count=Count("json", file="{run}/counter.out", key="lines", at_least=True),
+                   window=Window("{run}/counter.out", "first_record", "eof",
+                                 "first RECORD → EOF"))
 
 
 def probe(command: str, *extra: str) -> Step:
@@ -182,18 +210,16 @@ def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
         f"Tap alone ({sizes.rows:,} rows into a line counter) vs download + gunzip + orjson parse",
         "main",
         (
-            Variant(TAP_ALONE, Kind.OURS,
-                    (TAP, Step("counter", ("{python}", "-m", "bench.line_counter"),
-                               stdout="{run}/counter.out")),
-                    files={"tap.json": TAP_CONFIG},
-                    count=Count("json", file="{run}/counter.out", key="lines", at_least=True),
-                    window=Window("{run}/counter.out", "first_record", "eof",
-                                  "first RECORD → EOF")),
+            tap_alone_variant(TAP_ALONE, TAP, {"tap.json": TAP_CONFIG}),
             Variant(PARSE_PROBE, Kind.PROXY, (probe("parse"),),
                     count=Count("json", file="{run}/probe.out"),
                     reference=Reference(230_000, 15, "1M rows, 4.35 s, local files"),
                     window=Window("{run}/probe.out", "first_data", "end",
                                   "first byte parsed → end")),
+            tap_alone_variant(TAP_DESELECTED, Step("tap", (
+                "{tap}", "--config", "{run}/tap.json", "--catalog", "{run}/catalog.json")),
+                {"tap.json": TAP_CONFIG, "catalog.json": DESELECTED_CATALOG}),
+            tap_alone_variant(TAP_HASHED, TAP, {"tap.json": HASHED_TAP_CONFIG}),
         ),
     )
     memory = Scenario(

@@ -184,7 +184,7 @@ def set_up_for_tests() -> Path:
     bin_dir = _timed("uv + .venv (project, dev tools)", project_venv)
     _timed(".venv-dap (official client)", official_client)
     _timed(".venv-meltano (Meltano)", meltano)
-    for plugin in ("target-csv", "tap-jsonl"):
+    for plugin in ("target-csv", "tap-jsonl", "meltano-map-transform"):
         _timed(f".venv-singer/{plugin}", lambda p=plugin: generic_plugin(p))
     print(f"set-up took {time.monotonic() - started:.1f} s", flush=True)
     return bin_dir  # type: ignore[return-value]

@@ -27,6 +27,8 @@ class TableRequest:
     namespace: str
     table: str
     since: datetime | None
+    #: Value properties deselected in the catalog: never sent (see tap_dap.output).
+    dropped: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

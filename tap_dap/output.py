@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import msgspec
 import orjson
 
 from tap_dap.errors import MalformedDataError
+from tap_dap.projection import BlockStripper
 
 logger = logging.getLogger("tap-dap.output")
 
@@ -36,7 +38,16 @@ class _DAPLine(msgspec.Struct, gc=False):
     value: msgspec.Raw = msgspec.Raw()  # empty: absent (deletes, all-null rows)
 
 
+class _ProjectedDAPLine(msgspec.Struct, gc=False):
+    key: msgspec.Raw
+    meta: _Meta
+    # Members stay raw JSON: only deselected ones are removed, the rest is re-emitted unchanged.
+    value: dict[str, msgspec.Raw] | None = None
+
+
 _LINE_DECODER = msgspec.json.Decoder(_DAPLine)
+_PROJECTED_LINE_DECODER = msgspec.json.Decoder(_ProjectedDAPLine)
+_encode = msgspec.json.Encoder().encode
 _WHITESPACE = b" \t\r\n"
 # Bytes that may not follow a value's "{" on the fast path: whitespace (stripped, see
 # _object_body) or "}" (no members, so no separating comma).
@@ -70,15 +81,27 @@ class RecordEncoder:
     """Turns DAP lines of one stream into Singer RECORD message lines.
 
     ``version`` is the table version of a snapshot (the ACTIVATE_VERSION value); incremental
-    records carry none.
+    records carry none. ``dropped`` names value properties deselected in the catalog: they are
+    removed while decoding (only streams with deselected properties pay for it; the others keep
+    the splice-only path).
     """
 
-    def __init__(self, stream_name: str, *, version: int | None, where: str) -> None:
+    def __init__(
+        self,
+        stream_name: str,
+        *,
+        version: int | None,
+        where: str,
+        dropped: frozenset[str] = frozenset(),
+    ) -> None:
         # Ends before the record's "{": the raw key supplies it.
         self._prefix = b'{"type":"RECORD","stream":' + orjson.dumps(stream_name) + b',"record":'
         self._suffix = b"}" + (b',"version":%d' % version if version is not None else b"") + b"}\n"
         self._upsert_end = _UPSERT_END + self._suffix
         self.where = where
+        self._dropped = tuple(dropped)
+        self._decoder = _PROJECTED_LINE_DECODER if dropped else _LINE_DECODER
+        self._stripper = BlockStripper(dropped) if dropped else None
         self.skipped_actions = 0
         self._lines_read = 0  # non-blank lines so far, for error messages
 
@@ -92,9 +115,16 @@ class RecordEncoder:
         """
         start = len(out)
         skipped_before = self.skipped_actions
+        stripped = self._stripper.strip(block) if self._stripper is not None else None
+        if stripped is not None:
+            block = stripped  # the members are gone: the splice-only path does the rest
         try:
-            rows = _LINE_DECODER.decode_lines(block)
-            self._append_rows(rows, out)
+            if self._dropped and stripped is None:
+                rows = self._decoder.decode_lines(block)
+                self._append_rows(self._project(rows), out)
+            else:
+                rows = _LINE_DECODER.decode_lines(block)
+                self._append_rows(rows, out)
         except (msgspec.DecodeError, _InvalidRow):
             # Rare: redo the block line by line, only to name the offending line.
             del out[start:]
@@ -111,13 +141,28 @@ class RecordEncoder:
             self._lines_read += 1
             skipped_before = self.skipped_actions
             try:
-                self._append_rows([_LINE_DECODER.decode(line)], out)
+                rows = [self._decoder.decode(line)]
+                self._append_rows(self._project(rows) if self._dropped else rows, out)
             except (msgspec.DecodeError, _InvalidRow) as exc:
                 raise self._malformed(self._lines_read, str(exc)) from None
             records += 1 - (self.skipped_actions - skipped_before)
         return records
 
-    def _append_rows(self, rows: Iterable[_DAPLine], out: bytearray) -> None:
+    def _project(self, rows: list[_ProjectedDAPLine]) -> list[_ProjectedDAPLine]:
+        """Remove the deselected members of each row's value; the value becomes raw JSON again
+        (bytes, which the splicing in _append_rows treats like a msgspec.Raw)."""
+        dropped, encode = self._dropped, _encode
+        for row in rows:
+            value = row.value
+            if value is None:
+                row.value = b""  # type: ignore[assignment]
+                continue
+            for name in dropped:
+                value.pop(name, None)
+            row.value = encode(value)  # type: ignore[assignment]
+        return rows
+
+    def _append_rows(self, rows: Iterable[Any], out: bytearray) -> None:
         # The hot loop of the tap, hence the byte-level style: every row is appended raw and
         # patched in place (the key's closing "}" becomes the "," before the value's members),
         # instead of slicing copies. A valid JSON value ending in "}" is an object, one ending
@@ -165,7 +210,7 @@ class RecordEncoder:
                 out += meta.ts
                 out += suffix
 
-    def _skip(self, row: _DAPLine) -> None:
+    def _skip(self, row: Any) -> None:
         # The official replicator drops unknown actions too; count them for the log.
         if bytes(row.key)[:1] != b"{" or bytes(row.meta.ts)[:1] != b'"':
             raise _InvalidRow(_BAD_KEY_OR_TS)

@@ -57,6 +57,35 @@ class StreamSchema:
     version: int
 
 
+#: Properties every record carries whatever the catalog says (like key properties).
+ALWAYS_SENT = frozenset({META, DELETED_AT})
+
+
+def without_properties(stream_schema: StreamSchema, dropped: frozenset[str]) -> StreamSchema:
+    """The stream schema minus deselected value properties, also in the ``x-dap`` annotation
+    (target-dap-sql builds the official layout, and its meta row's schema description, from it)."""
+    if not dropped:
+        return stream_schema
+    schema = dict(stream_schema.schema)
+    schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in dropped}
+    schema["required"] = [k for k in schema.get("required", []) if k not in dropped]
+    annotation = copy.deepcopy(schema[ANNOTATION])
+    dap_schema = annotation["schema"]
+    value = dap_schema.get("properties", {}).get("value")
+    if isinstance(value, Mapping):
+        value = dict(_NodeConverter(dap_schema.get("definitions") or {}, "").resolve(value))
+        value["properties"] = {
+            k: v for k, v in (value.get("properties") or {}).items() if k not in dropped
+        }
+        if "required" in value:
+            value["required"] = [k for k in value["required"] if k not in dropped]
+        dap_schema["properties"]["value"] = value
+    schema[ANNOTATION] = annotation
+    return StreamSchema(
+        stream_schema.stream_name, schema, stream_schema.key_properties, stream_schema.version
+    )
+
+
 def stream_name_for(namespace: str, table: str) -> str:
     """Singer stream name: SDK SQL targets split it into schema ``namespace``, table ``table``."""
     return f"{namespace}-{table}"

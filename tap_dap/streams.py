@@ -12,20 +12,25 @@ import logging
 import sys
 import time
 from collections.abc import Generator, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk import Stream
-from singer_sdk.singerlib import SchemaMessage
+from singer_sdk import Stream, metrics
+from singer_sdk.mapper import RemoveRecordTransform
+from singer_sdk.singerlib import ActivateVersionMessage, SchemaMessage
 
+from tap_dap import mapping
 from tap_dap.client import DAPClientError, format_timestamp
 from tap_dap.errors import MalformedDataError, StreamSyncError, TapDapError
 from tap_dap.jobs import ReadyJob, TableRequest
-from tap_dap.schema import StreamSchema, convert_table_schema
+from tap_dap.schema import ALWAYS_SENT, StreamSchema, convert_table_schema, without_properties
 from tap_dap.state import parse_bookmark_timestamp
 
 if TYPE_CHECKING:
     from tap_dap.tap import TapDap
 
+#: Member of the closing ACTIVATE_VERSION of a snapshot: rows of the DAP snapshot.
+SOURCE_ROWS = "x-dap-rows"
 #: Seconds between progress lines while a stream's records are written.
 PROGRESS_INTERVAL = 5.0
 
@@ -42,6 +47,9 @@ class DAPTableStream(Stream):
         self.forced_replication_method = "INCREMENTAL"
         self._table_schema = table_schema
         self._dap_tap = tap
+        self._dropped: frozenset[str] | None = None
+        #: Set when the stream has stream maps or flattening (else records take the fast path).
+        self._mapped: mapping.MappedRecords | None = None
 
     @property
     def table_schema(self) -> StreamSchema:
@@ -62,7 +70,56 @@ class DAPTableStream(Stream):
             since = parse_bookmark_timestamp(timestamp, f"state bookmark {self.name}.timestamp")
         elif settings.start_mode == "incremental":
             since = settings.start_date
-        return TableRequest(self.name, self.namespace, self.table, since)
+        return TableRequest(self.name, self.namespace, self.table, since, self.dropped)
+
+    # -- property selection -----------------------------------------------------------------------
+
+    @property
+    def metadata(self) -> Any:
+        metadata = super().metadata
+        if not self._tap_input_catalog:
+            # Discovery: meta and _sdc_deleted_at are sent whatever the selection, like keys.
+            for name in ALWAYS_SENT:
+                entry = metadata.get(("properties", name))
+                if entry is not None:
+                    entry.inclusion = "automatic"
+        return metadata
+
+    @property
+    def dropped(self) -> frozenset[str]:
+        """Value properties the catalog deselects (SDK semantics: ``selected: false`` or
+        ``inclusion: unsupported``). Keys, ``meta`` and ``_sdc_deleted_at`` are always sent.
+
+        Taken from the catalog's breadcrumbs, not from the current schema, so a property that
+        only appears with a later schema version stays deselected too.
+        """
+        if self._dropped is None:
+            mask = self.mask
+            always = ALWAYS_SENT | set(self._table_schema.key_properties)
+            dropped: set[str] = set()
+            known = set(self._table_schema.schema["properties"])
+            for breadcrumb in list(self.metadata):
+                if len(breadcrumb) != 2 or breadcrumb[0] != "properties" or mask[breadcrumb]:
+                    continue
+                name = breadcrumb[1]
+                if name in always:
+                    self.logger.warning(
+                        "%s: property %r cannot be deselected (key or replication metadata); "
+                        "it is sent", self.name, name,
+                    )  # fmt: skip
+                    continue
+                if name not in known:
+                    self.logger.warning(
+                        "%s: deselected property %r is not in the table's schema (version %d)",
+                        self.name, name, self._table_schema.version,
+                    )  # fmt: skip
+                dropped.add(name)
+            if dropped:
+                self.logger.info(
+                    "%s: deselected properties not sent: %s", self.name, ", ".join(sorted(dropped))
+                )
+            self._dropped = frozenset(dropped)
+        return self._dropped
 
     # -- SDK hooks --------------------------------------------------------------------------------
 
@@ -75,9 +132,36 @@ class DAPTableStream(Stream):
     def _generate_schema_messages(self) -> Generator[SchemaMessage, None, None]:
         # The live table schema (with its x-dap annotation), not the catalog's copy: the SDK's
         # catalog model drops unknown keywords, and records always follow the server's schema.
-        yield SchemaMessage(
-            self.name, self._table_schema.schema, self._table_schema.key_properties, None
-        )
+        sent = self.sent_schema()
+        mapping.register(self._tap.mapper, self.name, sent)
+        self._stream_maps = None  # re-read: registering replaced them
+        self._mapped = None
+        if mapping.is_plain(self.stream_maps, self.name):
+            yield SchemaMessage(self.name, sent.schema, sent.key_properties, None)
+            return
+        self._mapped = mapping.MappedRecords(self.name, self.stream_maps, sent)
+        config = self.config.get("stream_maps") or {}
+        for index, stream_map in enumerate(self.stream_maps):
+            if not isinstance(stream_map, RemoveRecordTransform):
+                computed = mapping.computed_properties(config, self.name, stream_map)
+                yield SchemaMessage(
+                    stream_map.stream_alias,
+                    mapping.mapped_schema(stream_map, sent, computed, primary=index == 0),
+                    stream_map.transformed_key_properties,
+                    None,
+                )
+
+    def sent_schema(self) -> StreamSchema:
+        """The stream's schema without its deselected properties (before any stream map)."""
+        return without_properties(self._table_schema, self.dropped)
+
+    @property
+    def dropped_by_maps(self) -> bool:
+        """A stream mapped to null (``stream_maps: {name: null}`` or ``__else__: null``)."""
+        if self.name not in self._tap.mapper.stream_maps:
+            mapping.register(self._tap.mapper, self.name, self.sent_schema())
+            self._stream_maps = None
+        return all(isinstance(m, RemoveRecordTransform) for m in self.stream_maps)
 
     def finalize_state_progress_markers(self, state: dict | None = None) -> None:
         # No progress markers exist; only write the bookmark if this stream advanced it.
@@ -88,11 +172,24 @@ class DAPTableStream(Stream):
     ) -> Generator[dict, Any, Any]:
         if not write_messages:
             raise TapDapError(f"{self.name}: syncing without writing messages is not supported")
+        if self.dropped_by_maps:
+            self.logger.info("%s: mapped to null by stream_maps; no job, nothing sent", self.name)
+            yield from ()
+            return
         coordinator = self._dap_tap.coordinator_for(self)
         ready: ReadyJob | None = None
+        # The SDK's standard METRIC lines: record_count (every minute and at the end) and
+        # sync_duration per stream, like any SDK tap; job_duration for the wait on the DAP job
+        # and for reading its objects (job_type dap_job_wait / dap_download).
+        counter = self.get_record_counter(endpoint=f"{self.namespace}.{self.table}")
         try:
-            ready = coordinator.ready_job(self.name)
-            complete = self._write_job_output(coordinator, ready)
+            with counter, self.get_sync_timer():
+                with _timer(self.name, "dap_job_wait") as wait:
+                    ready = coordinator.ready_job(self.name)
+                    wait.tags["job_id"] = ready.job.id
+                with _timer(self.name, "dap_download") as download:
+                    download.tags["job_id"] = ready.job.id
+                    complete = self._write_job_output(coordinator, ready, counter)
         except StreamSyncError as exc:
             self._dap_tap.record_failure(exc)
         except (MalformedDataError, DAPClientError, TapDapError) as exc:
@@ -109,7 +206,9 @@ class DAPTableStream(Stream):
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def _write_job_output(self, coordinator: Any, ready: ReadyJob) -> bool:
+    def _write_job_output(
+        self, coordinator: Any, ready: ReadyJob, counter: metrics.Counter
+    ) -> bool:
         """Write SCHEMA (if changed), ACTIVATE_VERSION and the records; False if cut short."""
         if ready.schema_version != self._table_schema.version:
             self._refresh_schema(ready.schema_version)
@@ -119,21 +218,38 @@ class DAPTableStream(Stream):
         progress = _Progress(self.logger, self.name, "snapshot" if ready.is_snapshot else "changes")
         limit = self.ABORT_AT_RECORD_COUNT
         out = sys.stdout.buffer
+        mapped = self._mapped
         for chunk, records in coordinator.record_chunks(ready):
             if limit is not None and progress.rows + records > limit:
                 # --test / dry runs: stop at the limit, leave the bookmark and the table alone.
                 keep = limit - progress.rows
-                out.write(b"".join(line + b"\n" for line in chunk.split(b"\n")[:keep]))
+                lines = chunk.split(b"\n")[:keep]
+                if mapped is not None:
+                    out.write(mapped.map_chunk(lines)[0])
+                else:
+                    out.write(b"".join(line + b"\n" for line in lines))
                 out.flush()
                 self.logger.info("%s: stopped after %d records (record limit)", self.name, limit)
                 return False
-            out.write(chunk)
+            out.write(chunk if mapped is None else mapped.map_chunk(chunk.split(b"\n"))[0])
             progress.add(records)
+            counter.increment(records)
         out.flush()
         if version is not None:
-            self._write_activate_version_message(version)
+            self._write_snapshot_end(version, progress.rows)
         progress.done(ready)
         return True
+
+    def _write_snapshot_end(self, version: int, source_rows: int) -> None:
+        """The closing ACTIVATE_VERSION, saying how many rows the DAP snapshot had: an empty
+        snapshot is then known to be real, not records lost on the way (target-dap-sql refuses
+        to swap in an empty snapshot otherwise). Other targets ignore the extra member."""
+        for stream_map in self.stream_maps:
+            if isinstance(stream_map, RemoveRecordTransform):
+                continue
+            self._tap.write_message(
+                SnapshotEndMessage(stream_map.stream_alias, version, source_rows)
+            )
 
     def _refresh_schema(self, job_version: int) -> None:
         """Announce the schema of the job's data before its records.
@@ -169,6 +285,22 @@ class DAPTableStream(Stream):
         state["schema_version"] = self._table_schema.version
         self.state_manager.is_flushed = False
         self._write_state_message()
+
+
+@dataclass
+class SnapshotEndMessage(ActivateVersionMessage):
+    source_rows: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        message = super().to_dict()
+        message[SOURCE_ROWS] = message.pop("source_rows")
+        return message
+
+
+def _timer(stream: str, job_type: str) -> metrics.Timer:
+    return metrics.Timer(
+        metrics.Metric.JOB_DURATION, {metrics.Tag.STREAM: stream, metrics.Tag.JOB_TYPE: job_type}
+    )
 
 
 class _Progress:

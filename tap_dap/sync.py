@@ -140,7 +140,9 @@ class SyncCoordinator:
                 f"{request.namespace}.{request.table}: object {getattr(obj, 'id', obj)} "
                 f"of job {ready.job.id}"
             )
-            return RecordEncoder(request.stream_name, version=version, where=where)
+            return RecordEncoder(
+                request.stream_name, version=version, where=where, dropped=request.dropped
+            )
 
         return encoder_for
 

@@ -12,13 +12,21 @@ from functools import cached_property
 from typing import IO, Any, NoReturn
 
 from singer_sdk import Tap
+from singer_sdk.configuration._dict_config import merge_missing_config_jsonschema
 from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
+from singer_sdk.exceptions import MapExpressionError, StreamMapConfigError
+from singer_sdk.helpers.capabilities import (
+    FLATTENING_CONFIG,
+    STREAM_MAPS_CONFIG,
+    PluginCapabilities,
+    TapCapabilities,
+)
 from singer_sdk.plugin_base import _ConfigInput
 
+from tap_dap import mapping
 from tap_dap.client import Credentials, DAPClient, DAPClientError
 from tap_dap.discovery import discover_tables
-from tap_dap.errors import StreamsFailedError, StreamSyncError, TapDapError
+from tap_dap.errors import ConfigurationError, StreamsFailedError, StreamSyncError, TapDapError
 from tap_dap.schema import ANNOTATION
 from tap_dap.settings import CONFIG_JSONSCHEMA, TapSettings, check_env_settings
 from tap_dap.state import read_config_files, read_json_file_handle, validate_state
@@ -40,7 +48,8 @@ class TapDap(Tap):
     dynamic_catalog = True
     message_writer_class = MsgSpecWriter
     config_jsonschema = CONFIG_JSONSCHEMA
-    # No stream maps, flattening or BATCH: records go out pre-encoded, bypassing the SDK mapper.
+    # No BATCH: records are already cheap on the fast path. Stream maps and flattening: see
+    # tap_dap.mapping (unmapped streams keep the fast path).
     capabilities = [
         TapCapabilities.CATALOG,
         TapCapabilities.STATE,
@@ -48,16 +57,20 @@ class TapDap(Tap):
         TapCapabilities.TEST,
         PluginCapabilities.ABOUT,
         PluginCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
         PluginCapabilities.STRUCTURED_LOGGING,
     ]
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
-        """Add no built-in settings: stream maps and flattening are not offered (see capabilities).
+        """The stream map and flattening settings, but not `batch_config` (no BATCH).
 
-        singer-sdk 0.54's Tap calls PluginBase's version with PluginBase's default capabilities,
-        which would list stream_maps/flattening_* settings that this tap would silently ignore.
+        singer-sdk 0.54's Tap calls PluginBase's version with PluginBase's default capabilities
+        and adds batch_config; this lists exactly what the capabilities above offer.
         """
+        merge_missing_config_jsonschema(STREAM_MAPS_CONFIG, config_jsonschema)
+        merge_missing_config_jsonschema(FLATTENING_CONFIG, config_jsonschema)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._client: DAPClient | None = None
@@ -110,13 +123,37 @@ class TapDap(Tap):
 
     @property
     def catalog_dict(self) -> dict:
-        # The SDK's catalog model drops unknown keywords; keep the DAP provenance visible.
+        # The SDK's catalog model drops unknown keywords; keep where the stream comes from
+        # visible, but not the embedded DAP schema: catalog tools (Meltano's `select --list`)
+        # would list its key/value members as properties. SCHEMA messages carry all of it.
         catalog = super().catalog_dict
         for entry in catalog.get("streams", []):
             stream = self.streams.get(entry.get("tap_stream_id"))
             if isinstance(stream, DAPTableStream):
-                entry["schema"][ANNOTATION] = stream.table_schema.schema[ANNOTATION]
+                annotation = stream.table_schema.schema[ANNOTATION]
+                entry["schema"][ANNOTATION] = {
+                    k: v for k, v in annotation.items() if k != "schema"
+                }
         return catalog
+
+    def setup_mapper(self) -> None:
+        """The SDK's mapper, checked against the streams that exist (see tap_dap.mapping)."""
+        try:
+            super(Tap, self).setup_mapper()  # the mapper alone; streams register below
+        except (MapExpressionError, StreamMapConfigError) as exc:
+            raise ConfigurationError(f"setting stream_maps: {exc}") from None
+        # Like the SDK's Tap.setup_mapper (which registers the catalog's streams), but with the
+        # schema each stream sends: its DAP provenance and without deselected properties.
+        streams = {n: s for n, s in self.streams.items() if isinstance(s, DAPTableStream)}
+        mapping.check_config(
+            self.config.get("stream_maps") or {},
+            {n: s.sent_schema() for n, s in streams.items()},
+        )
+        for name, stream in streams.items():
+            mapping.register(self.mapper, name, stream.sent_schema())
+        mapping.check_aliases(
+            {n: self.mapper.stream_maps[n] for n, s in streams.items() if s.selected}
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(validate_state(state))
@@ -126,7 +163,11 @@ class TapDap(Tap):
     def coordinator_for(self, stream: DAPTableStream) -> SyncCoordinator:
         """The run's coordinator, created at the first stream with every selected stream's job."""
         if self._coordinator is None:
-            planned = [s for s in self.streams.values() if s.selected]
+            planned = [
+                s
+                for s in self.streams.values()
+                if s.selected and not (isinstance(s, DAPTableStream) and s.dropped_by_maps)
+            ]
             if stream not in planned:
                 planned.append(stream)
             requests = [s.table_request() for s in planned if isinstance(s, DAPTableStream)]
@@ -202,8 +243,16 @@ def cli() -> None:
         TapDap.cli()
     except (TapDapError, DAPClientError) as exc:
         _fail(str(exc))
+    except (MapExpressionError, StreamMapConfigError) as exc:
+        _fail(f"setting stream_maps: {exc}")
 
 
 def _fail(message: str) -> NoReturn:
-    sys.stderr.write(f"tap-dap: error: {message}\n")
+    line = f"tap-dap: error: {message}"
+    if "SINGER_SDK_LOG_CONFIG" in os.environ:
+        # Under Meltano the log is parsed (structured logging): an ERROR record is shown as an
+        # error, a raw stderr line as [info]. Either way it stays one line.
+        logger.error("%s", line)
+    else:
+        sys.stderr.write(line + "\n")
     sys.exit(1)

@@ -108,7 +108,10 @@ class RecordDecoder:
                 lenient.append(optional)
             rename[f"c{i}"] = self._stand_ins.get(col.name, col.name)
         trailer: list[tuple[Any, ...]] = [("m", RecordMeta | None, None)]
-        rename["m"] = "meta"
+        # A stream whose `meta` is a column of its own (not a DAP layout: e.g. a stream map gave
+        # a DAP stream other key properties) marks deletes with _sdc_deleted_at only; the
+        # trailer then reads a member no record has.
+        rename["m"] = "meta" if "meta" not in self._names else "~dap~meta~"
         self._width = len(columns)
         if DELETED_AT in self._names:
             self._deleted_index = self._names.index(DELETED_AT)

@@ -96,6 +96,14 @@ class TableLayout:
         return self._by_name[name]
 
     @property
+    def state_key(self) -> str:
+        """The stream's name in STATE: the tap's own stream name even under a stream-map alias
+        (tap-dap keeps its bookmarks under the DAP table's stream, whatever maps rename)."""
+        if self.dap is None:
+            return self.stream
+        return f"{self.dap.namespace}-{self.dap.table}"
+
+    @property
     def record_columns(self) -> list[Column]:
         """Columns whose values come from the RECORD, in table order."""
         return [c for c in self.columns if c.source == "record"]
@@ -134,7 +142,7 @@ def build_layout(
     keys = list(key_properties or [])
     x_dap = schema.get("x-dap")
     if x_dap is not None:
-        layout = _dap_layout(stream, x_dap, keys, options)
+        layout = _dap_layout(stream, x_dap, keys, options, schema["properties"])
     else:
         layout = _generic_layout(stream, schema, keys, options)
     extra: list[Column] = []
@@ -157,7 +165,13 @@ def build_layout(
 
 # --- DAP layout ---------------------------------------------------------------------------------
 
-def _dap_layout(stream: str, x_dap: Any, keys: list[str], options: LayoutOptions) -> TableLayout:
+def _dap_layout(stream: str, x_dap: Any, keys: list[str], options: LayoutOptions,
+                sent: dict[str, Any]) -> TableLayout:
+    """The official layout of the DAP table, limited to the properties the stream sends (`sent`):
+    a property deselected in the tap's catalog or dropped by a stream map gets no column, one a
+    stream map adds (not in the DAP schema) gets a column of its own type after the others.
+    Under a stream-map alias (a stream name other than `<namespace>-<table>`) the table is named
+    after the alias, as for any other stream; the meta row still names the DAP table."""
     try:
         namespace, table, version = x_dap["namespace"], x_dap["table"], int(x_dap["version"])
         dap_schema = x_dap["schema"]
@@ -179,6 +193,8 @@ def _dap_layout(stream: str, x_dap: Any, keys: list[str], options: LayoutOptions
     with_default: list[Column] = []
     for parent in (key_node, value_node):
         for name, node in parent.get("properties", {}).items():
+            if name not in sent and name not in dap_keys:
+                continue
             node = _resolve_ref(node, definitions, stream)
             col = Column(
                 name=name,
@@ -190,6 +206,14 @@ def _dap_layout(stream: str, x_dap: Any, keys: list[str], options: LayoutOptions
             # The official generator moves properties with a default after all others.
             (with_default if "default" in node else plain).append(col)
 
+    taken = {c.name for c in plain + with_default} | {"meta", DELETED_AT}
+    added = _generic_columns(stream, {k: v for k, v in sent.items() if k not in taken}, set(),
+                             keys)
+    if stream == f"{namespace}-{table}":
+        schema_name, table_name = namespace, table
+    else:
+        alias_schema, table_name = split_stream_name(stream)
+        schema_name = alias_schema or namespace
     without_meta = {k: v for k, v in dap_schema.items()}
     without_meta["properties"] = {
         k: v for k, v in dap_schema["properties"].items() if k != "meta"
@@ -197,9 +221,9 @@ def _dap_layout(stream: str, x_dap: Any, keys: list[str], options: LayoutOptions
     description = json.dumps(without_meta, ensure_ascii=False, separators=(",", ":"))
     return TableLayout(
         stream=stream,
-        schema=options.default_target_schema or namespace,
-        table=table,
-        columns=plain + with_default,
+        schema=options.default_target_schema or schema_name,
+        table=table_name,
+        columns=plain + with_default + added,
         key_columns=dap_keys,
         dap=DapProvenance(namespace, table, version, description, _table_comment(dap_schema)),
     )
@@ -308,6 +332,19 @@ def _generic_layout(stream: str, schema: dict, keys: list[str], options: LayoutO
     missing = [k for k in keys if k not in props]
     if missing:
         raise SchemaError(f"key properties {missing} are not in the schema", stream=stream)
+    columns = _generic_columns(stream, props, required, keys)
+    schema_name, table = split_stream_name(stream)
+    return TableLayout(
+        stream=stream,
+        schema=options.default_target_schema or schema_name,
+        table=table,
+        columns=columns,
+        key_columns=keys,
+    )
+
+
+def _generic_columns(stream: str, props: dict[str, Any], required: set[str], keys: list[str]
+                     ) -> list[Column]:
     columns = []
     for name, node in props.items():
         if name in SDK_METADATA_COLUMNS:
@@ -319,14 +356,7 @@ def _generic_layout(stream: str, schema: dict, keys: list[str], options: LayoutO
             name=name, type=sql_type, comment=_comment(node),
             nullable=name not in keys and (nullable or name not in required),
         ))
-    schema_name, table = split_stream_name(stream)
-    return TableLayout(
-        stream=stream,
-        schema=options.default_target_schema or schema_name,
-        table=table,
-        columns=columns,
-        key_columns=keys,
-    )
+    return columns
 
 
 def _generic_type(node: dict[str, Any]) -> tuple[SqlType, bool]:

@@ -34,6 +34,9 @@ class Envelope(msgspec.Struct, gc=False):
     key_properties: list[str] | None = None
     value: msgspec.Raw = None  # type: ignore[assignment]
     version: int | None = None
+    #: tap-dap's closing ACTIVATE_VERSION of a snapshot: how many rows the DAP snapshot had
+    #: (another tap, or a mapper in between, does not say: None).
+    source_rows: int | None = msgspec.field(default=None, name="x-dap-rows")
 
 
 _DECODER = msgspec.json.Decoder(Envelope)

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import msgspec
+from singer_sdk import metrics
 
 from target_dap_sql.decoding import RecordDecoder
 from target_dap_sql.dialects.base import Batch, Dialect
@@ -48,6 +49,12 @@ class StreamSink:
         #: The stream's bookmark as it stood when the snapshot began (what STATE may still say).
         self.bookmark_before_snapshot: Any = _NO_BOOKMARK
         self.rows_loaded = 0
+        #: Records received since the snapshot began (an empty snapshot needs a reason).
+        self.snapshot_records = 0
+        self.records_received = 0
+        # The SDK's record_count METRIC: rows committed, logged at every commit that moves the
+        # stream's bookmark (and at the end), as an SDK target logs it per drained batch.
+        self.record_counter = metrics.record_counter(self.stream, log_interval=float("inf"))
 
     @property
     def size(self) -> int:
@@ -66,6 +73,8 @@ class StreamSink:
 
     def add_decoded(self, decoded: list[tuple[Any, tuple, bool]]) -> None:
         """Add (key, row, is_delete) records in order; a full slice is committed."""
+        self.snapshot_records += len(decoded)
+        self.records_received += len(decoded)
         if self.layout.key_columns:
             upserts, deletes = self._upserts, self._deletes
             for key, row, deleted in decoded:
@@ -92,7 +101,7 @@ class StreamSink:
         """The meta row to write with the next commit, if the stream's bookmark moved."""
         if self.layout.dap is None or self.in_snapshot:
             return None, None
-        bookmark = bookmark_from_state(state, self.stream)
+        bookmark = bookmark_from_state(state, self.layout.state_key)
         if bookmark is None or bookmark == self.committed_bookmark:
             return None, None
         return meta_row_for(self.layout, bookmark), bookmark
@@ -106,8 +115,10 @@ class StreamSink:
         if len(batch) or meta is not None:
             self.dialect.write_batch(self.layout, batch, staging=self.in_snapshot, meta=meta)
         self.rows_loaded += len(batch)
+        self.record_counter.value += len(batch)
         if bookmark is not None:
             self.committed_bookmark = bookmark
+            self.log_record_count()
         if len(batch):
             logger.log(logging.DEBUG if self.in_snapshot else logging.INFO,
                        "Flushed %d rows (%d deletes) to '%s'%s", len(batch),
@@ -116,9 +127,10 @@ class StreamSink:
     def begin_snapshot(self, version: int, state: Any) -> None:
         self.flush(state)
         self.snapshot_version = version
+        self.snapshot_records = 0
         bookmarks = (state or {}).get("bookmarks", {}) if isinstance(state, dict) else {}
-        if self.stream in bookmarks:
-            self.bookmark_before_snapshot = copy.deepcopy(bookmarks[self.stream])
+        if self.layout.state_key in bookmarks:
+            self.bookmark_before_snapshot = copy.deepcopy(bookmarks[self.layout.state_key])
         elif self.committed_bookmark is not None:
             # No STATE yet in this run: what the meta row says is committed.
             self.bookmark_before_snapshot = self.committed_bookmark.as_state_entry()
@@ -134,9 +146,16 @@ class StreamSink:
         meta, bookmark = self.meta_for(state)
         self.dialect.swap_staging(self.layout, batch, meta)
         self.rows_loaded += len(batch)
+        self.record_counter.value += len(batch)
         self.bookmark_before_snapshot = _NO_BOOKMARK
         if bookmark is not None:
             self.committed_bookmark = bookmark
+        self.log_record_count()
+
+    def log_record_count(self) -> None:
+        """A METRIC line with the rows committed since the last one (none if there are none)."""
+        if self.record_counter.value:
+            self.record_counter.exit()
 
     def state_entry(self) -> Any:
         """What the emitted STATE may say for this stream while a snapshot is unfinished."""

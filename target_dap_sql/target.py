@@ -36,10 +36,15 @@ from target_dap_sql.errors import (
     SchemaError,
     TargetDapSQLError,
 )
+from target_dap_sql.guards import refuse_empty_swap, refuse_shared_source
 from target_dap_sql.layout import LayoutOptions, build_layout
+from target_dap_sql.mapping import InputMaps
 from target_dap_sql.meta import MetaRow, bookmark_of
 from target_dap_sql.reader import DapMessageReader, Envelope
 from target_dap_sql.sinks import StreamSink
+
+#: Seconds between progress lines while records arrive.
+PROGRESS_SECONDS = 10.0
 
 
 class TargetDapSQL(Target):
@@ -52,6 +57,8 @@ class TargetDapSQL(Target):
         PluginCapabilities.ABOUT,
         PluginCapabilities.STRUCTURED_LOGGING,
         PluginCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
         TargetCapabilities.TARGET_SCHEMA,
         TargetCapabilities.HARD_DELETE,
         TargetCapabilities.VALIDATE_RECORDS,
@@ -84,6 +91,11 @@ class TargetDapSQL(Target):
                     description="Drop columns that vanished from the schema (default: keep)."),
         th.Property("add_record_metadata", th.BooleanType, default=False,
                     description="Add _sdc_deleted_at and _sdc_batched_at columns."),
+        th.Property("allow_empty_snapshots", th.BooleanType, default=False,
+                    description="Let a snapshot with no records replace a table that has rows "
+                    "even when tap-dap did not report the DAP table as empty (e.g. a mapper "
+                    "dropped or filtered every record). Default: refuse, leaving the table as "
+                    "it was."),
         th.Property("sanitize_null_characters", th.BooleanType, default=False,
                     description="PostgreSQL cannot store NUL (U+0000) in text or JSON: replace "
                     "it with U+FFFD instead of stopping with an error naming the line, stream, "
@@ -119,7 +131,8 @@ class TargetDapSQL(Target):
         self._meta_rows: dict[tuple[str, str], MetaRow] | None = None
         self._state: Any = None
         self._emitted_state: Any = None
-        self._last_commit = time.monotonic()
+        self._last_commit = self._last_progress = time.monotonic()
+        self._progress_rows = 0
         if not self._dialect.stores_nul_characters and isinstance(self.message_reader,
                                                                   DapMessageReader):
             self.message_reader.nul_handling = (
@@ -134,6 +147,11 @@ class TargetDapSQL(Target):
         # by key and defines its own `add_record_metadata`.
         super(Target, cls).append_builtin_config(config_jsonschema)
 
+    def setup_mapper(self) -> None:
+        # Stream maps apply to mapped streams only (target_dap_sql.mapping); the others keep
+        # the fast record path, which never goes through the SDK's per-record mapper.
+        self._maps = InputMaps(self.config, self.logger)
+
     # --- messages ---------------------------------------------------------------------------
 
     def _sink(self, envelope: Envelope) -> StreamSink:
@@ -145,6 +163,8 @@ class TargetDapSQL(Target):
 
     def _refuse_nul_characters(self, envelope: Envelope) -> None:
         """A RECORD line holds an escaped NUL: raise naming its column, unless it was text."""
+        if self._maps.is_mapped(envelope.stream):
+            return  # checked on the mapped record (_process_record_message)
         sink = self._sink(envelope)
         if envelope.record is not None:
             error = sink.decoder.find_nul(envelope.record, sink.stream)
@@ -159,8 +179,22 @@ class TargetDapSQL(Target):
         if self._schemas_seen.get(stream) == (raw, envelope.key_properties):
             return
         schema = json.loads(raw)
-        layout = build_layout(stream, schema, envelope.key_properties, self._options)
+        outputs = self._maps.register(stream, schema, list(envelope.key_properties or []))
+        if outputs is None:
+            self._load_schema(stream, raw, schema, envelope.key_properties)
+        else:
+            for output in outputs:
+                self._load_schema(output.stream, json.dumps(output.schema).encode(),
+                                  output.schema, output.key_properties)
+        self._schemas_seen[stream] = (raw, envelope.key_properties)
+
+    def _load_schema(self, stream: str, raw: bytes, schema: dict[str, Any],
+                     key_properties: list[str] | None) -> None:
+        if stream in self._schemas_seen and self._schemas_seen[stream] == (raw, key_properties):
+            return
+        layout = build_layout(stream, schema, key_properties, self._options)
         previous = self._sinks.get(stream)
+        refuse_shared_source(stream, layout, previous, self._sinks.values())
         if previous is not None:
             if previous.in_snapshot:
                 raise InputError("SCHEMA changed in the middle of a snapshot", stream=stream)
@@ -185,7 +219,7 @@ class TargetDapSQL(Target):
             row = self._meta_rows.get((layout.dap.namespace, layout.dap.table))
             sink.committed_bookmark = bookmark_of(row) if row else None
         self._sinks[stream] = sink
-        self._schemas_seen[stream] = (raw, envelope.key_properties)
+        self._schemas_seen[stream] = (raw, key_properties)
 
     def _claim_names(self, layout: Any) -> None:
         """Refuse, before anything is written, a stream whose table or enum type is already
@@ -212,14 +246,28 @@ class TargetDapSQL(Target):
                     f"{layout.dap.namespace}.{layout.dap.table} into it", stream=layout.stream)
 
     def _process_record_message(self, envelope: Envelope) -> None:  # type: ignore[override]
-        sink = self._sink(envelope)
         if envelope.record is None:
             raise InputError("RECORD message has no 'record'", stream=envelope.stream)
+        if self._maps.is_mapped(envelope.stream):
+            assert envelope.stream is not None
+            for output, raw in self._maps.transform(envelope.stream, bytes(envelope.record)):
+                sink = self._sinks[output]
+                if getattr(self.message_reader, "nul_handling", None) == "reject" and (
+                        b"\\u0000" in raw):
+                    error = sink.decoder.find_nul(raw, output)
+                    if error is not None:
+                        raise error
+                sink.add(raw)
+                self._after_records(sink)
+            return
+        sink = self._sink(envelope)
         sink.add(envelope.record)
         self._after_records(sink)
 
     def _process_record_run(self, stream: str, lines: list[bytes]) -> bool:
         """RECORD lines of one stream, decoded together; False: take them line by line."""
+        if self._maps.is_mapped(stream):
+            return False
         sink = self._sinks.get(stream)
         decoded = sink.decoder.decode_run(lines) if sink is not None else None
         if sink is None or decoded is None:
@@ -236,8 +284,20 @@ class TargetDapSQL(Target):
     def _after_records(self, sink: StreamSink) -> None:
         if sink.size >= self._batch_rows:
             sink.flush(self._state)
-        if time.monotonic() - self._last_commit > self._batch_seconds:
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_SECONDS:
+            self._log_progress(sink, now)
+        if now - self._last_commit > self._batch_seconds:
             self._commit_all()
+
+    def _log_progress(self, sink: StreamSink, now: float) -> None:
+        """A progress line during long loads (at least every PROGRESS_SECONDS while records
+        arrive): without it a 500k-row snapshot is ~20 s of silence."""
+        received = sum(s.records_received for s in self._sinks.values())
+        rate = (received - self._progress_rows) / max(now - self._last_progress, 1e-9)
+        self.logger.info("Loading '%s': %s rows received so far, %s rows/s", sink.stream,
+                         f"{sink.records_received:,}", f"{rate:,.0f}")
+        self._last_progress, self._progress_rows = now, received
 
     def _process_state_message(self, envelope: Envelope) -> None:  # type: ignore[override]
         if envelope.value is None:
@@ -245,13 +305,22 @@ class TargetDapSQL(Target):
         self._state = json.loads(bytes(envelope.value))
 
     def _process_activate_version_message(self, envelope: Envelope) -> None:  # type: ignore[override]
-        sink = self._sink(envelope)
+        if self._maps.is_mapped(envelope.stream):
+            assert envelope.stream is not None
+            for output in self._maps.outputs(envelope.stream):
+                self._activate(self._sinks[output], envelope)
+        else:
+            self._activate(self._sink(envelope), envelope)
+
+    def _activate(self, sink: StreamSink, envelope: Envelope) -> None:
         if envelope.version is None:
             raise InputError("ACTIVATE_VERSION message has no 'version'", stream=sink.stream)
         if sink.layout.dap is None or sink.layout.merges_snapshots:
             # Other taps send only a start marker; canvas_logs snapshots merge by design.
             return
         if sink.in_snapshot and sink.snapshot_version == envelope.version:
+            refuse_empty_swap(sink, envelope, self._dialect,
+                              bool(self.config.get("allow_empty_snapshots")))
             sink.end_snapshot(self._state)
         else:
             if sink.in_snapshot:
@@ -289,9 +358,9 @@ class TargetDapSQL(Target):
         for sink in unfinished:
             entry = sink.state_entry()
             if StreamSink.is_unset(entry):
-                state["bookmarks"].pop(sink.stream, None)
+                state["bookmarks"].pop(sink.layout.state_key, None)
             else:
-                state["bookmarks"][sink.stream] = entry
+                state["bookmarks"][sink.layout.state_key] = entry
         return state
 
     def listen(self, file_input: Any = None) -> None:
@@ -313,6 +382,7 @@ class TargetDapSQL(Target):
                         "the live table is left unchanged", sink.stream)
             self._commit_all()
             for sink in self._sinks.values():
+                sink.log_record_count()
                 self.logger.info("Stream '%s': %d rows loaded", sink.stream, sink.rows_loaded)
         finally:
             self._dialect.close()

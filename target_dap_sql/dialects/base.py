@@ -251,6 +251,10 @@ class Dialect(ABC):
         """Load the last batch into staging and replace the live table with it, atomically."""
 
     @abstractmethod
+    def live_table_has_rows(self, layout: TableLayout) -> bool:
+        """Whether the stream's live table holds at least one row."""
+
+    @abstractmethod
     def read_meta_rows(self) -> list[MetaRow]:
         """All rows of the table_sync meta table (empty when it does not exist)."""
 

@@ -338,6 +338,11 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
     def _upsert_meta(self, meta: MetaRow) -> None:
         self._schemas.upsert_meta_row(meta)
 
+    def live_table_has_rows(self, layout: TableLayout) -> bool:
+        live = quote(prefixed_table_name(layout))
+        return self._transaction(f"counting rows of stream '{layout.stream}'",
+                                 lambda: bool(self._query(f"SELECT 1 FROM {live} LIMIT 1")))
+
     def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
         # Not one transaction as on the other databases: MySQL DDL commits implicitly. Each step
         # commits on its own, the meta row right after the rename (see the module docstring).

@@ -316,6 +316,12 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection]):
     def _upsert_meta(self, meta: MetaRow) -> None:
         self.schemas.upsert_meta_row(meta)
 
+    def live_table_has_rows(self, layout: TableLayout) -> bool:
+        live = self.schemas.qualified(layout, layout.table)
+        return self._transaction(
+            f"counting rows of stream '{layout.stream}'",
+            lambda: self.conn.execute(f"SELECT 1 FROM {live} LIMIT 1").fetchone() is not None)
+
     def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
         self._swap_in_one_transaction(
             layout, batch, meta, lambda: self.schemas.swap(layout, self.staging_table(layout)))

@@ -264,6 +264,12 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection]):
         if batch.deletes:
             self.conn.executemany(delete, map(delete_params, batch.deletes))
 
+    def live_table_has_rows(self, layout: TableLayout) -> bool:
+        live = quote(prefixed_table_name(layout))
+        return self._transaction(
+            f"counting rows of stream '{layout.stream}'",
+            lambda: self.conn.execute(f"SELECT 1 FROM {live} LIMIT 1").fetchone() is not None)
+
     def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
         live = quote(prefixed_table_name(layout))
         staging = quote(prefixed_table_name(layout, self.staging_table(layout)))

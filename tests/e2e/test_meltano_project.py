@@ -13,9 +13,8 @@ import yaml
 
 from tests.e2e.tooling import PROJECT_BIN, ROOT, base_env
 
-# SDK built-ins that only work with their capability. Neither plugin advertises these (tap-dap
-# writes pre-encoded records past the SDK mapper), so neither may list their settings: Meltano
-# users would be offered settings that are silently ignored.
+# SDK built-ins that only work with their capability: a plugin that does not advertise it may not
+# list their settings (Meltano users would be offered settings that are silently ignored).
 CAPABILITY_SETTINGS = {
     "stream-maps": {"stream_maps", "stream_map_config", "faker_config"},
     "schema-flattening": {"flattening_enabled", "flattening_max_depth",

@@ -1,4 +1,4 @@
-"""The e2e suite's outside tools: Meltano and two generic Singer plugins, each in its own venv.
+"""The e2e suite's outside tools: Meltano and generic Singer plugins, each in its own venv.
 
 Meltano pins SQLAlchemy <2.1 and many other packages, so it never goes into the project's .venv;
 the generic plugins pin other singer-sdk versions than ours. scripts/test installs them from their
@@ -18,7 +18,7 @@ from scripts.environments import SetupError as ToolSetupError
 
 ROOT = environments.ROOT
 PROJECT_BIN = Path(sys.executable).parent  # the .venv running pytest: tap-dap, target-dap-sql
-GENERIC_PLUGINS = ("target-csv", "tap-jsonl")  # SDK-built plugins from PyPI that know no DAP
+GENERIC_PLUGINS = ("target-csv", "tap-jsonl", "meltano-map-transform")  # SDK-built, know no DAP
 # Meltano's system dir (plugin venvs, systemdb) of the test session: `--latest` runs may bring a
 # newer Meltano whose migrations would make the locked Meltano refuse a shared database.
 MELTANO_DIR = ROOT / (".meltano-latest" if environments.LATEST else ".meltano")

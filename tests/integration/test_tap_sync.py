@@ -25,6 +25,9 @@ def test_snapshot_then_incremental_reproduces_the_emulator_tables(emulator_facto
         assert all(r["_sdc_deleted_at"] is None for r in records)
     versions = {m["version"] for m in first.of_type("ACTIVATE_VERSION")}
     assert len(versions) == 1
+    # the opening one is plain; the closing one says how many rows the DAP snapshot had
+    opening, closing = first.of_type("ACTIVATE_VERSION", "canvas-users")
+    assert "x-dap-rows" not in opening and closing["x-dap-rows"] == 30
     assert {r["version"] for r in first.of_type("RECORD")} == versions
 
     users: dict = {}

@@ -159,3 +159,87 @@ def test_chunks_split_on_record_boundaries() -> None:
     assert sum(count for _, count in chunks) == 5000
     assert len(chunks) > 1 and all(len(chunk) >= CHUNK_BYTES for chunk, _ in chunks[:-1])
     assert all(chunk.endswith(b"\n") and chunk.count(b"\n") == n for chunk, n in chunks)
+
+
+def _projected(lines: list[bytes], dropped: frozenset[str]) -> list[dict]:
+    encoder = RecordEncoder("s", version=None, where="w", dropped=dropped)
+    out = bytearray()
+    count = encoder.encode_block(b"".join(line + b"\n" for line in lines), out)
+    messages = [json.loads(line) for line in bytes(out).splitlines()]
+    assert count == len(messages)
+    return [m["record"] for m in messages]
+
+
+def test_deselected_members_are_removed_and_the_rest_is_unchanged() -> None:
+    lines = [
+        SNAPSHOT_LINE,
+        UPDATE_LINE,
+        DELETE_LINE,
+        b'{"key":{"id":4},"value":null,"meta":{"ts":"2024-01-01T00:00:00Z"}}',
+        b'{"key":{"id":5},"value":{ "name" : 1 , "n": {"name": 2}},"meta":{"ts":"2024-01-01Z"}}',
+    ]
+    full = _projected(lines, frozenset())
+    dropped = _projected(lines, frozenset({"name", "absent"}))
+    for before, after in zip(full, dropped, strict=True):
+        assert after == {k: v for k, v in before.items() if k != "name"}
+    assert dropped[4]["n"] == {"name": 2}  # only the top-level member goes
+    assert _projected(lines[:1], frozenset({"name", "n"})) == [
+        {"id": 1, "meta": {"action": "U", "ts": "2024-01-01T00:00:00Z"}, "_sdc_deleted_at": None}
+    ]
+
+
+def test_malformed_value_is_reported_with_its_line_when_projecting() -> None:
+    encoder = RecordEncoder("s", version=None, where="canvas.a: object O1", dropped=frozenset("x"))
+    bad = b'{"key":{"id":1},"value":[1],"meta":{"ts":"2024-01-01Z"}}'
+    with pytest.raises(MalformedDataError, match=r"canvas.a: object O1, line 2: malformed"):
+        encoder.encode_block(SNAPSHOT_LINE + b"\n" + bad + b"\n", bytearray())
+
+
+def _dap_line(i: int, value: object, action: str = "U") -> bytes:
+    line = {"key": {"id": i}, "meta": {"ts": "2024-01-01T00:00:00Z", "action": action}}
+    if value is not _ABSENT:
+        line["value"] = value
+    return json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_ABSENT = object()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_block_stripping_equals_removing_the_members_from_decoded_rows(seed: int) -> None:
+    """Random rows, including everything that must make the in-C removal step aside: the name
+    in nested objects, object/array values, strings full of quotes, backslashes and braces."""
+    import random
+
+    from tap_dap.projection import BlockStripper
+
+    rng = random.Random(seed)
+    scalars = [None, 0, -12, 3.5, 1e21, -2.5e-7, True, False, "", "plain", 'q"uo\\"te',
+               "b\\\\", '{"name":1}', ',"name":"x"}', "ünï ☃", "\\u0000"]
+    names = ["name", "grade", "x"]
+    lines = []
+    for i in range(60):
+        value: dict = {}
+        for member in rng.sample(["a", *names, "b", "c"], rng.randint(0, 6)):
+            kind = rng.random() if seed % 2 else 1.0  # even seeds: scalars only (block path)
+            if kind < 0.08:
+                value[member] = {"name": rng.choice(scalars)}  # nested member with the name
+            elif kind < 0.12:
+                value[member] = [rng.choice(scalars)]
+            else:
+                value[member] = rng.choice(scalars)
+        choice = rng.random()
+        lines.append(_dap_line(i, _ABSENT if choice < 0.05 else None if choice < 0.1 else value,
+                               "D" if rng.random() < 0.1 else "U"))  # fmt: skip
+    dropped = frozenset(rng.sample(names, rng.randint(1, 3)))
+    full = _projected(lines, frozenset())
+    got = _projected(lines, dropped)
+    assert got == [{k: v for k, v in r.items() if k not in dropped} for r in full]
+    block = b"".join(line + b"\n" for line in lines)
+    if seed % 2 == 0:
+        assert BlockStripper(dropped).strip(block) is not None
+    # and the block path really is taken for clean blocks (one member, scalars only)
+    clean = [_dap_line(i, {"a": i, "name": f"n{i}", "b": "x"}) for i in range(5)]
+    assert BlockStripper({"name"}).strip(b"\n".join(clean) + b"\n") is not None
+    nested = [_dap_line(0, {"a": {"name": 1}, "name": 2})]
+    assert BlockStripper({"name"}).strip(nested[0] + b"\n") is None

@@ -1,0 +1,50 @@
+"""Refusals that protect a replica from a configuration mistake (stream maps, mappers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from target_dap_sql.dialects import Dialect
+from target_dap_sql.errors import InputError
+from target_dap_sql.layout import TableLayout
+from target_dap_sql.reader import Envelope
+from target_dap_sql.sinks import StreamSink
+
+
+def refuse_shared_source(stream: str, layout: TableLayout, previous: StreamSink | None,
+                         sinks: Iterable[StreamSink]) -> None:
+    """One DAP table, one bookmark and one meta row: two streams claiming the same DAP
+    table (a stream map splitting it, or two aliases) would overwrite each other's."""
+    if layout.dap is None:
+        return
+    source = f"{layout.dap.namespace}.{layout.dap.table}"
+    if previous is not None and previous.layout.dap is not None and (
+            previous.layout.state_key != layout.state_key):
+        raise InputError(f"the stream's DAP table changed from "
+                         f"{previous.layout.dap.namespace}.{previous.layout.dap.table} to "
+                         f"{source}", stream=stream)
+    for other in sinks:
+        if other.stream != stream and other.layout.dap is not None and (
+                other.layout.state_key == layout.state_key):
+            raise InputError(
+                f"streams '{other.stream}' and '{stream}' both replicate DAP table {source}, "
+                "whose bookmark and meta row can belong to one table only (send copies "
+                "without the 'x-dap' annotation)", stream=stream)
+
+
+def refuse_empty_swap(sink: StreamSink, envelope: Envelope, dialect: Dialect, allowed: bool
+                      ) -> None:
+    """A snapshot without records must not silently empty a table: only when the tap says
+    the DAP table is empty (or the setting allows it) may it replace a table that has rows.
+    """
+    if (sink.snapshot_records or envelope.source_rows == 0
+            or allowed
+            or not dialect.live_table_has_rows(sink.layout)):
+        return
+    said = ("tap-dap read rows that never arrived here (a stream map or mapper dropped "
+            "them)" if envelope.source_rows else "nothing says the source table is empty")
+    raise InputError(
+        f"refusing to replace table '{sink.layout.table}', which has rows, by an empty "
+        f"snapshot (version {envelope.version}): {said}. The table is left as it was; set "
+        "allow_empty_snapshots: true (TARGET_DAP_SQL_ALLOW_EMPTY_SNAPSHOTS) to allow it",
+        stream=sink.stream)
