@@ -103,6 +103,7 @@ def test_meltano_plugin_venvs_hold_the_lock(meltano_bin: Path, plugin: str) -> N
 @pytest.mark.parametrize(("venv", "lock"), [
     (".venv-meltano", "meltano"), (".venv-dap", "dap"),
     (".venv-singer/target-csv", "target-csv"), (".venv-singer/tap-jsonl", "tap-jsonl"),
+    (".venv-singer/meltano-map-transform", "meltano-map-transform"),
 ])
 def test_tool_venvs_hold_their_lock(venv: str, lock: str) -> None:
     # scripts/test built them before pytest started; a plain `pytest` builds what is missing
