@@ -116,7 +116,7 @@ def project_venv() -> Path:
             "uv sync --locked --extra dev (into .venv)",
             env={**_uv_env(), "UV_PROJECT_ENVIRONMENT": str(ROOT / ".venv")})
     except SetupError as exc:
-        if "needs to be updated" in str(exc) or "--locked" in str(exc):
+        if "needs to be updated" in str(exc):  # uv's words for a stale lock
             raise SetupError(f"{exc}\nuv.lock does not match pyproject.toml: run scripts/lock "
                              "(it also refreshes requirements/plugins.txt), then commit both"
                              ) from None
