@@ -14,7 +14,7 @@ separated; default every table of the namespace).
     dagster job execute -f examples/dagster_replicator.py -j dap_replication
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster reads the op annotations at definition time.
 
 import os
 from collections.abc import Iterator
