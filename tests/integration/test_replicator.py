@@ -4,6 +4,8 @@ and tables replicated in parallel from threads and from processes into one datab
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -276,3 +278,13 @@ def test_tables_in_parallel_processes(dialect: str, emulator_factory: Any, tmp_p
         assert_equals_truth(url, emulator, CONCURRENT_TABLES)
         for table in CONCURRENT_TABLES:
             emulator.advance("canvas", table, inserts=3, updates=3, deletes=1)
+
+
+def test_the_library_imports_neither_the_emulator_nor_tools() -> None:
+    """Runtime boundaries: dap_replicator sits above tap_dap and target_dap_sql, and the
+    emulator is a test tool only."""
+    probe = ("import sys, dap_replicator; bad = sorted(m for m in sys.modules if "
+             "m.startswith(('tap_dap.emulator', 'tests', 'dagster'))); print(bad)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
