@@ -4,9 +4,12 @@ and tables replicated in parallel from threads and from processes into one datab
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -288,3 +291,43 @@ def test_the_library_imports_neither_the_emulator_nor_tools() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_kill_9_during_initialize_then_replicate_converges(emulator_factory: Any,
+                                                           tmp_path: Path) -> None:
+    """A task killed in the middle of its snapshot leaves no meta row claiming data; the next
+    replicate() takes the snapshot again and the table equals the source."""
+    emulator = emulator_factory(tables="submissions", rows=30000, rows_per_object=500)
+    url = f"sqlite:///{tmp_path}/dap.db"
+    context = multiprocessing.get_context("spawn")
+    worker = context.Process(target=_replicate_in_process, args=(
+        emulator.base_url, emulator.client_id, emulator.client_secret, url, "submissions"))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _staging_rows(tmp_path / "dap.db"):
+        time.sleep(0.05)
+    assert worker.is_alive(), "the snapshot ended before it could be interrupted"
+    os.kill(worker.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    worker.join(30)
+    assert meta_rows(url) == {}  # the swap and its meta row never committed
+
+    session = open_session(emulator)
+    try:
+        result = SQLReplicator(session, DatabaseConnection(url), tap_settings=FAST).replicate(
+            "canvas", "submissions")
+    finally:
+        session.close()
+    assert (result.snapshot, result.rows_written) == (True, 30000)
+    assert_equals_truth(url, emulator, ["submissions"])
+
+
+def _staging_rows(path: Path) -> int:
+    """Rows committed so far into any staging table (0 while there is none)."""
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = "
+                                            "'table' AND name LIKE '%staging%'")]
+        return sum(conn.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0] for n in names)
