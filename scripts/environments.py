@@ -169,6 +169,16 @@ def generic_plugin(name: str) -> Path:
     return locked_venv(f".venv-singer/{name}", name, name)
 
 
+def dagster_example() -> Path:
+    """.venv-dagster/bin/python: Dagster from its lock plus the project, editable, at uv.lock's
+    runtime versions; only the test of the worked example (examples/dagster_replicator.py)
+    uses it."""
+    python = locked_venv(".venv-dagster", "dagster", "python")
+    run([uv(), "pip", "install", "-q", "--python", python, "-e", ROOT, "-c",
+         LOCKS / "plugins.txt"], "installing the project into .venv-dagster")
+    return python
+
+
 def _timed(label: str, setup) -> object:
     started = time.monotonic()
     result = setup()
@@ -186,6 +196,7 @@ def set_up_for_tests() -> Path:
     _timed(".venv-meltano (Meltano)", meltano)
     for plugin in ("target-csv", "tap-jsonl", "meltano-map-transform"):
         _timed(f".venv-singer/{plugin}", lambda p=plugin: generic_plugin(p))
+    _timed(".venv-dagster (worked example)", dagster_example)
     print(f"set-up took {time.monotonic() - started:.1f} s", flush=True)
     return bin_dir  # type: ignore[return-value]
 

@@ -9,7 +9,6 @@ The bookmark's ``schema_version`` is always the version of the SCHEMA that was s
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
@@ -50,6 +49,8 @@ class DAPTableStream(Stream):
         self._dropped: frozenset[str] | None = None
         #: Set when the stream has stream maps or flattening (else records take the fast path).
         self._mapped: mapping.MappedRecords | None = None
+        #: The job whose data this run wrote completely (None until then).
+        self.synced_job: ReadyJob | None = None
 
     @property
     def table_schema(self) -> StreamSchema:
@@ -217,7 +218,7 @@ class DAPTableStream(Stream):
             self._write_activate_version_message(version)
         progress = _Progress(self.logger, self.name, "snapshot" if ready.is_snapshot else "changes")
         limit = self.ABORT_AT_RECORD_COUNT
-        out = sys.stdout.buffer
+        out = self._dap_tap.output_buffer
         mapped = self._mapped
         for chunk, records in coordinator.record_chunks(ready):
             if limit is not None and progress.rows + records > limit:
@@ -279,6 +280,7 @@ class DAPTableStream(Stream):
         self._write_schema_message()
 
     def _advance_bookmark(self, ready: ReadyJob) -> None:
+        self.synced_job = ready
         state = self.stream_state
         state["timestamp"] = format_timestamp(ready.timestamp)
         # The version of the SCHEMA sent, which may differ from the job's (see _refresh_schema).

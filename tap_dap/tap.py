@@ -48,6 +48,9 @@ class TapDap(Tap):
     dynamic_catalog = True
     message_writer_class = MsgSpecWriter
     config_jsonschema = CONFIG_JSONSCHEMA
+    #: Where RECORD lines go (None: stdout). An in-process caller (dap_replicator) sets it,
+    #: together with a message writer writing to the same file.
+    output: IO[bytes] | None = None
     # No BATCH: records are already cheap on the fast path. Stream maps and flattening: see
     # tap_dap.mapping (unmapped streams keep the fast path).
     capabilities = [
@@ -100,6 +103,10 @@ class TapDap(Tap):
                 self._session = self._client.__enter__()
                 atexit.register(self.close)
             return self._session
+
+    @property
+    def output_buffer(self) -> IO[bytes]:
+        return self.output if self.output is not None else sys.stdout.buffer
 
     @property
     def snapshot_version(self) -> int:

@@ -9,10 +9,12 @@ decoding that leaves the record as raw JSON for the stream's decoder. Errors are
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import itertools
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Literal
@@ -45,6 +47,37 @@ _DECODER = msgspec.json.Decoder(Envelope)
 INPUT_BUFFER_BYTES = 1024 * 1024
 _NUL = b"\\u0000"
 _NUL_TEXT = "\\u0000"
+
+
+class _RelaxedGC:
+    """gc.freeze() and the thresholds are process-wide: with several targets reading in one
+    process (dap_replicator, one thread per table) the first one in sets them and the last
+    one out restores them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: tuple[int, ...] = ()
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            self._users += 1
+            if self._users == 1:
+                self._saved = gc.get_threshold()
+                gc.freeze()
+                gc.set_threshold(50_000, 20, 10)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    gc.set_threshold(*self._saved)
+                    gc.unfreeze()
+
+
+_relaxed_gc = _RelaxedGC()
 
 
 class DapMessageReader(GenericSingerReader[bytes]):
@@ -87,14 +120,8 @@ class DapMessageReader(GenericSingerReader[bytes]):
         # Decoding allocates a few containers per row and creates no garbage cycles, so a
         # collection every 50,000 allocations instead of 700 is plenty: another ~15% of the
         # target's CPU on a 300k-row snapshot (2.85 -> 2.44 CPU-s), same peak memory.
-        thresholds = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 10)
-        try:
+        with _relaxed_gc():
             return self._process(source, callbacks)
-        finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
 
     def _process(self, source: Iterable[Any],
                  callbacks: dict[str, Callable[[Any], None]]) -> Counter[str]:

@@ -343,9 +343,18 @@ class TargetDapSQL(Target):
         self._last_commit = time.monotonic()
         state = self._state_to_emit()
         if state is not None and state != self._emitted_state:
-            sys.stdout.write(json.dumps(state, separators=(",", ":")) + "\n")
-            sys.stdout.flush()
+            self.emit_state(state)
             self._emitted_state = state
+
+    def emit_state(self, state: Any) -> None:
+        """Write a STATE line (everything it covers is committed). In-process callers
+        (dap_replicator) override it: their state lives in the meta rows."""
+        sys.stdout.write(json.dumps(state, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+
+    def rows_loaded(self) -> dict[str, int]:
+        """Rows written per stream so far in this run."""
+        return {name: sink.rows_loaded for name, sink in self._sinks.items()}
 
     def _state_to_emit(self) -> Any:
         """The latest STATE, minus bookmarks of snapshots that are not swapped in yet."""

@@ -20,7 +20,8 @@ def test_sdist_and_wheel_hold_the_package_and_nothing_stray(tmp_path: Path) -> N
         names = [n.split("/", 1)[1] for n in archive.getnames() if "/" in n]
     top = {n.split("/")[0] for n in names}
     assert top == {"CHANGELOG.md", "LICENSE", "MANIFEST.in", "PKG-INFO", "README.md",
-                   "pyproject.toml", "setup.cfg", "tap_dap", "tap_dap.egg-info", "target_dap_sql"}
+                   "pyproject.toml", "setup.cfg", "tap_dap", "tap_dap.egg-info", "target_dap_sql",
+                   "dap_replicator"}
     assert not [n for n in names if "/tests/" in f"/{n}" or "__pycache__" in n]
 
     (wheel,) = tmp_path.glob("*.whl")
@@ -30,8 +31,9 @@ def test_sdist_and_wheel_hold_the_package_and_nothing_stray(tmp_path: Path) -> N
             n for n in files if n.endswith(".dist-info/METADATA"))).decode())
     assert any(n.startswith("tap_dap/emulator/data/") for n in files)  # the emulator's tables
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in files)
-    assert {p.split("/")[0] for p in files} <= {"tap_dap", "target_dap_sql",
+    assert {p.split("/")[0] for p in files} <= {"tap_dap", "target_dap_sql", "dap_replicator",
                                                  "tap_dap-0.1.0.dist-info"}
+    assert "dap_replicator/replicator.py" in files
     assert metadata["License-Expression"] == "Apache-2.0"
     assert "Programming Language :: Python :: 3.11" in metadata.get_all("Classifier")
     assert metadata["Requires-Python"] == ">=3.11"
