@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bench.scenarios import PARSE_PROBE, TAP_ALONE, TAP_DESELECTED, TAP_HASHED
+from bench.scenarios import (
+    PARSE_PROBE,
+    PG_DESELECTED,
+    PG_HASHED,
+    TAP_ALONE,
+    TAP_DESELECTED,
+    TAP_HASHED,
+)
 from bench.services import EmulatorSpec
 from bench.spec import Rows, Scenario, Variant
 
@@ -36,6 +43,8 @@ PACES: dict[tuple[str, str], Pace] = {
     ("snapshot-pg", "raw COPY FROM"): Pace(1.5, 150_000),
     ("snapshot-pg", "tap-dap | target-postgres (use_copy)"): Pace(2.0, 3_200),
     ("snapshot-pg", "tap-dap | target-postgres (INSERT)"): Pace(2.0, 2_700),
+    ("snapshot-pg", PG_DESELECTED): Pace(1.5, 70_000),
+    ("snapshot-pg", PG_HASHED): Pace(1.5, 60_000),
     ("snapshot-sqlite", OURS): Pace(1.5, 39_000),
     ("tap-alone", TAP_ALONE): Pace(1.2, 180_000),
     ("tap-alone", PARSE_PROBE): Pace(1.0, 150_000),

@@ -79,6 +79,11 @@ HASHED_TAP_CONFIG = {
     "stream_map_config": {"salt": "bench"},
 }
 PARSE_PROBE = "download + gunzip + orjson parse"
+# The same features end to end: what users see of their cost (the target loads fewer columns).
+PG_DESELECTED = "tap-dap, 3 properties deselected | target-dap-sql"
+PG_HASHED = "tap-dap, 1 property hashed by a stream map | target-dap-sql"
+TAP_WITH_CATALOG = Step("tap", ("{tap}", "--config", "{run}/tap.json", "--catalog",
+                                "{run}/catalog.json"))
 
 
 def tap_alone_variant(name: str, tap: Step, files: dict[str, Any]) -> Variant:
@@ -105,10 +110,12 @@ def dap(command: str) -> Step:
 
 
 def ours_pg(name: str, *, incremental: bool = False, keep_as: str | None = None,
-            start_from: str | None = None, rows: Rows = Rows.LIVE) -> Variant:
+            start_from: str | None = None, rows: Rows = Rows.LIVE, tap: Step | None = None,
+            tap_files: dict[str, Any] | None = None) -> Variant:
     return Variant(
-        name, Kind.OURS, (TAP_FROM_STATE if incremental else TAP, TARGET),
-        files={"tap.json": TAP_CONFIG, "target.json": {"sqlalchemy_url": "{db_url}"}},
+        name, Kind.OURS, (tap or (TAP_FROM_STATE if incremental else TAP), TARGET),
+        files={"tap.json": TAP_CONFIG, **(tap_files or {}),
+               "target.json": {"sqlalchemy_url": "{db_url}"}},
         database="postgres", keep_as=keep_as, start_from=start_from,
         count=Count("postgres", "canvas.{table}"), rows=rows,
     )
@@ -165,6 +172,9 @@ def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
                     reference=Reference(197_000, None, "1M rows, 5.1 s, local files")),
             target_postgres(True, Reference(3_250, 177, "250k rows, 76.9 s")),
             target_postgres(False, None),
+            ours_pg(PG_DESELECTED, tap=TAP_WITH_CATALOG,
+                    tap_files={"catalog.json": DESELECTED_CATALOG}),
+            ours_pg(PG_HASHED, tap_files={"tap.json": HASHED_TAP_CONFIG}),
         ),
     )
     changes_pg = Scenario(
@@ -216,9 +226,8 @@ def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
                     reference=Reference(230_000, 15, "1M rows, 4.35 s, local files"),
                     window=Window("{run}/probe.out", "first_data", "end",
                                   "first byte parsed → end")),
-            tap_alone_variant(TAP_DESELECTED, Step("tap", (
-                "{tap}", "--config", "{run}/tap.json", "--catalog", "{run}/catalog.json")),
-                {"tap.json": TAP_CONFIG, "catalog.json": DESELECTED_CATALOG}),
+            tap_alone_variant(TAP_DESELECTED, TAP_WITH_CATALOG,
+                              {"tap.json": TAP_CONFIG, "catalog.json": DESELECTED_CATALOG}),
             tap_alone_variant(TAP_HASHED, TAP, {"tap.json": HASHED_TAP_CONFIG}),
         ),
     )

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from tap_dap.client import CompleteJob
 from tap_dap.errors import StreamSyncError
+from tap_dap.output import RecordEncoding
 from tap_dap.rate import CreationRate
 
 
@@ -27,8 +28,8 @@ class TableRequest:
     namespace: str
     table: str
     since: datetime | None
-    #: Value properties deselected in the catalog: never sent (see tap_dap.output).
-    dropped: frozenset[str] = frozenset()
+    #: How its rows are written: deselected properties, compiled stream maps (tap_dap.output).
+    encoding: RecordEncoding | None = None  # None: every property, under the stream's name
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,15 @@ writer the SDK's message writer uses, so SCHEMA/STATE/ACTIVATE_VERSION stay in o
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import orjson
 
 from tap_dap.errors import MalformedDataError
-from tap_dap.projection import BlockStripper
+from tap_dap.rewrite import HashRule, MemberRewriter
 
 logger = logging.getLogger("tap-dap.output")
 
@@ -38,15 +39,9 @@ class _DAPLine(msgspec.Struct, gc=False):
     value: msgspec.Raw = msgspec.Raw()  # empty: absent (deletes, all-null rows)
 
 
-class _ProjectedDAPLine(msgspec.Struct, gc=False):
-    key: msgspec.Raw
-    meta: _Meta
-    # Members stay raw JSON: only deselected ones are removed, the rest is re-emitted unchanged.
-    value: dict[str, msgspec.Raw] | None = None
-
-
 _LINE_DECODER = msgspec.json.Decoder(_DAPLine)
-_PROJECTED_LINE_DECODER = msgspec.json.Decoder(_ProjectedDAPLine)
+# The exact path of a row whose members are rewritten (see tap_dap.rewrite): members stay raw.
+_MEMBERS_DECODER = msgspec.json.Decoder(dict[str, msgspec.Raw] | None)
 _encode = msgspec.json.Encoder().encode
 _WHITESPACE = b" \t\r\n"
 # Bytes that may not follow a value's "{" on the fast path: whitespace (stripped, see
@@ -77,13 +72,31 @@ def _object_body(value: msgspec.Raw) -> bytes | None:
     return body
 
 
+@dataclass(frozen=True)
+class RecordEncoding:
+    """How one stream's rows become RECORD lines: the stream name they carry (a map's alias)
+    and the members rewritten on the way (see RecordEncoder)."""
+
+    stream_name: str
+    dropped: frozenset[str] = frozenset()
+    hashed: Mapping[str, HashRule] = field(default_factory=dict)
+    map_line: Callable[[bytes], bytes] | None = None
+
+    def encoder(self, *, version: int | None, where: str) -> RecordEncoder:
+        return RecordEncoder(self.stream_name, version=version, where=where,
+                             dropped=self.dropped, hashed=self.hashed,
+                             map_line=self.map_line)  # fmt: skip
+
+
 class RecordEncoder:
     """Turns DAP lines of one stream into Singer RECORD message lines.
 
     ``version`` is the table version of a snapshot (the ACTIVATE_VERSION value); incremental
-    records carry none. ``dropped`` names value properties deselected in the catalog: they are
-    removed while decoding (only streams with deselected properties pay for it; the others keep
-    the splice-only path).
+    records carry none. ``dropped`` names value properties that are not sent (deselected in the
+    catalog, or dropped by a stream map), ``hashed`` the ones a stream map hashes; both are
+    rewritten as bytes (tap_dap.rewrite), other streams keep the splice-only path. A row the
+    byte rewrite cannot handle exactly is decoded instead, and its hashing left to
+    ``map_line``: the SDK's own stream map of one unmapped RECORD line.
     """
 
     def __init__(
@@ -93,6 +106,8 @@ class RecordEncoder:
         version: int | None,
         where: str,
         dropped: frozenset[str] = frozenset(),
+        hashed: Mapping[str, HashRule] | None = None,
+        map_line: Callable[[bytes], bytes] | None = None,
     ) -> None:
         # Ends before the record's "{": the raw key supplies it.
         self._prefix = b'{"type":"RECORD","stream":' + orjson.dumps(stream_name) + b',"record":'
@@ -100,8 +115,10 @@ class RecordEncoder:
         self._upsert_end = _UPSERT_END + self._suffix
         self.where = where
         self._dropped = tuple(dropped)
-        self._decoder = _PROJECTED_LINE_DECODER if dropped else _LINE_DECODER
-        self._stripper = BlockStripper(dropped) if dropped else None
+        self._rewriter = MemberRewriter(dropped, hashed or {}) if dropped or hashed else None
+        if hashed and map_line is None:
+            raise ValueError("hashing members needs map_line for the rows it cannot rewrite")
+        self._map_line = map_line if hashed else None
         self.skipped_actions = 0
         self._lines_read = 0  # non-blank lines so far, for error messages
 
@@ -115,16 +132,9 @@ class RecordEncoder:
         """
         start = len(out)
         skipped_before = self.skipped_actions
-        stripped = self._stripper.strip(block) if self._stripper is not None else None
-        if stripped is not None:
-            block = stripped  # the members are gone: the splice-only path does the rest
         try:
-            if self._dropped and stripped is None:
-                rows = self._decoder.decode_lines(block)
-                self._append_rows(self._project(rows), out)
-            else:
-                rows = _LINE_DECODER.decode_lines(block)
-                self._append_rows(rows, out)
+            rows = _LINE_DECODER.decode_lines(block)
+            self._append_rows(rows, out, self._rewriter)
         except (msgspec.DecodeError, _InvalidRow):
             # Rare: redo the block line by line, only to name the offending line.
             del out[start:]
@@ -141,28 +151,30 @@ class RecordEncoder:
             self._lines_read += 1
             skipped_before = self.skipped_actions
             try:
-                rows = [self._decoder.decode(line)]
-                self._append_rows(self._project(rows) if self._dropped else rows, out)
+                self._append_rows([_LINE_DECODER.decode(line)], out, self._rewriter)
             except (msgspec.DecodeError, _InvalidRow) as exc:
                 raise self._malformed(self._lines_read, str(exc)) from None
             records += 1 - (self.skipped_actions - skipped_before)
         return records
 
-    def _project(self, rows: list[_ProjectedDAPLine]) -> list[_ProjectedDAPLine]:
-        """Remove the deselected members of each row's value; the value becomes raw JSON again
-        (bytes, which the splicing in _append_rows treats like a msgspec.Raw)."""
-        dropped, encode = self._dropped, _encode
-        for row in rows:
-            value = row.value
-            if value is None:
-                row.value = b""  # type: ignore[assignment]
-                continue
-            for name in dropped:
-                value.pop(name, None)
-            row.value = encode(value)  # type: ignore[assignment]
-        return rows
+    def _append_exact(self, row: _DAPLine, out: bytearray) -> None:
+        """A row the byte rewrite could not handle: its value decoded (members stay raw JSON),
+        the dropped members removed, and hashing left to the SDK's stream map."""
+        members = _MEMBERS_DECODER.decode(row.value) if row.value else None
+        if members is not None:
+            for name in self._dropped:
+                members.pop(name, None)
+        plain = _DAPLine(row.key, row.meta, msgspec.Raw(_encode(members)) if members else b"")
+        if self._map_line is None:
+            self._append_rows((plain,), out, None)
+            return
+        line = bytearray()
+        self._append_rows((plain,), line, None)
+        out += self._map_line(bytes(line))
 
-    def _append_rows(self, rows: Iterable[Any], out: bytearray) -> None:
+    def _append_rows(
+        self, rows: Iterable[Any], out: bytearray, rewriter: MemberRewriter | None
+    ) -> None:
         # The hot loop of the tap, hence the byte-level style: every row is appended raw and
         # patched in place (the key's closing "}" becomes the "," before the value's members),
         # instead of slicing copies. A valid JSON value ending in "}" is an object, one ending
@@ -174,6 +186,7 @@ class RecordEncoder:
             if action != "U" and action != "D":
                 self._skip(row)
                 continue
+            row_start = len(out)
             out += prefix
             out += row.key
             if out[-1] != _CLOSE_BRACE:
@@ -196,6 +209,10 @@ class RecordEncoder:
                     if body:
                         out += body
                         out += b","
+                if rewriter is not None and not rewriter.apply(out, at):
+                    del out[row_start:]
+                    self._append_exact(row, out)
+                    continue
                 out += _UPSERT_META
                 out += meta.ts
                 if out[-1] != _QUOTE:

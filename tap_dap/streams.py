@@ -22,6 +22,7 @@ from tap_dap import mapping
 from tap_dap.client import DAPClientError, format_timestamp
 from tap_dap.errors import MalformedDataError, StreamSyncError, TapDapError
 from tap_dap.jobs import ReadyJob, TableRequest
+from tap_dap.output import RecordEncoding
 from tap_dap.schema import ALWAYS_SENT, StreamSchema, convert_table_schema, without_properties
 from tap_dap.state import parse_bookmark_timestamp
 
@@ -47,10 +48,12 @@ class DAPTableStream(Stream):
         self._table_schema = table_schema
         self._dap_tap = tap
         self._dropped: frozenset[str] | None = None
-        #: Set when the stream has stream maps or flattening (else records take the fast path).
+        #: Set when the stream has maps the fast path does not apply (see record_encoding).
         self._mapped: mapping.MappedRecords | None = None
         #: The job whose data this run wrote completely (None until then).
         self.synced_job: ReadyJob | None = None
+        self._line_mapper: mapping.MappedRecords | None = None
+        self._compiled: mapping.CompiledMap | None | bool = False  # False: not worked out yet
 
     @property
     def table_schema(self) -> StreamSchema:
@@ -71,7 +74,45 @@ class DAPTableStream(Stream):
             since = parse_bookmark_timestamp(timestamp, f"state bookmark {self.name}.timestamp")
         elif settings.start_mode == "incremental":
             since = settings.start_date
-        return TableRequest(self.name, self.namespace, self.table, since, self.dropped)
+        return TableRequest(self.name, self.namespace, self.table, since, self.record_encoding())
+
+    def record_encoding(self) -> RecordEncoding:
+        """How the fast path writes this stream's rows: without the deselected properties, and
+        with a compiled stream map applied (else the SDK maps them, see _write_job_output)."""
+        compiled = self.compiled_map
+        if compiled is None:
+            return RecordEncoding(self.name, self.dropped)
+        return RecordEncoding(compiled.alias, self.dropped | compiled.dropped, compiled.hashed,
+                              self._map_one_line)  # fmt: skip
+
+    @property
+    def compiled_map(self) -> mapping.CompiledMap | None:
+        """The stream's maps as bytes rewrites, when they are that simple (tap_dap.mapping)."""
+        if self._compiled is False:
+            self._register_maps()
+            self._compiled = None
+            if not mapping.is_plain(self.stream_maps, self.name):
+                self._compiled = mapping.compiled_map(
+                    self.config.get("stream_maps") or {},
+                    self.config.get("stream_map_config") or {},
+                    self.name, list(self.stream_maps), self.sent_schema(),
+                )  # fmt: skip
+                if self._compiled is not None:
+                    self.logger.info(
+                        "%s: stream map applied as byte rewrites on the fast path (dropped: %s; "
+                        "hashed: %s)", self.name, ", ".join(sorted(self._compiled.dropped)) or "-",
+                        ", ".join(sorted(self._compiled.hashed)) or "-",
+                    )  # fmt: skip
+        return self._compiled
+
+    def _map_one_line(self, line: bytes) -> bytes:
+        """The SDK's stream map of one RECORD line: for the rows a compiled map cannot rewrite
+        exactly (tap_dap.rewrite). Called from the prefetch threads, maybe before SCHEMA."""
+        mapper = self._line_mapper
+        if mapper is None:
+            mapper = mapping.MappedRecords(self.name, self.stream_maps, self.sent_schema())
+            self._line_mapper = mapper
+        return bytes(mapper.map_chunk([line])[0])
 
     # -- property selection -----------------------------------------------------------------------
 
@@ -140,7 +181,9 @@ class DAPTableStream(Stream):
         if mapping.is_plain(self.stream_maps, self.name):
             yield SchemaMessage(self.name, sent.schema, sent.key_properties, None)
             return
-        self._mapped = mapping.MappedRecords(self.name, self.stream_maps, sent)
+        mapped = mapping.MappedRecords(self.name, self.stream_maps, sent)
+        self._line_mapper = mapped
+        self._mapped = None if self.compiled_map is not None else mapped
         config = self.config.get("stream_maps") or {}
         for index, stream_map in enumerate(self.stream_maps):
             if not isinstance(stream_map, RemoveRecordTransform):
@@ -159,10 +202,13 @@ class DAPTableStream(Stream):
     @property
     def dropped_by_maps(self) -> bool:
         """A stream mapped to null (``stream_maps: {name: null}`` or ``__else__: null``)."""
+        self._register_maps()
+        return all(isinstance(m, RemoveRecordTransform) for m in self.stream_maps)
+
+    def _register_maps(self) -> None:
         if self.name not in self._tap.mapper.stream_maps:
             mapping.register(self._tap.mapper, self.name, self.sent_schema())
             self._stream_maps = None
-        return all(isinstance(m, RemoveRecordTransform) for m in self.stream_maps)
 
     def finalize_state_progress_markers(self, state: dict | None = None) -> None:
         # No progress markers exist; only write the bookmark if this stream advanced it.

@@ -18,7 +18,7 @@ from typing import Any
 from tap_dap.client import JOB_EXPIRY_MARGIN
 from tap_dap.errors import StreamSyncError
 from tap_dap.jobs import JobScheduler, ReadyJob, TableRequest
-from tap_dap.output import RecordEncoder
+from tap_dap.output import RecordEncoder, RecordEncoding
 from tap_dap.prefetch import Prefetcher, restartable_blocks
 from tap_dap.settings import TapSettings
 
@@ -140,9 +140,8 @@ class SyncCoordinator:
                 f"{request.namespace}.{request.table}: object {getattr(obj, 'id', obj)} "
                 f"of job {ready.job.id}"
             )
-            return RecordEncoder(
-                request.stream_name, version=version, where=where, dropped=request.dropped
-            )
+            encoding = request.encoding or RecordEncoding(request.stream_name)
+            return encoding.encoder(version=version, where=where)
 
         return encoder_for
 

@@ -36,15 +36,20 @@ def refuse_empty_swap(sink: StreamSink, envelope: Envelope, dialect: Dialect, al
                       ) -> None:
     """A snapshot without records must not silently empty a table: only when the tap says
     the DAP table is empty (or the setting allows it) may it replace a table that has rows.
+    Nor may it create one when the tap says it read rows: they were dropped on the way (a
+    mapper), and the bookmark moving past them would lose them for good.
     """
-    if (sink.snapshot_records or envelope.source_rows == 0
-            or allowed
-            or not dialect.live_table_has_rows(sink.layout)):
+    if sink.snapshot_records or envelope.source_rows == 0 or allowed:
         return
-    said = ("tap-dap read rows that never arrived here (a stream map or mapper dropped "
-            "them)" if envelope.source_rows else "nothing says the source table is empty")
+    dropped = envelope.source_rows is not None
+    has_rows = dialect.live_table_has_rows(sink.layout)
+    if not dropped and not has_rows:
+        return
+    said = (f"tap-dap read {envelope.source_rows:,} rows that never arrived here (a stream map "
+            "or mapper dropped them)" if dropped else "nothing says the source table is empty")
+    what = ("replace table '{}', which has rows," if has_rows else "create table '{}'").format(
+        sink.layout.table)
     raise InputError(
-        f"refusing to replace table '{sink.layout.table}', which has rows, by an empty "
-        f"snapshot (version {envelope.version}): {said}. The table is left as it was; set "
-        "allow_empty_snapshots: true (TARGET_DAP_SQL_ALLOW_EMPTY_SNAPSHOTS) to allow it",
-        stream=sink.stream)
+        f"refusing to {what} by an empty snapshot (version {envelope.version}): {said}. The "
+        "table is left as it was; set allow_empty_snapshots: true "
+        "(TARGET_DAP_SQL_ALLOW_EMPTY_SNAPSHOTS) to allow it", stream=sink.stream)

@@ -149,3 +149,59 @@ def test_meltano_map_transform_between_gives_the_same_database(
     assert "allow_empty_snapshots: true" in errors[0]
     with sqlite3.connect(tmp_path / "mapper.db") as conn:
         assert conn.execute(courses).fetchone() == (25,)
+
+
+def test_meltano_map_transform_as_a_mapper_plugin(
+    meltano_project: MeltanoProject, dap_emulator: RunningEmulator, generic_plugin,
+    tmp_path: Path,
+) -> None:
+    """`meltano run tap-dap <mapping> target-dap-sql` with meltano-map-transform declared as a
+    `mappers:` plugin gives the database the same maps give inside tap-dap."""
+    import yaml
+
+    from tests.e2e.tooling import ROOT
+
+    maps = {"canvas-users": {"id_hash": "sha256(str(id) + config['salt'])",
+                             "__filter__": "id > 3"},
+            "canvas-accounts": {"__alias__": "accts", "name": None}}  # fmt: skip
+    map_config = {"salt": SALT}
+    project = tmp_path / "project"
+    project.mkdir()
+    definition = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    definition["plugins"]["mappers"] = [{
+        # a namespace makes it a custom definition: Meltano then never asks its (online) Hub
+        "name": "meltano-map-transform", "namespace": "meltano_map_transform",
+        "pip_url": "meltano-map-transform==0.12.3",
+        "executable": "meltano-map-transform",
+        "mappings": [{"name": "hash-users", "config": {
+            "stream_maps": maps, "stream_map_config": map_config}}],
+    }]
+    (project / "meltano.yml").write_text(yaml.safe_dump(definition))
+    # The locked venv stands in for what `meltano install` would build (runs use --no-install).
+    venv = generic_plugin("meltano-map-transform").parent.parent
+    mappers = Path(meltano_project.env["MELTANO_SYS_DIR_ROOT"]) / "mappers"
+    (mappers / "meltano-map-transform").mkdir(parents=True)
+    (mappers / "meltano-map-transform" / "venv").symlink_to(venv, target_is_directory=True)
+    tables = {"TAP_DAP_TABLES": '["accounts", "users"]'}
+    dumps = []
+    for side in ("mapper", "tap"):
+        db = tmp_path / f"{side}.db"
+        env = {**tables, "TARGET_DAP_SQL_SQLALCHEMY_URL": f"sqlite:///{db}"}
+        if side == "mapper":
+            meltano_project.run("--cwd", str(project), "run", "--no-install", "tap-dap",
+                                "hash-users", "target-dap-sql", extra_env=env)  # fmt: skip
+        else:
+            # its own state: Meltano's state ID leaves the mapper out, so runs would share it
+            env |= {"TAP_DAP_STREAM_MAPS": json.dumps(maps),
+                    "TAP_DAP_STREAM_MAP_CONFIG": json.dumps(map_config),
+                    "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/tap-side-meltano.db"}
+            meltano_project.run(*RUN, extra_env=env)
+        dump = dump_sqlite(db)
+        dump["instructure_dap__table_sync"] = sorted(
+            (r[1], r[2], r[5], r[6]) for r in dump["instructure_dap__table_sync"])
+        dumps.append(dump)
+    assert dumps[0] == dumps[1]
+    truth = sorted(r["key"]["id"] for r in dap_emulator.truth("canvas", "users"))
+    users = dumps[0]["canvas__users"]
+    assert len(users) == len([i for i in truth if i > 3]) and len(dumps[0]["canvas__accts"]) == 40
+    assert ("accounts", "accts") in [(r[1], r[3]) for r in dumps[0]["instructure_dap__table_sync"]]

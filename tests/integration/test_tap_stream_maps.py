@@ -214,3 +214,51 @@ def test_failing_map_does_not_log_the_value_it_failed_on(pipeline: Pipeline) -> 
     names = [r["value"]["name"] for r in pipeline.emulator.truth("canvas", "users")
              if r["value"].get("name")]  # fmt: skip
     assert not [n for n in names if f"'{n}'" in run.tap_stderr]
+
+
+@pytest.mark.parametrize(
+    "maps",
+    [
+        {"canvas-users": {"__alias__": "people", "uuid": None, "sortable_name": None,
+                          "name": "sha256(name + config['salt']) if name is not None else None"}},
+        {"canvas-users": {"name": "md5(name)", "short_name": "sha256('x' + short_name + 'y') "
+                                                            "if short_name is not None else None"}},
+    ],
+)  # fmt: skip
+def test_compiled_maps_give_the_sdk_maps_database(
+    pipeline: Pipeline, tmp_path: Path, maps: dict
+) -> None:
+    """Simple maps (drop, hash) run as byte rewrites on the fast path; the same maps plus a
+    filter that keeps everything take the SDK's per-record path. Both databases are equal."""
+    pipeline.emulator.advance("canvas", "users", updates=10, deletes=3)
+    fast = pipeline.run(tables=["users"], stream_maps=maps, stream_map_config={"salt": SALT})
+    _ok(fast)
+    assert "stream map applied as byte rewrites" in fast.tap_stderr
+    (tmp_path / "sdk").mkdir()
+    sdk = Pipeline(pipeline.emulator, tmp_path / "sdk")
+    slow_maps = {name: {**m, "__filter__": "True"} for name, m in maps.items()}
+    slow = sdk.run(tables=["users"], stream_maps=slow_maps, stream_map_config={"salt": SALT})
+    _ok(slow)
+    assert "stream map applied as byte rewrites" not in slow.tap_stderr
+    (table,) = [t for (t,) in pipeline.query("SELECT name FROM sqlite_master WHERE type='table'")
+                if t.startswith("canvas__")]  # fmt: skip
+    assert pipeline.columns(table) == sdk.columns(table)
+    rows = pipeline.query(f'SELECT * FROM "{table}" ORDER BY id')
+    assert rows == sdk.query(f'SELECT * FROM "{table}" ORDER BY id')
+    assert len(rows) == len(pipeline.emulator.truth("canvas", "users"))
+    clear = _unique_names(pipeline.emulator)
+    assert [n for n in clear if n.encode() in fast.raw] == []
+
+
+def test_compiled_map_failing_on_a_null_fails_like_the_sdk_map(pipeline: Pipeline) -> None:
+    """``sha256(name + salt)`` without a null guard fails on a user without a name, on the
+    fast path as on the SDK's, with the same error."""
+    truth = pipeline.emulator.truth("canvas", "users")
+    assert any(r["value"].get("name") is None for r in truth)
+    maps = {"canvas-users": {"name": "sha256(name + config['salt'])"}}
+    run = pipeline.run(tables=["users"], stream_maps=maps, stream_map_config={"salt": SALT})
+    assert run.tap_rc == 1
+    errors = [line for line in run.tap_stderr.splitlines() if line.startswith("tap-dap: error:")]
+    assert len(errors) == 1, run.tap_stderr[-2000:]
+    assert "StreamMapError: stream map 'canvas-users' failed on the record with key" in errors[0]
+    assert "TypeError" in errors[0]

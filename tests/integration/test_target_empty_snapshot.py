@@ -70,6 +70,23 @@ def test_empty_snapshot_into_an_empty_table_is_fine(db: TargetDb) -> None:
     assert _ids(db) == []
 
 
+def test_rows_dropped_on_the_way_do_not_create_a_table(db: TargetDb) -> None:
+    """A fresh database: the tap read 5 rows, none arrived (a mapper dropped them). Creating an
+    empty table with a meta row would let the next run continue from its bookmark and never
+    load them."""
+    messages = [SUBMISSIONS_V1, activate(SUBMISSIONS, 1), _end(1, 5),
+                bookmark("2024-01-01T00:00:00Z")]  # fmt: skip
+    with pytest.raises(InputError) as caught:
+        run_in_process({"sqlalchemy_url": db.url}, messages)
+    assert (
+        "refusing to create table 'submissions' by an empty snapshot (version 1): tap-dap read "
+        "5 rows that never arrived here (a stream map or mapper dropped them)"
+    ) in str(caught.value)
+    assert db.meta_rows() == []
+    run_in_process({"sqlalchemy_url": db.url, "allow_empty_snapshots": True}, messages)
+    assert _ids(db) == []
+
+
 def test_snapshot_with_records_replaces_as_before(db: TargetDb) -> None:
     _load_three(db)
     run_in_process({"sqlalchemy_url": db.url},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from tap_dap.client.streams import line_blocks
 from tap_dap.errors import MalformedDataError
 from tap_dap.output import CHUNK_BYTES, RecordEncoder, encode_object
+from tap_dap.rewrite import HashRule
 
 SNAPSHOT_LINE = (
     b'{"key":{"id":1},"value":{"name":"Root","n":{"a":[1,2]}},"meta":{"ts":"2024-01-01T00:00:00Z"}}'
@@ -205,23 +207,37 @@ def _dap_line(i: int, value: object, action: str = "U") -> bytes:
 _ABSENT = object()
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_block_stripping_equals_removing_the_members_from_decoded_rows(seed: int) -> None:
-    """Random rows, including everything that must make the in-C removal step aside: the name
-    in nested objects, object/array values, strings full of quotes, backslashes and braces."""
-    import random
+def _reference(record: dict, dropped: frozenset[str], hashed: dict[str, HashRule]) -> dict:
+    """What decoding the record and applying the map in Python gives (the SDK's semantics)."""
+    out = {k: v for k, v in record.items() if k not in dropped}
+    for name, rule in hashed.items():
+        value = out.get(name)
+        if value is None and not rule.null_ok:
+            raise TypeError("can only concatenate str (not 'NoneType') to str")
+        if value is not None:
+            text = rule.before + str(value).encode() + rule.after
+            out[name] = rule.digest(text).hexdigest()
+        elif name in out or record.get("meta", {}).get("action") == "U":
+            out[name] = None
+    return out
 
-    from tap_dap.projection import BlockStripper
+
+@pytest.mark.parametrize("seed", range(60))
+def test_member_rewriting_equals_decoding_the_rows(seed: int) -> None:
+    """Random rows, including everything that must send a row down the exact path: the name in
+    nested objects, object/array values, strings with quotes, backslashes, braces, escaped
+    names, numbers to hash, duplicated members."""
+    import random
 
     rng = random.Random(seed)
     scalars = [None, 0, -12, 3.5, 1e21, -2.5e-7, True, False, "", "plain", 'q"uo\\"te',
-               "b\\\\", '{"name":1}', ',"name":"x"}', "ünï ☃", "\\u0000"]
+               "b\\\\", '{"name":1}', ',"name":"x"}', "ünï ☃", "\\u0000", "a/b"]
     names = ["name", "grade", "x"]
     lines = []
-    for i in range(60):
+    for i in range(80):
         value: dict = {}
         for member in rng.sample(["a", *names, "b", "c"], rng.randint(0, 6)):
-            kind = rng.random() if seed % 2 else 1.0  # even seeds: scalars only (block path)
+            kind = rng.random() if seed % 2 else 1.0  # even seeds: scalars only (fast path)
             if kind < 0.08:
                 value[member] = {"name": rng.choice(scalars)}  # nested member with the name
             elif kind < 0.12:
@@ -229,17 +245,54 @@ def test_block_stripping_equals_removing_the_members_from_decoded_rows(seed: int
             else:
                 value[member] = rng.choice(scalars)
         choice = rng.random()
-        lines.append(_dap_line(i, _ABSENT if choice < 0.05 else None if choice < 0.1 else value,
-                               "D" if rng.random() < 0.1 else "U"))  # fmt: skip
-    dropped = frozenset(rng.sample(names, rng.randint(1, 3)))
+        line = _dap_line(i, _ABSENT if choice < 0.05 else None if choice < 0.1 else value,
+                         "D" if rng.random() < 0.1 else "U")  # fmt: skip
+        if seed % 3 == 0 and rng.random() < 0.1:
+            line = line.replace(b'"name":', b'"n\\u0061me":')  # escaped: found only by decoding
+        if seed % 5 == 0 and rng.random() < 0.1 and b'"x":' in line:
+            line = line.replace(b'"value":{', b'"value":{"x":"dup",')  # duplicated member
+        lines.append(line)
+    picked = rng.sample(names, rng.randint(1, 3))
+    dropped = frozenset(picked[: rng.randint(0, len(picked))])
+    salt = HashRule(hashlib.sha256, b"", b"pepper", null_ok=seed % 4 != 0)
+    hashed = {n: salt if seed % 2 else HashRule(hashlib.md5) for n in picked if n not in dropped}
+
+    def map_line(line: bytes) -> bytes:  # the SDK's map, in miniature
+        message = json.loads(line)
+        message["record"] = _reference(message["record"], frozenset(), hashed)
+        return json.dumps(message).encode() + b"\n"
+
+    encoder = RecordEncoder("s", version=None, where="w", dropped=dropped, hashed=hashed,
+                            map_line=map_line)  # fmt: skip
     full = _projected(lines, frozenset())
-    got = _projected(lines, dropped)
-    assert got == [{k: v for k, v in r.items() if k not in dropped} for r in full]
-    block = b"".join(line + b"\n" for line in lines)
-    if seed % 2 == 0:
-        assert BlockStripper(dropped).strip(block) is not None
-    # and the block path really is taken for clean blocks (one member, scalars only)
-    clean = [_dap_line(i, {"a": i, "name": f"n{i}", "b": "x"}) for i in range(5)]
-    assert BlockStripper({"name"}).strip(b"\n".join(clean) + b"\n") is not None
-    nested = [_dap_line(0, {"a": {"name": 1}, "name": 2})]
-    assert BlockStripper({"name"}).strip(nested[0] + b"\n") is None
+    try:
+        expected = [_reference(r, dropped, hashed) for r in full]
+    except TypeError:
+        with pytest.raises(TypeError):
+            encoder.encode_block(b"".join(line + b"\n" for line in lines), bytearray())
+        return
+    out = bytearray()
+    count = encoder.encode_block(b"".join(line + b"\n" for line in lines), out)
+    got = [json.loads(line)["record"] for line in bytes(out).splitlines()]
+    assert count == len(got)
+    # Absent and null are the same row for a target; compare with absent members as null.
+    assert [{**dict.fromkeys(hashed), **g} for g in got] == [
+        {**dict.fromkeys(hashed), **e} for e in expected
+    ]
+
+
+def test_clean_rows_are_rewritten_as_bytes_not_decoded() -> None:
+    lines = [_dap_line(i, {"a": i, "name": f"n{i}", "grade": "B+", "b": "x"}) for i in range(5)]
+
+    def map_line(line: bytes) -> bytes:
+        raise AssertionError("a clean row took the exact path")
+
+    rule = HashRule(hashlib.sha256, b"", b"salt")
+    encoder = RecordEncoder("s", version=None, where="w", dropped=frozenset({"name"}),
+                            hashed={"grade": rule}, map_line=map_line)  # fmt: skip
+    out = bytearray()
+    assert encoder.encode_block(b"".join(line + b"\n" for line in lines), out) == 5
+    record = json.loads(bytes(out).splitlines()[2])["record"]
+    assert record == {"id": 2, "a": 2, "grade": hashlib.sha256(b"B+salt").hexdigest(), "b": "x",
+                      "meta": {"action": "U", "ts": "2024-01-01T00:00:00Z"},
+                      "_sdc_deleted_at": None}  # fmt: skip
