@@ -101,6 +101,8 @@ def datasets_for(sizes: Sizes) -> dict[str, Dataset]:
         "main": Dataset(EmulatorSpec("main", ("submissions",), sizes.rows)),
         "small": Dataset(EmulatorSpec("small", ("submissions",), sizes.target_postgres_rows)),
         "big": Dataset(EmulatorSpec("big", ("submissions",), sizes.rows * sizes.memory_factor)),
+        # canvas.submissions shaped like production rows: its 46 columns, mostly null, ~480 B
+        "narrow": Dataset(EmulatorSpec("narrow", ("submissions",), sizes.rows, null_share=0.78)),
         "tables30": Dataset(EmulatorSpec("tables30", TABLES_30, sizes.tables30_rows,
                                          job_latency=3.0)),
     }

@@ -55,6 +55,13 @@ PACES: dict[tuple[str, str], Pace] = {
     ("changes-pg", "dap syncdb"): Pace(2.0, 7_000),
     ("changes-pg", SEED): Pace(1.5, 70_000),
     ("changes-pg", "dap initdb"): Pace(2.0, 8_000),
+    ("snapshot-pg-narrow", OURS): Pace(1.5, 120_000),
+    ("snapshot-pg-narrow", "dap initdb"): Pace(2.0, 14_000),
+    ("snapshot-pg-narrow", "raw COPY FROM"): Pace(1.5, 250_000),
+    ("changes-pg-narrow", OURS): Pace(1.5, 40_000),
+    ("changes-pg-narrow", "dap syncdb"): Pace(2.0, 9_000),
+    ("changes-pg-narrow", SEED): Pace(1.5, 120_000),
+    ("changes-pg-narrow", "dap initdb"): Pace(2.0, 14_000),
     # 3 s job latency: waves of jobs for ours, one table after another for dap
     ("tables-30", OURS): Pace(15.0, 3_000),
     ("tables-30", "dap syncdb --table all"): Pace(150.0, 500),

@@ -177,21 +177,16 @@ def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
             ours_pg(PG_HASHED, tap_files={"tap.json": HASHED_TAP_CONFIG}),
         ),
     )
-    changes_pg = Scenario(
-        "changes-pg",
-        f"{sizes.changes:,} changes (80% U / 20% D) onto {sizes.rows:,} rows, PostgreSQL",
-        "main",
-        (
-            ours_pg("tap-dap | target-dap-sql", incremental=True, start_from="ours",
-                    rows=Rows.CHANGES),
-            Variant("dap syncdb", Kind.ANCHOR, (dap("syncdb"),), database="postgres",
-                    start_from="dap", count=Count("postgres", "canvas.{table}"),
-                    rows=Rows.CHANGES, reference=Reference(6_500, 230, "100k changes, 15.5 s")),
-        ),
-        seeds=(ours_pg("seed: tap-dap | target-dap-sql", keep_as="ours"),
-               dap_initdb(keep_as="dap")),
-        changes=Changes(sizes.changes),
+    changes_pg = changes_scenario("changes-pg", "main", sizes)
+    narrow = "narrow rows (46 columns, ~480 B: --null-share 0.78)"
+    snapshot_narrow = Scenario(
+        "snapshot-pg-narrow", f"Snapshot of canvas.submissions ({sizes.rows:,} {narrow}) into "
+        "PostgreSQL", "narrow",
+        (ours_pg("tap-dap | target-dap-sql", keep_as="ours"), dap_initdb(keep_as="dap"),
+         Variant("raw COPY FROM", Kind.PROXY, (probe("copy", "--db-url", "{db_url}"),),
+                 database="postgres", count=Count("postgres", "bench_copy.{table}"))),
     )
+    changes_narrow = changes_scenario("changes-pg-narrow", "narrow", sizes)
     tables_30 = Scenario(
         "tables-30",
         f"30 tables × {sizes.tables30_rows:,} rows, {sizes.tables30_changes:,} changes each, "
@@ -236,8 +231,29 @@ def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
         f"Snapshot of {sizes.rows * sizes.memory_factor:,} rows into PostgreSQL (memory growth)",
         "big", (ours_pg("tap-dap | target-dap-sql"),),
     )
-    return (snapshot_pg, snapshot_sqlite, tap_alone, memory, changes_pg, tables_30)
+    return (snapshot_pg, snapshot_sqlite, tap_alone, memory, changes_pg, snapshot_narrow,
+            changes_narrow, tables_30)
+
+
+def changes_scenario(name: str, dataset: str, sizes: Sizes) -> Scenario:
+    shape = " (narrow rows)" if dataset == "narrow" else ""
+    return Scenario(
+        name,
+        f"{sizes.changes:,} changes (80% U / 20% D) onto {sizes.rows:,} rows{shape}, PostgreSQL",
+        dataset,
+        (
+            ours_pg("tap-dap | target-dap-sql", incremental=True, start_from="ours",
+                    rows=Rows.CHANGES),
+            Variant("dap syncdb", Kind.ANCHOR, (dap("syncdb"),), database="postgres",
+                    start_from="dap", count=Count("postgres", "canvas.{table}"),
+                    rows=Rows.CHANGES, reference=Reference(6_500, 230, "100k changes, 15.5 s")
+                    if dataset == "main" else None),
+        ),
+        seeds=(ours_pg("seed: tap-dap | target-dap-sql", keep_as="ours"),
+               dap_initdb(keep_as="dap")),
+        changes=Changes(sizes.changes),
+    )
 
 
 SCENARIO_NAMES = ("snapshot-pg", "snapshot-sqlite", "tap-alone", "memory-4x", "changes-pg",
-                  "tables-30")
+                  "snapshot-pg-narrow", "changes-pg-narrow", "tables-30")

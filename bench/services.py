@@ -27,12 +27,16 @@ class EmulatorSpec:
     rows: int  # rows per table
     job_latency: float = 0.0
     seed: int = 7
+    null_share: float | None = None  # None: the emulator's default
+
 
     def argv(self, executable: str) -> list[str]:
         argv = [executable, "serve", "--port", "0", "--dataset", "canvas",
                 "--rows", str(self.rows), "--seed", str(self.seed),
                 "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
                 "--job-latency", str(self.job_latency)]
+        if self.null_share is not None:
+            argv += ["--null-share", str(self.null_share)]
         if self.tables:
             # qualified: a bare name would also pick catalog.accounts, catalog.users ...
             argv += ["--tables", ",".join(f"canvas.{t}" for t in self.tables)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bench.measure import ProcessStats
 from bench.runner import RunRecord
-from bench.scenarios import PARSE_PROBE, TAP_ALONE
+from bench.scenarios import PARSE_PROBE, PG_DESELECTED, PG_HASHED, TAP_ALONE
 
 MB = 2**20
 
@@ -126,6 +126,14 @@ CHECKS = (
           "snapshot-pg", OURS_PG, "speedup", 30, "tap-dap | target-postgres (use_copy)"),
     Check("changes ≥6× faster than dap syncdb", "changes-pg", OURS_PG, "speedup", 6,
           "dap syncdb"),
+    Check("changes ≥6× faster than dap syncdb, narrow rows", "changes-pg-narrow", OURS_PG,
+          "speedup", 6, "dap syncdb"),
+    Check(f"{SNAPSHOT} ≥11× faster than dap initdb, narrow rows", "snapshot-pg-narrow",
+          OURS_PG, "speedup", 11, "dap initdb"),
+    Check(f"{SNAPSHOT} with 3 properties deselected ≥100% of the unmapped rows/s",
+          "snapshot-pg", PG_DESELECTED, "speedup", 1.0, OURS_PG),
+    Check(f"{SNAPSHOT} with 1 property hashed by a stream map ≥60% of the unmapped rows/s",
+          "snapshot-pg", PG_HASHED, "speedup", 0.6, OURS_PG),
     Check("30 tables ≥5× faster than dap syncdb --table all", "tables-30", OURS_PG, "speedup",
           5, "dap syncdb --table all"),
     Check("tap peak RSS ≤100 MB", "snapshot-pg", OURS_PG, "rss", 100, "tap"),

@@ -16,6 +16,7 @@ from tap_dap.emulator.errors import DatasetError
 from tap_dap.emulator.rows import RowGenerator
 from tap_dap.emulator.schema import TableSchema
 from tap_dap.emulator.store import Store, Table
+from tap_dap.emulator.values import NULL_SHARE
 
 DATASETS = ("canvas", "empty")
 
@@ -29,6 +30,8 @@ class DatasetOptions:
     tables: tuple[str, ...] = ()
     #: None: the wall clock; "data": just after the latest recorded change; else an ISO timestamp
     clock_start: str | None = None
+    #: Share of NULLs in nullable columns of generated rows (DAP leaves them out of its JSON)
+    null_share: float = NULL_SHARE
 
 
 def canvas_schemas() -> dict[str, dict[str, Any]]:
@@ -45,6 +48,8 @@ def build_store(options: DatasetOptions, clock: Clock | None = None) -> Store:
         )
     if options.rows < 0:
         raise DatasetError("--rows must be >= 0")
+    if not 0.0 <= options.null_share <= 1.0:
+        raise DatasetError(f"--null-share must be between 0 and 1, got {options.null_share}")
     if options.data_dir is not None:
         _load_fixtures(store, options)
     if options.clock_start is not None:
@@ -57,7 +62,8 @@ def build_store(options: DatasetOptions, clock: Clock | None = None) -> Store:
                     continue  # a fixture of the same name wins
                 where = f"{namespace}.{name}"
                 schema = TableSchema(where, document, ts=0)
-                generator = RowGenerator(options.seed, where, schema, options.rows)
+                generator = RowGenerator(options.seed, where, schema, options.rows,
+                                         options.null_share)
                 table = Table(namespace, name, schema, generator, options.rows, base_ts)
                 table.live = options.rows
                 store.add(table)
@@ -112,7 +118,8 @@ def _load_table(store: Store, namespace: str, name: str, schema_path: Path,
     where = f"{namespace}.{name}"
     schema = TableSchema(str(schema_path), versioned["schema"], versioned["version"], ts=0)
     schema.where = where
-    table = Table(namespace, name, schema, RowGenerator(options.seed, where, schema, options.rows))
+    generator = RowGenerator(options.seed, where, schema, options.rows, options.null_share)
+    table = Table(namespace, name, schema, generator)
     changes_path = schema_path.parent / "changes.jsonl"
     if changes_path.exists():
         for ts in commit_lines(table, _read_changes(table, changes_path)):

@@ -15,7 +15,7 @@ from typing import Any
 
 from tap_dap.emulator.layout import Layout
 from tap_dap.emulator.schema import Column, SchemaVersion, TableSchema
-from tap_dap.emulator.values import column_pool, json_text
+from tap_dap.emulator.values import NULL_SHARE, column_pool, json_text
 
 # Small coprime pools (437 value combinations): a row's group text recurs within deflate's 32 KiB
 # window, so level-1 gzip runs ~3x faster than with 1021/1031 pools (measured: 1M-row submissions
@@ -36,8 +36,10 @@ def template_index(index: int, gen: int) -> int:
 
 
 class RowGenerator:
-    def __init__(self, seed: int, where: str, schema: TableSchema, rows: int) -> None:
+    def __init__(self, seed: int, where: str, schema: TableSchema, rows: int,
+                 null_share: float = NULL_SHARE) -> None:
         self.seed = seed
+        self.null_share = null_share
         self.where = where
         self.schema = schema
         self.rows = rows
@@ -103,7 +105,8 @@ class RowGenerator:
         pool = self._pools.get(cache_key)
         if pool is None:
             size = POOL_A if column.name in self._group_a else POOL_B
-            pool = column_pool(self.seed, self.where, column, size, self.rows, labels)
+            pool = column_pool(self.seed, self.where, column, size, self.rows, labels,
+                               self.null_share)
             self._pools[cache_key] = pool
         return pool
 

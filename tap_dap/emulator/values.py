@@ -109,12 +109,17 @@ def make_value(rng: random.Random, node: dict[str, Any], name: str, rows: int) -
     return _text(rng, node.get("maxLength"), name)
 
 
+#: Share of NULL values in a nullable column, unless the dataset says otherwise (--null-share).
+NULL_SHARE = 0.15
+
+
 def column_pool(seed: int, where: str, column: Column, size: int, rows: int,
-                labels: list[str] | None = None) -> list[Any]:
+                labels: list[str] | None = None, null_share: float = NULL_SHARE) -> list[Any]:
     """``size`` values for ``column``; ``labels`` limits enums to those of one schema version."""
     rng = random.Random(f"{seed}:{where}:{column.name}")
     node = column.node if labels is None else {**column.node, "enum": labels}
-    null_share = 0.0 if column.required else 0.15
+    if column.required:
+        null_share = 0.0
     return [
         None if rng.random() < null_share else make_value(rng, node, column.name, rows)
         for _ in range(size)

@@ -73,9 +73,10 @@ def live_factory() -> Iterator[Callable[..., Live]]:
               data_dir: Any = None, seed: int = 0, latency: float = 0.0,
               rows_per_object: int = 1000, token_ttl: int = 3600, url_ttl: int = 900,
               rate_limits: dict[str, int] | None = None,
-              clock_start: str | None = None) -> Live:
+              clock_start: str | None = None, null_share: float = 0.15) -> Live:
         options = ServeOptions(
-            DatasetOptions(dataset, data_dir, rows, seed, tables, clock_start), CLIENT_ID,
+            DatasetOptions(dataset, data_dir, rows, seed, tables, clock_start, null_share),
+            CLIENT_ID,
             CLIENT_SECRET,
             token_ttl=token_ttl, url_ttl=url_ttl,
             jobs=JobSettings(latency=latency, rows_per_object=rows_per_object),
