@@ -66,8 +66,11 @@ def _null_safe(digest: Any) -> Any:
 
 _DIGESTS = {"md5": hashlib.md5, "sha256": hashlib.sha256}
 NULL_SAFE_FUNCTIONS = {name: _null_safe(digest) for name, digest in _DIGESTS.items()}
-# Names an expression of a compiled map uses; a record property of that name would shadow it.
-_EXPRESSION_NAMES = frozenset({*_DIGESTS, "config"})
+# Names an SDK map expression resolves to something else than the property of that name
+# (the whole record, the map's config, the faker, the stream's name) or that would shadow a
+# function: a stream with such a property takes the SDK's path.
+_EXPRESSION_NAMES = frozenset({*_DIGESTS, "config", "record", "_", "self", "fake",
+                               "__stream_name__", "__original_stream_name__"})  # fmt: skip
 
 
 def without_values(text: str, record: Mapping[str, Any]) -> str:
