@@ -22,6 +22,7 @@ import ast
 import copy
 import fnmatch
 import hashlib
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,12 @@ class _Line(msgspec.Struct, gc=False):
 
 
 _CHUNK_DECODER = msgspec.json.Decoder(list[_Line])
+# The SDK's map evaluator keeps the record it evaluates in an attribute (names) between setting
+# it and evaluating: two threads mapping records of one stream at once (the prefetch workers
+# send a compiled map's exact-path rows through the SDK's map) would hash each other's values.
+# One lock for all: instances for a stream share its StreamMap objects, and the exact path
+# is rare enough that streams never wait on each other for long.
+_TRANSFORM_LOCK = threading.Lock()
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 
 
@@ -66,8 +73,11 @@ def _null_safe(digest: Any) -> Any:
 
 _DIGESTS = {"md5": hashlib.md5, "sha256": hashlib.sha256}
 NULL_SAFE_FUNCTIONS = {name: _null_safe(digest) for name, digest in _DIGESTS.items()}
-# Names an expression of a compiled map uses; a record property of that name would shadow it.
-_EXPRESSION_NAMES = frozenset({*_DIGESTS, "config"})
+# Names an SDK map expression resolves to something else than the property of that name
+# (the whole record, the map's config, the faker, the stream's name) or that would shadow a
+# function: a stream with such a property takes the SDK's path.
+_EXPRESSION_NAMES = frozenset({*_DIGESTS, "config", "record", "_", "self", "fake",
+                               "__stream_name__", "__original_stream_name__"})  # fmt: skip
 
 
 def without_values(text: str, record: Mapping[str, Any]) -> str:
@@ -247,13 +257,18 @@ class MappedRecords:
     def map_chunk(self, lines: Iterable[bytes]) -> tuple[bytearray, int]:
         """Mapped RECORD lines of the given ones, and how many were written."""
         out = bytearray()
-        written = 0
-        nulls = self._nulls
         present = [line for line in lines if line]
         if not present:
             return out, 0
         # One decode call for the chunk (the fast path's lines are valid JSON by construction).
         messages = _CHUNK_DECODER.decode(b"[" + b",".join(present) + b"]")
+        with _TRANSFORM_LOCK:
+            written = self._map_messages(messages, out)
+        return out, written
+
+    def _map_messages(self, messages: list[_Line], out: bytearray) -> int:
+        written = 0
+        nulls = self._nulls
         for message in messages:
             # DAP leaves nulls out (see module doc). Filling them in always is cheaper than
             # retrying the records whose expressions miss a name: exceptions cost more.
@@ -270,7 +285,7 @@ class MappedRecords:
                 out += _encode(mapped)
                 out += suffix
                 written += 1
-        return out, written
+        return written
 
     def _failure(self, stream_map: StreamMap, record: dict, exc: Exception) -> StreamMapError:
         # StreamSyncError adds the stream's name in front of this message.

@@ -7,15 +7,21 @@ path (tap_dap.output), so the encoder rewrites each row's value members as bytes
 
 The encoder calls :meth:`MemberRewriter.apply` just after splicing a row's value members, while
 they are the last bytes of the output and each one is followed by a comma (the key's closing
-brace before them became a comma too). A member named ``name`` then starts with ``,"name":``,
-and that sequence cannot occur anywhere else in the value when:
+brace before them became a comma too). The search is for the quoted name, ``"name"``; an
+occurrence between a comma and a colon (``,"name":``) is a member of that name, and every
+member of that name is found, when:
 
 - the name is plain (letters, digits, ``_.-``, so its JSON spelling has no escape and cannot
-  continue a string's closing quote): a quote inside a string is always escaped, so ``,"``
-  inside a string is impossible and the match starts a member;
+  continue a string's closing quote): a quote inside a string is always escaped, so a quote
+  after a comma, or after whitespace, opens a string, and ``"name"`` then followed by a colon
+  is a key;
 - the value has no ``{``: so no nested object holds a member of that name;
 - the value has no ``\\u`` or ``\\/``: the only ways to spell a plain name differently, which
-  would hide a member from the search.
+  would hide a member from the search;
+- no occurrence has JSON whitespace on either side (``, "name" :`` is a member too, but
+  JSON whitespace may also surround a string value equal to the name): such a row takes
+  the exact path. Other occurrences (``:"name"``, ``["name"``, ``\\"name"``) are strings
+  that are no key, and are left alone.
 
 Rows that break a condition, and members whose value is not a simple scalar (or, for hashing,
 a string without escapes), return False: the encoder then takes the exact path for that row
@@ -31,7 +37,7 @@ from dataclasses import dataclass
 import orjson
 
 _STRING_THEN_COMMA = re.compile(rb'"(?:[^"\\]|\\.)*",')
-_QUOTE, _BACKSLASH, _COMMA, _OPEN_BRACKET = b'"\\,['  # byte values, as bytearray items are
+_QUOTE, _BACKSLASH, _COMMA, _COLON, _OPEN_BRACKET = b'"\\,:['  # byte values, as bytearray items are
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _NULL_THEN_COMMA = b"null,"
 
@@ -59,8 +65,8 @@ class MemberRewriter:
         names = [*dropped, *hashed]
         #: A name the search cannot find exactly: every row takes the exact path.
         self.exact_only = not all(is_plain_name(n) for n in names)
-        self._drops = [b"," + orjson.dumps(n) + b":" for n in dropped]
-        self._hashes = [(b"," + orjson.dumps(n) + b":", rule) for n, rule in hashed.items()]
+        self._drops = [orjson.dumps(n) for n in dropped]
+        self._hashes = [(orjson.dumps(n), rule) for n, rule in hashed.items()]
 
     def apply(self, out: bytearray, at: int) -> bool:
         """Rewrite the members in ``out[at:]``; False (``out`` possibly changed) when the row
@@ -71,32 +77,57 @@ class MemberRewriter:
         # cost a full scan of the row each.
         if out.find(b"\\", at) >= 0 and (out.find(b"\\u", at) >= 0 or out.find(b"\\/", at) >= 0):
             return False
-        start = at - 1  # the comma before the first member
-        for needle in self._drops:
-            found = out.find(needle, start)
-            while found >= 0:  # a duplicated member goes too, as decoding would drop both
-                end = _member_end(out, found + len(needle))
+        for quoted in self._drops:
+            # Every member goes, a duplicated one too, as decoding would drop both.
+            found = _next_member(out, quoted, at)
+            while found >= 0:
+                end = _member_end(out, found + len(quoted) + 1)
                 if end < 0:
                     return False
-                del out[found + 1 : end]
-                found = out.find(needle, found)
-        for needle, rule in self._hashes:
-            found = out.find(needle, start)
+                del out[found:end]
+                found = _next_member(out, quoted, found)
+            if found == _SPACED:
+                return False
+        for quoted, rule in self._hashes:
+            found = _next_member(out, quoted, at)
             if found < 0:
-                if not rule.null_ok:
+                if found == _SPACED or not rule.null_ok:
                     return False
                 continue
-            begin = found + len(needle)
+            begin = found + len(quoted) + 1
             end = _member_end(out, begin)
             if out[begin] != _QUOTE or end < 0 or out.find(b"\\", begin, end) >= 0:
                 if rule.null_ok and out.startswith(_NULL_THEN_COMMA, begin):
-                    continue
-                return False  # escapes, a number, a boolean, or null the expression fails on
-            text = rule.before + out[begin + 1 : end - 2] + rule.after
-            out[begin : end - 1] = b'"%s"' % rule.digest(text).hexdigest().encode()
-            if out.find(needle, begin) >= 0:
-                return False  # duplicated: decoding keeps the last one
+                    end = begin + len(_NULL_THEN_COMMA)
+                else:
+                    return False  # escapes, a number, a boolean, or null the expression fails on
+            else:
+                text = rule.before + out[begin + 1 : end - 2] + rule.after
+                digest = b'"%s"' % rule.digest(text).hexdigest().encode()
+                out[begin : end - 1] = digest
+                end = begin + len(digest) + 1
+            if _next_member(out, quoted, end) != _NONE:
+                return False  # duplicated (decoding keeps the last one), or spelled with spaces
         return True
+
+
+#: _next_member found no member / found one spelled with whitespace (the exact path's job).
+_NONE, _SPACED = -1, -2
+_WHITESPACE = frozenset(b" \t\n\r")
+
+
+def _next_member(out: bytearray, quoted: bytes, start: int) -> int:
+    """Where the next member named ``quoted`` (its JSON spelling) starts in ``out[start:]``,
+    _NONE, or _SPACED for an occurrence with whitespace around it (see module doc)."""
+    found = out.find(quoted, start)
+    while found >= 0:
+        before, after = out[found - 1], out[found + len(quoted)]
+        if before == _COMMA and after == _COLON:
+            return found
+        if before in _WHITESPACE or after in _WHITESPACE:
+            return _SPACED
+        found = out.find(quoted, found + len(quoted))
+    return _NONE
 
 
 def _member_end(out: bytearray, begin: int) -> int:

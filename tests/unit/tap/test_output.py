@@ -226,12 +226,13 @@ def _reference(record: dict, dropped: frozenset[str], hashed: dict[str, HashRule
 def test_member_rewriting_equals_decoding_the_rows(seed: int) -> None:
     """Random rows, including everything that must send a row down the exact path: the name in
     nested objects, object/array values, strings with quotes, backslashes, braces, escaped
-    names, numbers to hash, duplicated members."""
+    names, numbers to hash, duplicated members, whitespace around ',' and ':'."""
     import random
 
     rng = random.Random(seed)
-    scalars = [None, 0, -12, 3.5, 1e21, -2.5e-7, True, False, "", "plain", 'q"uo\\"te',
-               "b\\\\", '{"name":1}', ',"name":"x"}', "ünï ☃", "\\u0000", "a/b"]
+    scalars = [None, 0, -12, 3.5, 1e21, -2.5e-7, True, False, "", "plain", 'q"uo\\"te', "name",
+               '"name"', "Doe, Jane", ' "name" : ',
+               "b\\\\", '{"name":1}', ',"name":"x"}', "ünï ☃", "\\u0000", "a/b"]  # fmt: skip
     names = ["name", "grade", "x"]
     lines = []
     for i in range(80):
@@ -251,6 +252,8 @@ def test_member_rewriting_equals_decoding_the_rows(seed: int) -> None:
             line = line.replace(b'"name":', b'"n\\u0061me":')  # escaped: found only by decoding
         if seed % 5 == 0 and rng.random() < 0.1 and b'"x":' in line:
             line = line.replace(b'"value":{', b'"value":{"x":"dup",')  # duplicated member
+        if seed % 7 == 0 and rng.random() < 0.2:
+            line = line.replace(b',"', b', "').replace(b'":', b'" :')  # JSON whitespace
         lines.append(line)
     picked = rng.sample(names, rng.randint(1, 3))
     dropped = frozenset(picked[: rng.randint(0, len(picked))])
@@ -296,3 +299,49 @@ def test_clean_rows_are_rewritten_as_bytes_not_decoded() -> None:
     assert record == {"id": 2, "a": 2, "grade": hashlib.sha256(b"B+salt").hexdigest(), "b": "x",
                       "meta": {"action": "U", "ts": "2024-01-01T00:00:00Z"},
                       "_sdc_deleted_at": None}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"a":1, "name":"SECRET"}',
+        b'{"a":1,"name" :"SECRET"}',
+        b'{"a":1,\t"name":"SECRET"}',
+        b'{"a":1,"name"\r:"SECRET"}',
+        b'{"a":1 ,  "name"  :  "SECRET" }',
+        b'{ "a" : "Doe, Jane" , "name" : "SECRET" }',
+    ],
+)
+def test_whitespace_between_members_never_hides_a_dropped_or_hashed_member(value: bytes) -> None:
+    """JSON allows whitespace around ',' and ':'; a member spelled with it is still the member,
+    and its clear value must not reach the output."""
+    line = b'{"key":{"id":1},"value":' + value + b',"meta":{"ts":"2024-01-01T00:00:00Z"}}'
+
+    def map_line(line: bytes) -> bytes:  # the SDK's map, in miniature
+        message = json.loads(line)
+        message["record"] = _reference(message["record"], frozenset(), hashed)
+        return json.dumps(message).encode() + b"\n"
+
+    hashed = {"name": HashRule(hashlib.md5)}
+    for dropped, rules in ((frozenset({"name"}), {}), (frozenset(), hashed)):
+        encoder = RecordEncoder("s", version=None, where="w", dropped=dropped, hashed=rules,
+                                map_line=map_line)  # fmt: skip
+        out = bytearray()
+        assert encoder.encode_block(line + b"\n", out) == 1
+        assert b"SECRET" not in out
+        record = json.loads(bytes(out))["record"]
+        expected_name = hashlib.md5(b"SECRET").hexdigest() if rules else None
+        assert record.get("name") == expected_name and record["a"] in (1, "Doe, Jane")
+
+
+def test_a_comma_and_space_inside_strings_keeps_rows_on_the_byte_path() -> None:
+    lines = [_dap_line(1, {"a": "Doe, Jane", "note": "x :y", "name": "n1"})]
+
+    def map_line(line: bytes) -> bytes:
+        raise AssertionError("a compact row took the exact path")
+
+    encoder = RecordEncoder("s", version=None, where="w", dropped=frozenset({"note"}),
+                            hashed={"name": HashRule(hashlib.md5)}, map_line=map_line)  # fmt: skip
+    out = bytearray()
+    assert encoder.encode_block(lines[0] + b"\n", out) == 1
+    assert json.loads(bytes(out))["record"]["name"] == hashlib.md5(b"n1").hexdigest()
