@@ -249,6 +249,12 @@ class MappedRecords:
         ]
         self._nulls: dict[str, None] = dict.fromkeys(sent.schema["properties"])
         self._keys = list(sent.key_properties)
+        #: Records written per output stream since the last reset (a snapshot's own count, once
+        #: __filter__ has dropped what it drops).
+        self.written: dict[str, int] = dict.fromkeys((m.stream_alias for m in self._maps), 0)
+
+    def reset_counts(self) -> None:
+        self.written = dict.fromkeys(self.written, 0)
 
     @property
     def writes_nothing(self) -> bool:
@@ -268,13 +274,15 @@ class MappedRecords:
 
     def _map_messages(self, messages: list[_Line], out: bytearray) -> int:
         written = 0
+        counts = [0] * len(self._maps)
         nulls = self._nulls
         for message in messages:
             # DAP leaves nulls out (see module doc). Filling them in always is cheaper than
             # retrying the records whose expressions miss a name: exceptions cost more.
             record = nulls | message.record
             suffix = b"}\n" if message.version is None else b',"version":%d}\n' % message.version
-            for stream_map, prefix in zip(self._maps, self._prefixes, strict=True):
+            for index, (stream_map, prefix) in enumerate(zip(self._maps, self._prefixes,
+                                                             strict=True)):
                 try:
                     mapped = stream_map.transform(record)
                 except Exception as exc:  # any failure of a user expression, on one record
@@ -284,7 +292,10 @@ class MappedRecords:
                 out += prefix
                 out += _encode(mapped)
                 out += suffix
+                counts[index] += 1
                 written += 1
+        for stream_map, count in zip(self._maps, counts, strict=True):
+            self.written[stream_map.stream_alias] += count
         return written
 
     def _failure(self, stream_map: StreamMap, record: dict, exc: Exception) -> StreamMapError:

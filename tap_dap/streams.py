@@ -266,6 +266,8 @@ class DAPTableStream(Stream):
         limit = self.ABORT_AT_RECORD_COUNT
         out = self._dap_tap.output_buffer
         mapped = self._mapped
+        if mapped is not None:
+            mapped.reset_counts()
         for chunk, records in coordinator.record_chunks(ready):
             if limit is not None and progress.rows + records > limit:
                 # --test / dry runs: stop at the limit, leave the bookmark and the table alone.
@@ -288,15 +290,17 @@ class DAPTableStream(Stream):
         return True
 
     def _write_snapshot_end(self, version: int, source_rows: int) -> None:
-        """The closing ACTIVATE_VERSION, saying how many rows the DAP snapshot had: an empty
-        snapshot is then known to be real, not records lost on the way (target-dap-sql refuses
+        """The closing ACTIVATE_VERSION, saying how many records of the snapshot the tap sent
+        for the stream (the DAP rows, or what this tap's own maps kept of them): an empty
+        snapshot is then known to be meant, not records lost on the way (target-dap-sql refuses
         to swap in an empty snapshot otherwise). Other targets ignore the extra member."""
+        mapped = self._mapped
         for stream_map in self.stream_maps:
             if isinstance(stream_map, RemoveRecordTransform):
                 continue
-            self._tap.write_message(
-                SnapshotEndMessage(stream_map.stream_alias, version, source_rows)
-            )
+            alias = stream_map.stream_alias
+            sent = source_rows if mapped is None else mapped.written.get(alias, 0)
+            self._tap.write_message(SnapshotEndMessage(alias, version, sent))
 
     def _refresh_schema(self, job_version: int) -> None:
         """Announce the schema of the job's data before its records.

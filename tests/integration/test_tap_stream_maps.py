@@ -262,3 +262,23 @@ def test_compiled_map_failing_on_a_null_fails_like_the_sdk_map(pipeline: Pipelin
     assert len(errors) == 1, run.tap_stderr[-2000:]
     assert "StreamMapError: stream map 'canvas-users' failed on the record with key" in errors[0]
     assert "TypeError" in errors[0]
+
+
+def test_tap_side_filter_keeping_nothing_replicates_an_empty_table(pipeline: Pipeline) -> None:
+    """x-dap-rows counts what the tap sent after its own maps: a tap-side filter that keeps no
+    row of a snapshot gives an empty table (fresh or not), not a refusal."""
+    _ok(pipeline.run(tables=["courses"]))
+    assert pipeline.query('SELECT COUNT(*) FROM "canvas__courses"') == [(30,)]
+    for _ in range(2):  # over the table with rows, then over the empty one
+        run = pipeline.run(tables=["courses"], start_mode="snapshot",
+                           stream_maps={"canvas-courses": {"__filter__": "id < 0"}})
+        _ok(run)
+        (end,) = [m for m in run.messages if m["type"] == "ACTIVATE_VERSION" and "x-dap-rows" in m]
+        assert end["x-dap-rows"] == 0
+        assert pipeline.query('SELECT COUNT(*) FROM "canvas__courses"') == [(0,)]
+    run = pipeline.run(tables=["courses"], start_mode="snapshot",
+                       stream_maps={"canvas-courses": {"__filter__": "id < 5"}})
+    _ok(run)
+    (end,) = [m for m in run.messages if m["type"] == "ACTIVATE_VERSION" and "x-dap-rows" in m]
+    assert end["x-dap-rows"] == 4
+    assert pipeline.query('SELECT COUNT(*) FROM "canvas__courses"') == [(4,)]
