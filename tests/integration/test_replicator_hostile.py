@@ -214,3 +214,58 @@ def _process_view() -> dict[str, Any]:
         "signals": [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)],
         "streams": (sys.stdout, sys.stderr, sys.stdin),
     }
+
+
+# -- docs/replicator.md: its Python snippets run as written ---------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "replicator.md"
+
+
+def python_snippets() -> list[str]:
+    parts = DOCS.read_text(encoding="utf-8").split("```python\n")[1:]
+    return [part.split("```", 1)[0] for part in parts]
+
+
+def test_the_docs_snippets_run(emulator_factory: Any, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator = emulator_factory(tables="accounts,courses,users", rows=20)
+    url = f"sqlite:///{tmp_path}/dap.db"
+    first, from_asyncio, task = python_snippets()
+    # The first one only needs real credentials and a database in place of its placeholders.
+    first = (first.replace('"https://api-gateway.instructure.com"', repr(emulator.base_url))
+             .replace('client_id="us-east-1#…"', f"client_id={emulator.client_id!r}")
+             .replace('client_secret="…"', f"client_secret={emulator.client_secret!r}")
+             .replace('"postgresql://dap:…@db/replica"', repr(url)))
+    namespace: dict[str, Any] = {}
+    exec(first, namespace)  # noqa: S102  (the doc's own code)
+    assert namespace["result"].table == "accounts" and meta_rows(url) == {}  # dropped at the end
+
+    import asyncio
+
+    async def main() -> list[Any]:
+        exec("async def snippet(replicator):\n" +  # noqa: S102
+             "".join(f"    {line}\n" for line in from_asyncio.splitlines()) +
+             "    return result, results", {"asyncio": asyncio}, namespace)
+        return await namespace["snippet"](replicator)
+
+    session = open_session(emulator)
+    replicator = SQLReplicator(session, DatabaseConnection(url), tap_settings=FAST)
+    replicator.initialize("canvas", "accounts")
+    try:
+        result, results = asyncio.run(main())
+    finally:
+        session.close()
+    assert result.table == "accounts"
+    assert [(r.table, r.rows_written) for r in results] == [
+        ("accounts", 0), ("courses", 20), ("users", 20)]
+
+    monkeypatch.setenv("DAP_API_URL", emulator.base_url)
+    monkeypatch.setenv("DAP_CLIENT_ID", emulator.client_id)
+    monkeypatch.setenv("DAP_CLIENT_SECRET", emulator.client_secret)
+    monkeypatch.setenv("DAP_CONNECTION_STRING", url)
+    emulator.advance("canvas", "users", inserts=2)
+    exec("from dap_replicator import DatabaseConnection, SQLReplicator\n"  # noqa: S102
+         "from tap_dap.client import DAPClient\n" + task, namespace)
+    done = namespace["replicate_table"]("users")
+    assert done["table"] == "users" and done["rows"] == 2
+    assert_equals_truth(url, emulator, ["accounts", "courses", "users"])
