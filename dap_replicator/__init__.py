@@ -8,6 +8,7 @@ from dap_replicator.errors import (
     ReplicatorError,
     SnapshotRequiredError,
     TableAlreadyInitializedError,
+    TableBusyError,
     TableNotInitializedError,
 )
 from dap_replicator.replicator import ReplicationResult, SQLDrop, SQLReplicator
@@ -23,5 +24,6 @@ __all__ = [
     "SQLReplicator",
     "SnapshotRequiredError",
     "TableAlreadyInitializedError",
+    "TableBusyError",
     "TableNotInitializedError",
 ]

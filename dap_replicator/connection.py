@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from dap_replicator.errors import DatabaseConnectionError
 from target_dap_sql.dialects import Dialect, dialect_for_url, url_password
+from target_dap_sql.dialects.sqlite import sqlite_path
 from target_dap_sql.errors import TargetDapSQLError
 
 #: Read when no connection string is given, as by the official client and the `dap` CLI.
@@ -35,6 +36,12 @@ class DatabaseConnection:
         dialect = self.open_dialect()  # checks the URL now; connects only on first use
         self.dialect: str = dialect.name
         dialect.close()
+        if self.dialect == "sqlite" and sqlite_path(connection_string) == ":memory:":
+            # Every call opens its own connection: what one wrote would vanish when it closes.
+            raise DatabaseConnectionError(
+                f"database connection string {connection_string!r}: an in-memory SQLite "
+                "database cannot hold a replica (each call opens its own connection); "
+                "use sqlite:///PATH")
 
     @classmethod
     def from_config(cls, config: DatabaseConnectionConfig) -> DatabaseConnection:

@@ -23,6 +23,10 @@ class TableNotInitializedError(ReplicatorError, ValueError):
     """synchronize() or drop on a table the database does not replicate."""
 
 
+class TableBusyError(ReplicatorError):
+    """Another call is replicating (or dropping) the same table right now; nothing was done."""
+
+
 class ReplicationFailedError(ReplicatorError):
     """The DAP side or the database failed; what is already committed stays consistent.
 
@@ -48,5 +52,6 @@ __all__ = [
     "ReplicatorError",
     "SnapshotRequiredError",
     "TableAlreadyInitializedError",
+    "TableBusyError",
     "TableNotInitializedError",
 ]

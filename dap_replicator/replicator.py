@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from dap_replicator.errors import (
     TableNotInitializedError,
 )
 from dap_replicator.pipeline import run_pipeline
+from dap_replicator.table_lock import table_lock
 from tap_dap.client import DAPClientError
 from tap_dap.errors import StreamsFailedError, TapDapError
 from target_dap_sql.admin import export_state
@@ -37,7 +39,10 @@ logger = logging.getLogger("dap_replicator")
 
 #: DAP error types of a refused incremental query (the official client: OutOfRangeError).
 REFUSALS = frozenset({"SnapshotRequired", "OutOfRange"})
-_GLOB = frozenset("*?[]")
+#: Glob characters, the list separator and blanks never occur in DAP names.
+_NOT_IN_NAMES = frozenset("*?[], \t\n")
+#: DAP names are database identifiers (PostgreSQL: 63 bytes, MariaDB: 64); 255 is generous.
+MAX_NAME_LENGTH = 255
 
 
 @dataclass(frozen=True)
@@ -85,30 +90,39 @@ class SQLReplicator:
 
     def initialize(self, namespace: str, table_name: str) -> ReplicationResult:
         """Snapshot a table the database does not replicate yet (`dap initdb`)."""
-        if self._meta_row(namespace, table_name) is not None:
-            raise TableAlreadyInitializedError(
-                f"{namespace}.{table_name}: Table already initialized. Please run syncdb "
-                "(synchronize) to update it.")
-        return self._run(namespace, table_name, state=None, on_refusal="fail")
+        with self._locked(namespace, table_name):
+            if self._meta_row(namespace, table_name) is not None:
+                raise TableAlreadyInitializedError(
+                    f"{namespace}.{table_name}: Table already initialized. Please run syncdb "
+                    "(synchronize) to update it.")
+            return self._run(namespace, table_name, state=None, on_refusal="fail")
 
     def synchronize(self, namespace: str, table_name: str) -> ReplicationResult:
         """Apply the changes since the table's meta row (`dap syncdb`). A refused incremental
         query raises SnapshotRequiredError (replicate() re-snapshots instead)."""
-        row = self._meta_row(namespace, table_name)
-        if row is None:
-            raise TableNotInitializedError(
-                f"{namespace}.{table_name}: Table not initialized. Please run initdb "
-                "(initialize) first.")
-        return self._run(namespace, table_name, state=export_state([row]), on_refusal="fail")
+        with self._locked(namespace, table_name):
+            row = self._meta_row(namespace, table_name)
+            if row is None:
+                raise TableNotInitializedError(
+                    f"{namespace}.{table_name}: Table not initialized. Please run initdb "
+                    "(initialize) first.")
+            return self._run(namespace, table_name, state=export_state([row]),
+                             on_refusal="fail")
 
     def replicate(self, namespace: str, table_name: str) -> ReplicationResult:
         """initialize() or synchronize(), whichever the table needs; a refused incremental
         query re-snapshots the table (as tap-dap does by default)."""
-        row = self._meta_row(namespace, table_name)
-        state = None if row is None else export_state([row])
-        return self._run(namespace, table_name, state=state, on_refusal="resnapshot")
+        with self._locked(namespace, table_name):
+            row = self._meta_row(namespace, table_name)
+            state = None if row is None else export_state([row])
+            return self._run(namespace, table_name, state=state, on_refusal="resnapshot")
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _locked(self, namespace: str, table: str) -> AbstractContextManager[None]:
+        """The table's lock: a second call for a table being replicated raises TableBusyError."""
+        _check_names(namespace, [table])
+        return table_lock(self._connection, namespace, [table])
 
     def _meta_row(self, namespace: str, table: str) -> MetaRow | None:
         _check_names(namespace, [table])
@@ -167,8 +181,16 @@ class SQLDrop:
 
     def drop(self, namespace: str, table_names: str | Sequence[str]) -> list[str]:
         """Drop the tables (all checked before anything is dropped); the names dropped."""
-        names = table_names.split(",") if isinstance(table_names, str) else list(table_names)
-        names = [n.strip() for n in names if n.strip()]
+        if isinstance(table_names, str):
+            names = [n.strip() for n in table_names.split(",") if n.strip()]
+        elif isinstance(table_names, Sequence):
+            names = list(table_names)
+        else:
+            raise ReplicatorError(f"{table_names!r} is not a table name, a list of table names "
+                                  "or 'all'")
+        if not names:
+            raise ReplicatorError(f"{table_names!r}: no table names to drop (give names or 'all')")
+        _check_names(namespace, names)
         dialect = self._connection.open_dialect()
         try:
             db = ReplicaDatabase(dialect)
@@ -177,16 +199,16 @@ class SQLDrop:
                 names = list(rows)
                 if not names:
                     logger.warning("no tables to drop in namespace %s", namespace)
-            _check_names(namespace, names)
             unknown = [n for n in names if n not in rows]
             if unknown:
                 listed = ", ".join(f"{namespace}.{n}" for n in unknown)
                 raise TableNotInitializedError(
                     f"{listed}: Table not initialized (not replicated in this database); "
                     "nothing was dropped")
-            for name in names:
-                db.drop(rows[name])
-                logger.info("dropped %s.%s (%s)", namespace, name, db.qualified(rows[name]))
+            with table_lock(self._connection, namespace, names):  # none is being replicated
+                for name in names:
+                    db.drop(rows[name])
+                    logger.info("dropped %s.%s (%s)", namespace, name, db.qualified(rows[name]))
         except TargetDapSQLError as exc:
             raise ReplicationFailedError(f"dropping from namespace {namespace}: {exc}") from exc
         finally:
@@ -195,10 +217,13 @@ class SQLDrop:
 
 
 def _check_names(namespace: str, tables: Sequence[str]) -> None:
-    """One table each: a glob would make the tap replicate several."""
+    """One table each: a glob or a list would make the tap replicate several."""
     for name in [namespace, *tables]:
-        if not isinstance(name, str) or not name or _GLOB & set(name):
+        if not isinstance(name, str) or not name or _NOT_IN_NAMES & set(name):
             raise ReplicatorError(f"{name!r} is not a namespace or table name")
+        if len(name) > MAX_NAME_LENGTH:
+            raise ReplicatorError(f"{name[:40]!r}... ({len(name)} characters) is not a "
+                                  "namespace or table name")
 
 
 def _stream_failure(namespace: str, table: str, exc: StreamsFailedError) -> ReplicatorError:
