@@ -9,6 +9,7 @@ from dap_replicator.errors import (
     SnapshotRequiredError,
     TableAlreadyInitializedError,
     TableBusyError,
+    TableNotFoundError,
     TableNotInitializedError,
 )
 from dap_replicator.replicator import ReplicationResult, SQLDrop, SQLReplicator
@@ -25,5 +26,6 @@ __all__ = [
     "SnapshotRequiredError",
     "TableAlreadyInitializedError",
     "TableBusyError",
+    "TableNotFoundError",
     "TableNotInitializedError",
 ]

@@ -23,6 +23,10 @@ class TableNotInitializedError(ReplicatorError, ValueError):
     """synchronize() or drop on a table the database does not replicate."""
 
 
+class TableNotFoundError(ReplicatorError, ValueError):
+    """The DAP namespace has no table of that name."""
+
+
 class TableBusyError(ReplicatorError):
     """Another call is replicating (or dropping) the same table right now; nothing was done."""
 
@@ -53,5 +57,6 @@ __all__ = [
     "SnapshotRequiredError",
     "TableAlreadyInitializedError",
     "TableBusyError",
+    "TableNotFoundError",
     "TableNotInitializedError",
 ]

@@ -24,6 +24,7 @@ from dap_replicator.errors import (
     ReplicatorError,
     SnapshotRequiredError,
     TableAlreadyInitializedError,
+    TableNotFoundError,
     TableNotInitializedError,
 )
 from dap_replicator.pipeline import run_pipeline
@@ -124,6 +125,17 @@ class SQLReplicator:
         _check_names(namespace, [table])
         return table_lock(self._connection, namespace, [table])
 
+    def _check_table_exists(self, namespace: str, table: str) -> None:
+        # Said here in the caller's terms: the tap would phrase it as a bad `tables` setting.
+        try:
+            tables = self._session.get_tables(namespace)
+        except DAPClientError as exc:
+            raise ReplicationFailedError(f"{namespace}.{table}: listing the tables of "
+                                         f"namespace {namespace!r}: {exc}") from exc
+        if table not in tables:
+            raise TableNotFoundError(f"{namespace}.{table}: DAP has no table {table!r} in "
+                                     f"namespace {namespace!r}")
+
     def _meta_row(self, namespace: str, table: str) -> MetaRow | None:
         _check_names(namespace, [table])
         dialect = self._connection.open_dialect()
@@ -138,6 +150,7 @@ class SQLReplicator:
 
     def _run(self, namespace: str, table: str, *, state: dict[str, Any] | None,
              on_refusal: str) -> ReplicationResult:
+        self._check_table_exists(namespace, table)
         stream = f"{namespace}-{table}"
         tap_config = {
             "poll_interval": 1, **self._tap_settings,

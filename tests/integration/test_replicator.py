@@ -24,6 +24,7 @@ from dap_replicator import (
     SQLDrop,
     SQLReplicator,
     TableAlreadyInitializedError,
+    TableNotFoundError,
     TableNotInitializedError,
 )
 from tap_dap.client import Credentials, DAPClient, DAPSession
@@ -162,6 +163,13 @@ def test_the_errors_of_the_official_client(emulator: RunningEmulator, session: D
 
     with pytest.raises(ReplicatorError, match=r"^'acc\*' is not a namespace or table name$"):
         replicator.initialize("canvas", "acc*")
+
+    for call in (replicator.initialize, replicator.replicate):
+        with pytest.raises(TableNotFoundError) as missing:
+            call("canvas", "no_such_table")
+        assert str(missing.value) == ("canvas.no_such_table: DAP has no table 'no_such_table' "
+                                      "in namespace 'canvas'")
+    assert set(meta_rows(url)) == {"accounts"}
 
 
 def test_synchronize_refuses_a_reloaded_table_and_replicate_resnapshots(
