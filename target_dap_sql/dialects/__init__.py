@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from target_dap_sql.dialects.base import Batch, Dialect
+from target_dap_sql.dialects.urls import url_password
 from target_dap_sql.errors import ConfigError
 
 __all__ = ["Batch", "Dialect", "dialect_for_url", "url_password"]
@@ -12,17 +13,6 @@ __all__ = ["Batch", "Dialect", "dialect_for_url", "url_password"]
 #: What to say when a URL does not parse and its password holds URL delimiters.
 ENCODING_HINT = ("; a password containing '#', '/', '?' or '@' must be percent-encoded "
                  "(%23, %2F, %3F, %40)")
-
-
-def url_password(url: str) -> str | None:
-    """The password part of a URL as written, also when delimiters in it fool a URL parser
-    (`postgresql://u:My#S3cret@h/db` reads as a fragment to urllib): everything between the
-    scheme's `//`, the first `:` and the last `@`. Only ever used to hide it."""
-    rest = url.split("://", 1)[1] if "://" in url else url
-    if "@" not in rest:
-        return None
-    userinfo = rest.rsplit("@", 1)[0]
-    return userinfo.split(":", 1)[1] if ":" in userinfo else None
 
 
 def _hint(url: str) -> str:

@@ -25,6 +25,7 @@ from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import STAGING_SUFFIX, Batch, logger, quote, shortened
 from target_dap_sql.dialects.connection import ConnectionDialect
 from target_dap_sql.dialects.pg_schema import MAX_IDENTIFIER_BYTES, PgSchemaManager, pg_enum_type
+from target_dap_sql.dialects.urls import url_password
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, SqlType, TableLayout
 from target_dap_sql.meta import MetaRow
@@ -68,8 +69,6 @@ def pg_conninfo(url: str) -> str:
 
 def redact(text: str, url: str) -> str:
     """``text`` without the URL's password, however the URL was (mis)written."""
-    from target_dap_sql.dialects import url_password
-
     try:
         parsed = urlsplit(url).password
     except ValueError:
