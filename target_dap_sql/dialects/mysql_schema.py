@@ -202,6 +202,10 @@ class MySqlSchemaManager:
         else:
             self._exec(_META_INSERT, values)
 
+    def delete_meta_row(self, meta: MetaRow) -> None:
+        self._exec(f'DELETE FROM "{META_TABLE}" WHERE "source_namespace" = %s '
+                   'AND "source_table" = %s', (meta.source_namespace, meta.source_table))
+
     def read_meta_rows(self) -> list[MetaRow]:
         if not self.table_exists(META_TABLE):
             return []

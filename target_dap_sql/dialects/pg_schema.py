@@ -407,3 +407,33 @@ class PgSchemaManager:
             self._exec(f"GRANT {privilege} ON {live} TO {grantee}")
         if layout.dap and layout.dap.table_comment:  # LIKE copies column comments only
             self._comment("TABLE", live, layout.dap.table_comment)
+
+    # --- administration ---------------------------------------------------------------------
+
+    def count_rows(self, qualified: str) -> int | None:
+        """Rows in the table, None if it does not exist (inside the caller's transaction)."""
+        found = self._exec("SELECT to_regclass(%s)", (qualified,)).fetchone()
+        if found is None or found[0] is None:
+            return None
+        row = self._exec(f"SELECT COUNT(*) FROM {qualified}").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def drop(self, meta: MetaRow, schema: str) -> None:
+        """The meta row, the table, then the enum types named after the table (inside the
+        caller's transaction)."""
+        prefix = meta.target_table + "__"
+        enums = [r[0] for r in self._exec(
+            "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE n.nspname = %s AND t.typtype = 'e' AND left(t.typname, %s) = %s "
+            "ORDER BY 1", (schema, len(prefix), prefix)).fetchall()]
+        self._exec(f'DELETE FROM {_META_TABLE} WHERE "source_namespace" = %s '
+                   'AND "source_table" = %s', (meta.source_namespace, meta.source_table))
+        self._exec(f"DROP TABLE IF EXISTS {quote(schema)}.{quote(meta.target_table)}")
+        for name in enums:
+            # Another table may still use the type (a hand-made one): keep it then.
+            self._exec("SAVEPOINT dap_drop_type")
+            try:
+                self._exec(f"DROP TYPE {quote(schema)}.{quote(name)}")
+            except psycopg.Error:
+                self._exec("ROLLBACK TO SAVEPOINT dap_drop_type")

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pymysql
 import pytest
 
-from target_dap_sql.dialects.mysql import check_server_version, mysql_params
+from target_dap_sql.dialects.mysql_server import check_server_version, mysql_params
 from target_dap_sql.errors import ConfigError, DatabaseError
 from tests.integration.helpers import (
     SUBMISSIONS,
