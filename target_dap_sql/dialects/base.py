@@ -125,7 +125,7 @@ def nested_object_text(nullable: bool) -> Callable[[msgspec.Raw], str | None]:
     """Converter of a DAP nested object (fixed-cardinality struct) column to stored JSON text.
 
     DAP's tabular output omits null members and sends an object without any member as NULL, so
-    `dap initdb` stores NULL for `{}` (DAP_PROTOCOL.md §2.2); doing the same here keeps the two
+    `dap initdb` stores NULL for `{}` (docs/dap-wire.md, Records); doing the same here keeps the two
     tools' rows identical. A NOT NULL column keeps `{}` (NULL could not be stored).
     """
     def convert(raw: msgspec.Raw) -> str | None:

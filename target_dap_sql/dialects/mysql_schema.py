@@ -1,6 +1,6 @@
 """MySQL/MariaDB DDL: the official `<ns>__<table>` layout, inline ENUMs, meta tables, evolution.
 
-The DDL mirrors what the official replicator creates on MySQL (DAP_PROTOCOL.md §3.2/§3.3), so
+The DDL mirrors what the official replicator creates on MySQL (docs/database-layout.md), so
 the official `dap` CLI can `syncdb`/`listdb`/`dropdb` a database we created, and the other way
 round. MySQL has no schemas: a table lives in the connection's database as `<schema>__<table>`.
 """

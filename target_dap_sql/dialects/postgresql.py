@@ -24,7 +24,8 @@ from target_dap_sql.decoding import constrained
 from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import STAGING_SUFFIX, Batch, logger, quote, shortened
 from target_dap_sql.dialects.connection import ConnectionDialect
-from target_dap_sql.dialects.pg_schema import MAX_IDENTIFIER_BYTES, PgSchemaManager, pg_enum_type
+from target_dap_sql.dialects.pg_schema import PgSchemaManager
+from target_dap_sql.dialects.pg_types import MAX_IDENTIFIER_BYTES, pg_enum_type
 from target_dap_sql.dialects.urls import url_password
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, SqlType, TableLayout
