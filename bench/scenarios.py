@@ -1,4 +1,4 @@
-"""The benchmark scenarios of issue 8 and DESIGN.md §6, as data.
+"""The benchmark scenarios of issue 8 and docs/performance.md, as data.
 
 Datasets (one emulator each): ``main`` = canvas.submissions (46 columns) with ``rows`` rows;
 ``small`` = the same table with fewer rows for the slow target-postgres anchors; ``big`` = 4×

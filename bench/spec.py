@@ -64,7 +64,7 @@ class Window:
 
 @dataclass(frozen=True)
 class Reference:
-    """The anchor as measured elsewhere (DESIGN.md §6), for a sanity check of this machine."""
+    """The anchor as measured elsewhere (docs/performance.md): a sanity check of the machine."""
 
     rows_per_second: float
     peak_rss_mb: float | None = None

@@ -1,4 +1,4 @@
-"""Medians per variant, ratios to each anchor, and the DESIGN.md §6 targets as checks."""
+"""Medians per variant, ratios to each anchor, and the docs/performance.md targets as checks."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def find(summaries: list[Summary], scenario: str, variant: str) -> Summary | Non
 
 @dataclass(frozen=True)
 class Check:
-    """One DESIGN.md §6 target, evaluated on the medians of this run."""
+    """One docs/performance.md target, evaluated on the medians of this run."""
 
     target: str
     scenario: str

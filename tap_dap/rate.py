@@ -1,11 +1,12 @@
 """The job-creation rate: a sliding one-minute window with a cap that adapts to HTTP 429.
 
-DAP publishes 5 job creations per minute but enforces less strictly (DESIGN §5), so the tap starts
-uncapped (or at ``max_jobs_per_minute``) and learns the real limit from the server: a 429 pauses
-creation for the server's Retry-After and sets the cap to what the last minute sustained (lowered
-by a quarter when 429s continue: multiplicative decrease, never below the published 5/min); every
-quiet period without a 429 raises the cap by one job/minute again (additive increase). A single
-429 — often caused by another client sharing the account — thus costs a pause, not the run.
+DAP publishes 5 job creations per minute but enforces less strictly (docs/dap-wire.md, Rate limits),
+so the tap starts uncapped (or at ``max_jobs_per_minute``) and learns the real limit from the
+server: a 429 pauses creation for the server's Retry-After and sets the cap to what the last minute
+sustained (lowered by a quarter when 429s continue: multiplicative decrease, never below the
+published 5/min); every quiet period without a 429 raises the cap by one job/minute again (additive
+increase). A single 429 — often caused by another client sharing the account — thus costs a pause,
+not the run.
 """
 
 from __future__ import annotations

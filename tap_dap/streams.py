@@ -12,9 +12,9 @@ import logging
 import time
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
-from singer_sdk import Stream, metrics
+from singer_sdk import Stream, Tap, metrics
 from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.singerlib import ActivateVersionMessage, SchemaMessage
 
@@ -24,10 +24,9 @@ from tap_dap.errors import MalformedDataError, StreamSyncError, TapDapError
 from tap_dap.jobs import ReadyJob, TableRequest
 from tap_dap.output import RecordEncoding
 from tap_dap.schema import ALWAYS_SENT, StreamSchema, convert_table_schema, without_properties
+from tap_dap.settings import TapSettings
 from tap_dap.state import parse_bookmark_timestamp
-
-if TYPE_CHECKING:
-    from tap_dap.tap import TapDap
+from tap_dap.sync import SyncCoordinator
 
 #: Member of the closing ACTIVATE_VERSION of a snapshot: rows of the DAP snapshot.
 SOURCE_ROWS = "x-dap-rows"
@@ -35,10 +34,25 @@ SOURCE_ROWS = "x-dap-rows"
 PROGRESS_INTERVAL = 5.0
 
 
+class DapTap(Protocol):
+    """What a DAP stream needs of its tap (tap_dap.tap.TapDap). Named here, so the tap imports
+    its streams and the streams never import the tap (no import circle)."""
+
+    @property
+    def settings(self) -> TapSettings: ...
+
+    @property
+    def session(self) -> Any: ...
+
+    def coordinator_for(self, stream: DAPTableStream) -> SyncCoordinator: ...
+
+    def record_failure(self, error: StreamSyncError) -> None: ...
+
+
 class DAPTableStream(Stream):
     """A DAP table. Records bypass the SDK's per-record path (see tap_dap.output)."""
 
-    def __init__(self, tap: TapDap, namespace: str, table: str, table_schema: StreamSchema) -> None:
+    def __init__(self, tap: Tap, namespace: str, table: str, table_schema: StreamSchema) -> None:
         super().__init__(tap, schema=table_schema.schema, name=table_schema.stream_name)
         self.namespace = namespace
         self.table = table
@@ -46,7 +60,8 @@ class DAPTableStream(Stream):
         # DAP changes carry deletes, like log-based replication; there is no replication key.
         self.forced_replication_method = "INCREMENTAL"
         self._table_schema = table_schema
-        self._dap_tap = tap
+        # Only tap_dap.tap.TapDap creates these streams, and it is a DapTap.
+        self._dap_tap = cast(DapTap, tap)
         self._dropped: frozenset[str] | None = None
         #: Set when the stream has maps the fast path does not apply (see record_encoding).
         self._mapped: mapping.MappedRecords | None = None

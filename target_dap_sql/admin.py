@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from target_dap_sql.config_files import read_config_files
 from target_dap_sql.dialects import dialect_for_url
 from target_dap_sql.errors import TargetDapSQLError
 from target_dap_sql.meta import MetaRow, bookmark_of
@@ -26,6 +25,9 @@ from target_dap_sql.replica_db import ReplicaDatabase
 COMMANDS = ("drop", "list", "export-state", "dbt-sources")
 #: Options of the SDK's CLI that take a value (so their value is never taken for a command).
 _VALUE_OPTIONS = {"--config", "--input", "--state", "--catalog", "--format"}
+#: Reads the `--config` values into the target's settings, validated exactly as for a normal run
+#: (target.py passes it in, so this module never imports the target: no import circle).
+SettingsReader = Callable[[list[str]], dict[str, Any]]
 
 
 class AdminError(TargetDapSQLError):
@@ -66,15 +68,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_config(paths: list[str]) -> dict[str, Any]:
-    """The target's settings, merged and validated exactly as for a normal run."""
-    from target_dap_sql.target import TargetDapSQL
-
-    merged, parse_env = read_config_files(paths)
-    target = TargetDapSQL(config=merged, parse_env_config=parse_env, validate_config=True)
-    return dict(target.config)
-
-
 def _split_config(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """(--config values, the other arguments): --config may stand before or after the command."""
     configs: list[str] = []
@@ -90,12 +83,12 @@ def _split_config(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return configs, rest
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str], read_settings: SettingsReader) -> int:
     configs, rest = _split_config(argv)
     args = _parser().parse_args(rest)
     args.config = configs
     try:
-        config = load_config(args.config)
+        config = read_settings(args.config)
         dialect = dialect_for_url(config.get("sqlalchemy_url") or "sqlite:///dap.db")
         try:
             _dispatch(args, ReplicaDatabase(dialect))

@@ -2,7 +2,7 @@
 
 Streams carrying the `x-dap` annotation get exactly the official replicator's columns: they are
 derived from the original DAP schema (key properties, then value properties, server order; the
-JSON Schema → SQL rules of DAP_PROTOCOL.md §3.3). Other streams get a generic mapping of the flat
+JSON Schema → SQL rules of docs/database-layout.md). Other streams get a generic mapping of the flat
 Singer schema (object/array → JSON). Dialects turn the neutral `SqlType`s into DDL.
 """
 

@@ -1,9 +1,9 @@
 """The `instructure_dap` meta tables: what the official replicator keeps about each DAP table.
 
-Row contents match the official client (DAP_PROTOCOL.md §3.2) so a database can move between the
-`dap` CLI and this target in both directions: `timestamp` = the stream's bookmark as naive UTC,
-`schema_version`, `target_schema`/`target_table` unprefixed, `schema_description` = compact JSON of
-the DAP schema without `properties.meta`.
+Row contents match the official client (docs/database-layout.md, Meta tables) so a database can move
+between the `dap` CLI and this target in both directions: `timestamp` = the stream's bookmark as
+naive UTC, `schema_version`, `target_schema`/`target_table` unprefixed, `schema_description` =
+compact JSON of the DAP schema without `properties.meta`.
 """
 
 from __future__ import annotations

@@ -420,16 +420,26 @@ class TargetDapSQL(Target):
             sys.exit(1)
 
 
+def read_settings(paths: list[str]) -> dict[str, Any]:
+    """The target's settings from `--config` values, merged and validated as for a normal run
+    (what the admin commands work with)."""
+    merged, parse_env = read_config_files(paths)
+    target = TargetDapSQL(config=merged, parse_env_config=parse_env, validate_config=True)
+    return dict(target.config)
+
+
 def cli() -> None:
     """`target-dap-sql [--config …]` loads Singer messages; `target-dap-sql drop|list|…` manages.
 
     Admin commands are recognised before the SDK's click command sees argv, so the SDK's own
     options and behaviour stay exactly as they are.
     """
-    from target_dap_sql.admin import admin_command, main
+    # Imported here: a loading run does not pay for the admin commands' imports (yaml).
+    from target_dap_sql.admin import admin_command
+    from target_dap_sql.admin import main as admin_main
 
     if admin_command(sys.argv[1:]) is not None:
-        sys.exit(main(sys.argv[1:]))
+        sys.exit(admin_main(sys.argv[1:], read_settings))
     command = TargetDapSQL.cli
     command.epilog = ADMIN_HELP
     try:

@@ -1,7 +1,7 @@
 """Turn a DAP error response into the matching exception.
 
 Order of evidence: the error's `type` string first (the server says what it is), then the HTTP
-status (401, 504), then the keys present (the official client's only rule, DAP_PROTOCOL.md §1.5).
+status (401, 504), then the keys present (the official client's only rule, docs/dap-wire.md).
 Unlike the official client, SnapshotRequired errors become SnapshotRequiredError, and non-JSON
 bodies (an HTML 504 page from a gateway) become errors that state the status and show an excerpt.
 """

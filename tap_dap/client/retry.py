@@ -86,8 +86,8 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, ProcessingError):
         # DAP reports transient server trouble as ProcessingError, even as HTTP 400 with an empty
-        # message (DESIGN §5): retried whatever the status when the server names that type. An
-        # unknown error type merely classified as ProcessingError is retried on 5xx only.
+        # message (docs/dap-wire.md): retried whatever the status when the server names that
+        # type. An unknown error type merely classified as ProcessingError is retried on 5xx only.
         return exc.status in RETRYABLE_STATUSES or class_for_error_type(exc.type) is ProcessingError
     return exc.status in RETRYABLE_STATUSES
 

@@ -1,4 +1,4 @@
-"""The DAP API endpoints (DAP_PROTOCOL.md §1.4) with their exact response key sets."""
+"""The DAP API endpoints (docs/dap-wire.md, Endpoints) with their exact response key sets."""
 
 from __future__ import annotations
 

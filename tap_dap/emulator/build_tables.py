@@ -4,8 +4,8 @@
         PATH/submissions_enums_from_generated_java_client_2024-05.json
 
 writes ``tap_dap/emulator/data/canvas_schemas.json.gz`` = ``{"<ns>": {"<table>": <JSON Schema>}}``.
-The ERD is the database a replicator built (PostgreSQL types), so every column type maps back to
-the DAP JSON Schema keyword that produces it (see DAP_PROTOCOL.md §3.3). The ERD names enum *types*
+The ERD is the database a replicator built (PostgreSQL types), so every column type maps back to the
+DAP JSON Schema keyword that produces it (see docs/database-layout.md). The ERD names enum *types*
 but not their labels; labels come from the submissions enum file where known and from Canvas' model
 constants below, always with the ``__dap_unspecified__`` sentinel first. Nothing at run time reads
 the ERD.

@@ -17,7 +17,8 @@ KINDS = ("429", "500", "503", "504", "reset", "truncate", "expired", "failed", "
 KINDS_ONLY_FOR = {"failed": ("query", "job")}
 ACCOUNT_ERRORS = ("AccountDisabled", "AccountNotOnboarded", "AccountUnderMaintenance",
                   "RequestTypeForbidden")
-# Published DAP limits per minute (DESIGN.md §5); auth and object downloads are not limited.
+# Published DAP limits per minute (docs/dap-wire.md, Rate limits); auth and object downloads
+# are not limited.
 PUBLISHED_LIMITS = {"query": 5, "tables": 5, "job": 500, "schema": 500, "object_url": 200}
 
 

@@ -30,7 +30,7 @@ KEYWORDS_BY_TYPE: dict[str, set[str]] = {
 
 
 def check_node(node: Any, where: str) -> None:
-    """Reject schema nodes the official replicator cannot parse (DAP_PROTOCOL.md §2.4, §5.5)."""
+    """Reject schema nodes the official replicator cannot parse (docs/dap-wire.md, Schemas)."""
     if not isinstance(node, dict):
         raise DatasetError(f"{where}: a property schema must be an object")
     if "$ref" in node or "oneOf" in node:

@@ -5,8 +5,8 @@ commits. A commit holds record versions ``(index, action, gen, value)``: ``gen``
 content of a generated row, ``value`` carries explicit content (fixtures). Only changed keys are
 stored, so memory follows the number of changes, never the number of rows.
 
-Semantics (DAP_PROTOCOL.md §1.4, issue 3): a snapshot at ``at`` holds the latest live version of
-every key committed before ``at``; an incremental [since, until) holds the latest version of
+Semantics (docs/dap-wire.md, Endpoints; issue 3): a snapshot at ``at`` holds the latest live version
+of every key committed before ``at``; an incremental [since, until) holds the latest version of
 every key committed in that range, deletes included. ``canvas_logs`` tables keep a 30-day window.
 """
 

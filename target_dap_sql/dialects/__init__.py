@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import importlib
 from urllib.parse import urlsplit
 
 from target_dap_sql.dialects.base import Batch, Dialect
+from target_dap_sql.dialects.urls import url_password
 from target_dap_sql.errors import ConfigError
 
 __all__ = ["Batch", "Dialect", "dialect_for_url", "url_password"]
 
+#: URL scheme (before any `+driver`) → (module, class) of its dialect. Adding a database means
+#: a module with a Dialect subclass, a line here and its entry in
+#: tests/integration/test_dialect_contract.py (see CONTRIBUTING.md).
+DIALECTS: dict[str, tuple[str, str]] = {
+    "sqlite": ("target_dap_sql.dialects.sqlite", "SqliteDialect"),
+    "postgresql": ("target_dap_sql.dialects.postgresql", "PostgresDialect"),
+    "postgres": ("target_dap_sql.dialects.postgresql", "PostgresDialect"),
+    "mysql": ("target_dap_sql.dialects.mysql", "MySqlDialect"),
+    "mariadb": ("target_dap_sql.dialects.mysql", "MySqlDialect"),
+}
+
 #: What to say when a URL does not parse and its password holds URL delimiters.
 ENCODING_HINT = ("; a password containing '#', '/', '?' or '@' must be percent-encoded "
                  "(%23, %2F, %3F, %40)")
-
-
-def url_password(url: str) -> str | None:
-    """The password part of a URL as written, also when delimiters in it fool a URL parser
-    (`postgresql://u:My#S3cret@h/db` reads as a fragment to urllib): everything between the
-    scheme's `//`, the first `:` and the last `@`. Only ever used to hide it."""
-    rest = url.split("://", 1)[1] if "://" in url else url
-    if "@" not in rest:
-        return None
-    userinfo = rest.rsplit("@", 1)[0]
-    return userinfo.split(":", 1)[1] if ":" in userinfo else None
 
 
 def _hint(url: str) -> str:
@@ -41,25 +43,14 @@ def dialect_for_url(url: str) -> Dialect:
         scheme = urlsplit(url).scheme.split("+", 1)[0].lower()
     except ValueError:
         scheme = ""
-    if scheme == "sqlite":
-        from target_dap_sql.dialects.sqlite import SqliteDialect
-
-        return SqliteDialect(url)
-    if scheme in ("postgresql", "postgres"):
-        from target_dap_sql.dialects.postgresql import PostgresDialect
-
-        try:
-            return PostgresDialect(url)
-        except ValueError:  # e.g. a non-numeric port; its text may quote part of the password
-            raise ConfigError("sqlalchemy_url is not a valid PostgreSQL URL (host, port or "
-                              f"database cannot be read from it){_hint(url)}") from None
-    if scheme in ("mysql", "mariadb"):
-        from target_dap_sql.dialects.mysql import MySqlDialect
-
-        try:
-            return MySqlDialect(url)
-        except ConfigError as exc:
-            raise ConfigError(f"{exc}{_hint(url)}") from None
-    shown = f"scheme {scheme!r}" if scheme else "no scheme"
-    raise ConfigError(f"sqlalchemy_url has {shown}; expected sqlite:///PATH or "
-                      "postgresql://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB")
+    if scheme not in DIALECTS:
+        shown = f"scheme {scheme!r}" if scheme else "no scheme"
+        raise ConfigError(f"sqlalchemy_url has {shown}; expected sqlite:///PATH or "
+                          "postgresql://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB")
+    module, class_name = DIALECTS[scheme]
+    # Imported on use: a run loads only its own database's driver.
+    dialect_class = getattr(importlib.import_module(module), class_name)
+    try:
+        return dialect_class(url)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}{_hint(url)}") from None

@@ -84,10 +84,14 @@ def shortened(name: str, limit: int, tag: str = "") -> str:
     return f"{head}{tag}_{digest}"
 
 
-def prefixed_table_name(layout: TableLayout, table: str | None = None) -> str:
+def prefixed_name(schema: str | None, table: str) -> str:
     """`<schema>__<table>`: the official name where tables cannot be grouped in schemas."""
-    table = table or layout.table
-    return f"{layout.schema}__{table}" if layout.schema else table
+    return f"{schema}__{table}" if schema else table
+
+
+def prefixed_table_name(layout: TableLayout, table: str | None = None) -> str:
+    """The layout's table (or `table` of its schema) named `<schema>__<table>`."""
+    return prefixed_name(layout.schema, table or layout.table)
 
 
 def primary_key_clause(layout: TableLayout, table: str) -> str | None:
@@ -121,7 +125,7 @@ def nested_object_text(nullable: bool) -> Callable[[msgspec.Raw], str | None]:
     """Converter of a DAP nested object (fixed-cardinality struct) column to stored JSON text.
 
     DAP's tabular output omits null members and sends an object without any member as NULL, so
-    `dap initdb` stores NULL for `{}` (DAP_PROTOCOL.md §2.2); doing the same here keeps the two
+    `dap initdb` stores NULL for `{}` (docs/dap-wire.md, Records); doing the same here keeps the two
     tools' rows identical. A NOT NULL column keeps `{}` (NULL could not be stored).
     """
     def convert(raw: msgspec.Raw) -> str | None:
@@ -199,7 +203,14 @@ def evolution_clauses(layout: TableLayout, existing: Mapping[str, StoredT], drop
 
 
 class Dialect(ABC):
-    """One database connection plus the SQL of one database family."""
+    """One database connection plus the SQL of one database family.
+
+    Everything that differs between databases is a method here: naming, decoding types, DDL and
+    evolution, bulk load, upsert/delete, snapshot swap, meta rows, and what the admin commands
+    need (listing, counting, dropping). Nothing outside target_dap_sql/dialects branches on the
+    database or touches a connection. tests/integration/test_dialect_contract.py holds every
+    dialect to the same behaviour.
+    """
 
     name: str
     #: False where text and JSON values cannot hold NUL (U+0000) (PostgreSQL).
@@ -256,7 +267,34 @@ class Dialect(ABC):
 
     @abstractmethod
     def read_meta_rows(self) -> list[MetaRow]:
-        """All rows of the table_sync meta table (empty when it does not exist)."""
+        """All rows of the table_sync meta table in id order (empty when it does not exist)."""
+
+    # --- administration (target-dap-sql list / drop) -----------------------------------------
+
+    @abstractmethod
+    def count_rows(self, schema: str | None, table: str) -> int | None:
+        """Rows in a replicated table, None when the table does not exist."""
+
+    @abstractmethod
+    def drop_replica(self, meta: MetaRow) -> None:
+        """Drop a replicated table: its table_sync row first (as the official dropdb does), then
+        the table and its enum types. In that order a failure can leave an unregistered table,
+        never a meta row claiming data that is gone (the next run would skip the snapshot)."""
+
+    # --- names ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def table_name(self, schema: str | None, table: str) -> str:
+        """A replicated table's name inside its database schema (PostgreSQL) or its database
+        (SQLite, MySQL: `<schema>__<table>`), unquoted."""
+
+    @abstractmethod
+    def qualified_name(self, schema: str | None, table: str) -> str:
+        """The table as SQL names it: quoted, with its database schema where there are any."""
+
+    @abstractmethod
+    def container_name(self, schema: str | None) -> str:
+        """What holds the table, as dbt's `schema` names it (schema, database or `main`)."""
 
     def staging_table(self, layout: TableLayout) -> str:
         return layout.table + STAGING_SUFFIX

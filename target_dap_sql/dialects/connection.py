@@ -29,10 +29,12 @@ class DbApiConnection(Protocol):
 
 
 ConnT = TypeVar("ConnT", bound=DbApiConnection)
+#: What a dialect prepares once per (layout, live or staging table) to load batches with.
+StatementsT = TypeVar("StatementsT")
 ResultT = TypeVar("ResultT")
 
 
-class ConnectionDialect(Dialect, Generic[ConnT]):
+class ConnectionDialect(Dialect, Generic[ConnT, StatementsT]):
     """A dialect over one DB-API connection: transactions, errors and the shared load paths."""
 
     #: The driver's exception base class; its errors become one DatabaseError line.
@@ -46,6 +48,7 @@ class ConnectionDialect(Dialect, Generic[ConnT]):
         #: foreground). Every other use of the connection settles it first, so the order of
         #: database work and its transactions is what it would be without the thread.
         self._loads = loads
+        self._statements: dict[tuple[int, bool], StatementsT] = {}
 
     # --- hooks of each dialect ----------------------------------------------------------------
 
@@ -70,6 +73,10 @@ class ConnectionDialect(Dialect, Generic[ConnT]):
     def _without_durable_commit(self) -> None:
         """In the open transaction: its commit need not wait for the disk (nothing relies on it
         surviving a server crash). Dialects that cannot say so per transaction do nothing."""
+
+    @abstractmethod
+    def _build_statements(self, layout: TableLayout, staging: bool) -> StatementsT:
+        """The SQL that loads a batch of the layout into its live or staging table."""
 
     @abstractmethod
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
@@ -104,6 +111,20 @@ class ConnectionDialect(Dialect, Generic[ConnT]):
         if self._loads is not None:
             self._loads.settle()
 
+    # --- prepared statements ------------------------------------------------------------------
+
+    def _statements_for(self, layout: TableLayout, staging: bool) -> StatementsT:
+        """The load statements of a layout, built on first use (once per table shape)."""
+        key = (layout.uid, staging)
+        statements = self._statements.get(key)
+        if statements is None:
+            statements = self._statements[key] = self._build_statements(layout, staging)
+        return statements
+
+    def _forget_statements(self, layout: TableLayout) -> None:
+        """Drop the statements built for a table whose shape may have changed."""
+        self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
+
     # --- transactions -------------------------------------------------------------------------
 
     def _run_or_roll_back(self, what: str, fn: Callable[..., ResultT], *args: Any) -> ResultT:
@@ -132,6 +153,14 @@ class ConnectionDialect(Dialect, Generic[ConnT]):
         """work() in a transaction of its own, after the background load in flight."""
         self._settle_loads()
         return self._run_in_transaction(what, work)
+
+    def _read(self, what: str, work: Callable[[], ResultT]) -> ResultT:
+        """Read-only work(), after the background load in flight; it takes no write lock, and
+        the transaction the driver may have opened for it ends with it."""
+        self._settle_loads()
+        result = self._run_or_roll_back(what, work)
+        self._roll_back()
+        return result
 
     # --- loading ------------------------------------------------------------------------------
 

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 import pymysql
@@ -33,6 +31,7 @@ from target_dap_sql.dialects.base import (
     compact_json_text,
     logger,
     nested_object_text,
+    prefixed_name,
     prefixed_table_name,
     quote,
 )
@@ -43,7 +42,13 @@ from target_dap_sql.dialects.mysql_schema import (
     MySqlSchemaManager,
     staging_name,
 )
-from target_dap_sql.errors import ConfigError, DatabaseError
+from target_dap_sql.dialects.mysql_server import (
+    CHARSET,
+    charset_error,
+    check_server_version,
+    mysql_params,
+)
+from target_dap_sql.errors import DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
 from target_dap_sql.meta import MetaRow
 
@@ -59,64 +64,6 @@ _DECODE = {
 _NO_WRITE = {1044, 1142, 1143, 1227, 1290, 1836}
 STATEMENT_BYTES = 2_000_000  # well below max_allowed_packet's 16 MB default (MariaDB)
 DELETE_CHUNK = 1000
-MIN_MARIADB = (10, 5)
-MIN_MYSQL = (8, 0)
-#: Tables take the database's default character set; only utf8mb4 holds all DAP text (emoji…).
-CHARSET = "utf8mb4"
-
-
-def mysql_params(url: str) -> dict[str, Any]:
-    """PyMySQL connect() arguments of `mysql://USER:PASSWORD@HOST:PORT/DB[?ssl=require]`."""
-    parts = urlsplit(url)
-    if parts.scheme.split("+", 1)[0].lower() not in ("mysql", "mariadb"):
-        raise ConfigError(f"not a MySQL URL (scheme {parts.scheme!r})")
-    database = unquote(parts.path.lstrip("/"))
-    if not database:
-        raise ConfigError("sqlalchemy_url: a MySQL URL needs a database name "
-                          "(mysql://USER@HOST:PORT/DATABASE)")
-    try:
-        port = parts.port or 3306
-    except ValueError:  # its text may quote part of the password
-        raise ConfigError("sqlalchemy_url is not a valid MySQL URL (its port is not a "
-                          "number)") from None
-    params: dict[str, Any] = {
-        "host": parts.hostname or "localhost", "port": port,
-        "user": unquote(parts.username or "root"), "password": unquote(parts.password or ""),
-        "database": database, "charset": "utf8mb4", "autocommit": False,
-        "connect_timeout": 15,
-    }
-    ssl = parse_qs(parts.query).get("ssl", [""])[0]
-    if ssl in ("require", "verify-ca", "verify-full"):
-        params["ssl"] = {"check_hostname": ssl == "verify-full"}
-    return params
-
-
-def server_version(text: str) -> tuple[str, tuple[int, int]]:
-    """("MariaDB" | "MySQL", (major, minor)) of a `SELECT VERSION()` answer."""
-    m = re.match(r"(\d+)\.(\d+)", text)
-    numbers = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-    return ("MariaDB" if "mariadb" in text.lower() else "MySQL"), numbers
-
-
-def check_server_version(text: str) -> None:
-    """Refuse servers without atomic multi-table RENAME, JSON and CHECK semantics we rely on."""
-    family, version = server_version(text)
-    minimum = MIN_MARIADB if family == "MariaDB" else MIN_MYSQL
-    if version < minimum:
-        raise DatabaseError(
-            f"{family} {text} is not supported: target-dap-sql needs MariaDB "
-            f"{'.'.join(map(str, MIN_MARIADB))} or later, or MySQL "
-            f"{'.'.join(map(str, MIN_MYSQL))} or later")
-
-
-def charset_error(database: str, charset: str) -> DatabaseError:
-    """The one line refusing a database whose default character set cannot hold DAP text."""
-    name = "`" + database.replace("`", "``") + "`"
-    return DatabaseError(
-        f"MySQL database {database!r} has the default character set {charset}, which cannot "
-        f"hold all DAP text; create it with CREATE DATABASE {name} CHARACTER SET {CHARSET} "
-        f"COLLATE {CHARSET}_bin (or, while it has no tables, ALTER DATABASE {name} "
-        f"CHARACTER SET {CHARSET} COLLATE {CHARSET}_bin)")
 
 
 def _utc_naive(value: dt.datetime) -> dt.datetime:
@@ -125,7 +72,11 @@ def _utc_naive(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
+#: (`INSERT … VALUES ` head, its `ON DUPLICATE KEY UPDATE …` tail, the DELETE/UPDATE of deletes).
+_Statements = tuple[str, str, str]
+
+
+class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements]):
     name = "mysql"
     driver_error = pymysql.MySQLError
     meta_table_label = "instructure_dap__table_sync"
@@ -135,8 +86,18 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
         self._params = mysql_params(url)
         self._where = f"{self._params['host']}:{self._params['port']}/{self._params['database']}"
         self._schemas = MySqlSchemaManager(self._execute, self._query)
-        self._statements: dict[tuple[int, bool], tuple[str, str, str]] = {}
         self._charset_checked = False
+
+    # --- names ------------------------------------------------------------------------------
+
+    def table_name(self, schema: str | None, table: str) -> str:
+        return prefixed_name(schema, table)
+
+    def qualified_name(self, schema: str | None, table: str) -> str:
+        return quote(prefixed_name(schema, table))
+
+    def container_name(self, schema: str | None) -> str:
+        return self.database
 
     # --- decoding ---------------------------------------------------------------------------
 
@@ -258,7 +219,7 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
                 self._schemas.evolve(layout, existing, drop_removed_columns)
 
         self._transaction(f"preparing table for stream '{layout.stream}'", prepare)
-        self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
+        self._forget_statements(layout)
 
     def staging_table(self, layout: TableLayout) -> str:
         return staging_name(prefixed_table_name(layout), "__dap_staging")
@@ -278,10 +239,7 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
 
     # --- loading ----------------------------------------------------------------------------
 
-    def _statements_for(self, layout: TableLayout, staging: bool) -> tuple[str, str, str]:
-        cached = self._statements.get((layout.uid, staging))
-        if cached:
-            return cached
+    def _build_statements(self, layout: TableLayout, staging: bool) -> _Statements:
         table = quote(self.staging_table(layout) if staging else prefixed_table_name(layout))
         names = ", ".join(quote(c.name) for c in layout.columns)
         updates = [f"{quote(c.name)} = VALUES({quote(c.name)})" for c in layout.value_columns]
@@ -298,9 +256,7 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
             match = " AND ".join(f"{quote(k)} = %s" for k in layout.key_columns)
             delete = (f'UPDATE {table} SET "_sdc_deleted_at" = COALESCE(%s, UTC_TIMESTAMP(6)) '
                       f"WHERE {match}")
-        result = (f"INSERT INTO {table} ({names}) VALUES ", suffix, delete)
-        self._statements[(layout.uid, staging)] = result
-        return result
+        return f"INSERT INTO {table} ({names}) VALUES ", suffix, delete
 
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
         insert, suffix, delete = self._statements_for(layout, staging)
@@ -362,7 +318,26 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection]):
             self._transaction(what, lambda: self._upsert_meta(meta))
         self._transaction(what, lambda: self._execute(f"DROP TABLE IF EXISTS {quote(old)}"))
         logger.info("Snapshot of '%s' swapped in", layout.stream)
-        self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
+        self._forget_statements(layout)
+
+    # --- administration ---------------------------------------------------------------------
+
+    def count_rows(self, schema: str | None, table: str) -> int | None:
+        name = prefixed_name(schema, table)
+
+        def count() -> int | None:
+            if not self._schemas.table_exists(name):
+                return None
+            return int(self._query(f"SELECT COUNT(*) FROM {quote(name)}")[0][0])
+
+        return self._read(f"counting rows of {quote(name)}", count)
+
+    def drop_replica(self, meta: MetaRow) -> None:
+        # MySQL DDL commits implicitly: the meta row's DELETE commits first, on its own.
+        what = f"dropping {meta.source_namespace}.{meta.source_table}"
+        self._transaction(what, lambda: self._schemas.delete_meta_row(meta))
+        table = quote(prefixed_name(meta.target_schema, meta.target_table))
+        self._transaction(what, lambda: self._execute(f"DROP TABLE IF EXISTS {table}"))
 
 
 def _uuid_bytes(value: uuid.UUID) -> bytes:

@@ -1,6 +1,6 @@
 """MySQL/MariaDB DDL: the official `<ns>__<table>` layout, inline ENUMs, meta tables, evolution.
 
-The DDL mirrors what the official replicator creates on MySQL (DAP_PROTOCOL.md §3.2/§3.3), so
+The DDL mirrors what the official replicator creates on MySQL (docs/database-layout.md), so
 the official `dap` CLI can `syncdb`/`listdb`/`dropdb` a database we created, and the other way
 round. MySQL has no schemas: a table lives in the connection's database as `<schema>__<table>`.
 """
@@ -201,6 +201,10 @@ class MySqlSchemaManager:
             self._exec(_META_UPDATE, (*values, found[0][0]))
         else:
             self._exec(_META_INSERT, values)
+
+    def delete_meta_row(self, meta: MetaRow) -> None:
+        self._exec(f'DELETE FROM "{META_TABLE}" WHERE "source_namespace" = %s '
+                   'AND "source_table" = %s', (meta.source_namespace, meta.source_table))
 
     def read_meta_rows(self) -> list[MetaRow]:
         if not self.table_exists(META_TABLE):

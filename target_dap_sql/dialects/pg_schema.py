@@ -1,12 +1,11 @@
 """PostgreSQL DDL: official table layout, enum types, meta tables, evolution and snapshot swap.
 
-The DDL mirrors what the official replicator creates (DAP_PROTOCOL.md §3), so the official `dap`
-CLI can `syncdb`/`listdb`/`dropdb` a database we created without changing it.
+The DDL mirrors what the official replicator creates (docs/database-layout.md), so the official
+`dap` CLI can `syncdb`/`listdb`/`dropdb` a database we created without changing it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -22,32 +21,21 @@ from target_dap_sql.dialects.base import (
     meta_row_sql,
     primary_key_clause,
     quote,
-    shortened,
     widened,
 )
-from target_dap_sql.layout import Column, SqlType, TableLayout
+from target_dap_sql.dialects.pg_types import (
+    catalog_name,
+    column_type_ddl,
+    literal,
+    parse_catalog,
+    pg_enum_type,
+)
+from target_dap_sql.layout import Column, TableLayout
 from target_dap_sql.meta import DATABASE_VERSION, META_NAMESPACE, MetaRow
 
-_DDL_NAMES = {
-    "double": "double precision", "json": "jsonb", "timestamptz": "timestamptz",
-}
-_CATALOG_NAMES = {
-    "double": "double precision", "json": "jsonb", "timestamp": "timestamp without time zone",
-    "timestamptz": "timestamp with time zone", "time": "time without time zone",
-}
 _META_TABLE = f"{quote(META_NAMESPACE)}.{quote('table_sync')}"
 _META_UPDATE, _META_INSERT = meta_row_sql(_META_TABLE, "%s",
                                           '"source_namespace" = %s AND "source_table" = %s')
-
-
-#: PostgreSQL's NAMEDATALEN - 1: longer identifiers are silently cut to this many bytes.
-MAX_IDENTIFIER_BYTES = 63
-
-
-def pg_enum_type(layout: TableLayout, column: Column) -> str:
-    """The official `<table>__<column>`, shortened uniquely where PostgreSQL would cut it (a cut
-    name could be another column's type, or the table's own row type)."""
-    return shortened(layout.enum_type_name(column), MAX_IDENTIFIER_BYTES, "__enum")
 
 
 class ExistingColumn(NamedTuple):
@@ -57,37 +45,6 @@ class ExistingColumn(NamedTuple):
     #: An array column whose pg_attribute.attndims is 0 (made by `CREATE TABLE … (LIKE …)`).
     flat_array: bool = False
 
-
-def _catalog_name(sql_type: SqlType) -> str:
-    if sql_type.kind == "array":
-        assert sql_type.element is not None
-        return _catalog_name(sql_type.element) + "[]"
-    if sql_type.kind == "varchar":
-        return f"character varying({sql_type.length})"
-    if sql_type.kind == "char":
-        return f"character({sql_type.length})"
-    if sql_type.kind == "decimal":
-        return f"numeric({sql_type.precision},{sql_type.scale})"
-    return _CATALOG_NAMES.get(sql_type.kind, sql_type.kind)
-
-
-def _parse_catalog(name: str) -> SqlType:
-    """The neutral type of an existing column (only as precise as widening needs)."""
-    if m := re.fullmatch(r"character varying\((\d+)\)", name):
-        return SqlType("varchar", length=int(m.group(1)))
-    if m := re.fullmatch(r"character\((\d+)\)", name):
-        return SqlType("char", length=int(m.group(1)))
-    simple = {"smallint": "smallint", "integer": "integer", "bigint": "bigint", "real": "real",
-              "double precision": "double", "text": "text", "character varying": "text"}
-    return SqlType(simple.get(name, "other:" + name))
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
 
 #: Advisory lock key for DDL by target-dap-sql ("dapsql" in ASCII; any constant works).
 DDL_LOCK_KEY = 0x646170_73716C
@@ -114,23 +71,9 @@ class PgSchemaManager:
     def qualified(layout: TableLayout, table: str) -> str:
         return f"{quote(layout.schema or 'public')}.{quote(table)}"
 
-    def column_type_ddl(self, column: Column, layout: TableLayout) -> str:
-        return self._type_ddl(column.type, column, layout)
-
-    def _type_ddl(self, sql_type: SqlType, column: Column, layout: TableLayout) -> str:
-        kind = sql_type.kind
-        if kind == "array":
-            assert sql_type.element is not None
-            return self._type_ddl(sql_type.element, column, layout) + "[]"
-        if kind == "enum":
-            if not layout.enum_native:
-                return "text"
-            return f"{quote(layout.schema or 'public')}.{quote(pg_enum_type(layout, column))}"
-        if kind in ("varchar", "char"):
-            return f"{kind}({sql_type.length})"
-        if kind == "decimal":
-            return f"decimal({sql_type.precision}, {sql_type.scale})"
-        return _DDL_NAMES.get(kind, kind)
+    @staticmethod
+    def column_type_ddl(column: Column, layout: TableLayout) -> str:
+        return column_type_ddl(column, layout)
 
     # --- meta tables ------------------------------------------------------------------------
 
@@ -263,13 +206,13 @@ class PgSchemaManager:
             "SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = to_regtype(%s) "
             "ORDER BY e.enumsortorder", (name,)).fetchall()]
         if not existing:
-            labels = ", ".join(_literal(v) for v in sql_type.labels)
+            labels = ", ".join(literal(v) for v in sql_type.labels)
             self._exec(f"CREATE TYPE {name} AS ENUM ({labels})")
             return
         for label in sql_type.labels:
             if label not in existing:
                 logger.info("Adding value %r to enum type %s", label, name)
-                self._exec(f"ALTER TYPE {name} ADD VALUE IF NOT EXISTS {_literal(label)}")
+                self._exec(f"ALTER TYPE {name} ADD VALUE IF NOT EXISTS {literal(label)}")
 
     def prepare_table(self, layout: TableLayout, table: str, drop_removed: bool) -> None:
         def run() -> None:
@@ -297,7 +240,7 @@ class PgSchemaManager:
             if not c.nullable:
                 ddl += " NOT NULL"
             if c.default is not None:
-                ddl += f" DEFAULT {_literal(c.default)}"
+                ddl += f" DEFAULT {literal(c.default)}"
             parts.append(ddl)
         if pk := primary_key_clause(layout, table):
             parts.append(pk)
@@ -331,8 +274,8 @@ class PgSchemaManager:
         is_enum = c.type.kind == "enum" or (c.type.element and c.type.element.kind == "enum")
         if is_enum and layout.enum_native and current.is_enum:
             pass
-        elif _catalog_name(c.type) != current.catalog_type and not current.is_enum:
-            new = widened(_parse_catalog(current.catalog_type), c.type)
+        elif catalog_name(c.type) != current.catalog_type and not current.is_enum:
+            new = widened(parse_catalog(current.catalog_type), c.type)
             if new is not None:
                 clauses.append(f"ALTER COLUMN {quote(c.name)} SET DATA TYPE {ddl_type} "
                                f"USING {quote(c.name)}::{ddl_type}")
@@ -375,7 +318,7 @@ class PgSchemaManager:
             if column.type.kind == "enum":
                 if not (found.is_enum if layout.enum_native else found.catalog_type == "text"):
                     return False
-            elif found.catalog_type != _catalog_name(column.type):
+            elif found.catalog_type != catalog_name(column.type):
                 return False
         return True
 
@@ -407,3 +350,33 @@ class PgSchemaManager:
             self._exec(f"GRANT {privilege} ON {live} TO {grantee}")
         if layout.dap and layout.dap.table_comment:  # LIKE copies column comments only
             self._comment("TABLE", live, layout.dap.table_comment)
+
+    # --- administration ---------------------------------------------------------------------
+
+    def count_rows(self, qualified: str) -> int | None:
+        """Rows in the table, None if it does not exist (inside the caller's transaction)."""
+        found = self._exec("SELECT to_regclass(%s)", (qualified,)).fetchone()
+        if found is None or found[0] is None:
+            return None
+        row = self._exec(f"SELECT COUNT(*) FROM {qualified}").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def drop(self, meta: MetaRow, schema: str) -> None:
+        """The meta row, the table, then the enum types named after the table (inside the
+        caller's transaction)."""
+        prefix = meta.target_table + "__"
+        enums = [r[0] for r in self._exec(
+            "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE n.nspname = %s AND t.typtype = 'e' AND left(t.typname, %s) = %s "
+            "ORDER BY 1", (schema, len(prefix), prefix)).fetchall()]
+        self._exec(f'DELETE FROM {_META_TABLE} WHERE "source_namespace" = %s '
+                   'AND "source_table" = %s', (meta.source_namespace, meta.source_table))
+        self._exec(f"DROP TABLE IF EXISTS {quote(schema)}.{quote(meta.target_table)}")
+        for name in enums:
+            # Another table may still use the type (a hand-made one): keep it then.
+            self._exec("SAVEPOINT dap_drop_type")
+            try:
+                self._exec(f"DROP TYPE {quote(schema)}.{quote(name)}")
+            except psycopg.Error:
+                self._exec("ROLLBACK TO SAVEPOINT dap_drop_type")

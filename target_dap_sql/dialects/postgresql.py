@@ -24,7 +24,9 @@ from target_dap_sql.decoding import constrained
 from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import STAGING_SUFFIX, Batch, logger, quote, shortened
 from target_dap_sql.dialects.connection import ConnectionDialect
-from target_dap_sql.dialects.pg_schema import MAX_IDENTIFIER_BYTES, PgSchemaManager, pg_enum_type
+from target_dap_sql.dialects.pg_schema import PgSchemaManager
+from target_dap_sql.dialects.pg_types import MAX_IDENTIFIER_BYTES, pg_enum_type
+from target_dap_sql.dialects.urls import url_password
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, SqlType, TableLayout
 from target_dap_sql.meta import MetaRow
@@ -68,8 +70,6 @@ def pg_conninfo(url: str) -> str:
 
 def redact(text: str, url: str) -> str:
     """``text`` without the URL's password, however the URL was (mis)written."""
-    from target_dap_sql.dialects import url_password
-
     try:
         parsed = urlsplit(url).password
     except ValueError:
@@ -79,7 +79,11 @@ def redact(text: str, url: str) -> str:
     return text
 
 
-class PostgresDialect(ConnectionDialect[psycopg.Connection]):
+#: (COPY into the load table, INSERT … SELECT, DELETE … USING, the COPY's column types) of a table.
+_Statements = tuple[sql.SQL, sql.SQL, sql.SQL, list[str]]
+
+
+class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
     name = "postgresql"
     stores_nul_characters = False
     driver_error = psycopg.Error
@@ -88,16 +92,28 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection]):
     def __init__(self, url: str):
         super().__init__(loads=BackgroundJob("dap-pg-load"))
         self._url = url
-        self._conninfo = pg_conninfo(url)
-        parts = urlsplit(url)
-        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        try:
+            self._conninfo = pg_conninfo(url)
+            parts = urlsplit(url)
+            self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        except ValueError:  # e.g. a non-numeric port; its text may quote part of the password
+            raise ConfigError("sqlalchemy_url is not a valid PostgreSQL URL (host, port or "
+                              "database cannot be read from it)") from None
         self.schemas = PgSchemaManager(lambda: self.conn, self._run_or_roll_back)
         self._temp_tables: dict[int, str] = {}
-        self._statements: dict[tuple[int, bool], tuple[sql.Composed, ...]] = {}
         #: Per layout in a snapshot: (COPY into staging, its types), or None to use the temp table.
         self._direct_copy: dict[int, tuple[sql.SQL, list[str]] | None] = {}
 
     # --- names ------------------------------------------------------------------------------
+
+    def table_name(self, schema: str | None, table: str) -> str:
+        return table
+
+    def qualified_name(self, schema: str | None, table: str) -> str:
+        return f"{quote(self.container_name(schema))}.{quote(table)}"
+
+    def container_name(self, schema: str | None) -> str:
+        return schema or "public"
 
     def staging_table(self, layout: TableLayout) -> str:
         # PostgreSQL cuts identifiers at 63 bytes: a long table's staging name would be cut
@@ -229,10 +245,7 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection]):
             return f"{ref}::{target}"
         return ref
 
-    def _statements_for(self, layout: TableLayout, staging: bool) -> tuple[sql.Composed, ...]:
-        cached = self._statements.get((layout.uid, staging))
-        if cached:
-            return cached
+    def _build_statements(self, layout: TableLayout, staging: bool) -> _Statements:
         temp = self._temp_table(layout)
         table = (f"{quote(layout.schema or 'public')}."
                  f"{quote(self.staging_table(layout) if staging else layout.table)}")
@@ -256,9 +269,7 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection]):
         else:
             delete = f"DELETE FROM {table} t USING {temp} s WHERE s._dap_deleted AND {match}"
         types = [self._copy_type(c.type) for c in layout.record_columns] + ["bool"]
-        result = (sql.SQL(copy), sql.SQL(insert), sql.SQL(delete), types)  # type: ignore[assignment]
-        self._statements[(layout.uid, staging)] = result  # type: ignore[assignment]
-        return result  # type: ignore[return-value]
+        return sql.SQL(copy), sql.SQL(insert), sql.SQL(delete), types  # type: ignore[arg-type]
 
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
         upserts = batch.upserts
@@ -329,5 +340,16 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection]):
 
     def _forget_prepared(self, layout: TableLayout) -> None:
         """Drop the statements built for a table whose shape may have changed."""
-        self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
+        self._forget_statements(layout)
         self._direct_copy.pop(layout.uid, None)
+
+    # --- administration ---------------------------------------------------------------------
+
+    def count_rows(self, schema: str | None, table: str) -> int | None:
+        return self._read(f"counting rows of {self.qualified_name(schema, table)}",
+                          lambda: self.schemas.count_rows(self.qualified_name(schema, table)))
+
+    def drop_replica(self, meta: MetaRow) -> None:
+        # One transaction: PostgreSQL DDL is transactional, so a failure changes nothing.
+        self._transaction(f"dropping {meta.source_namespace}.{meta.source_table}",
+                          lambda: self.schemas.drop(meta, self.container_name(meta.target_schema)))

@@ -19,26 +19,19 @@ import msgspec
 from target_dap_sql.decoding import Converters, constrained
 from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import (
-    META_COLUMNS,
     Batch,
-    check_primary_key,
     compact_json_text,
-    logger,
-    meta_row_sql,
     nested_object_text,
+    prefixed_name,
     prefixed_table_name,
-    primary_key_clause,
     quote,
 )
 from target_dap_sql.dialects.connection import ConnectionDialect
+from target_dap_sql.dialects.sqlite_schema import META_TABLE, SqliteSchemaManager
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
-from target_dap_sql.meta import DATABASE_VERSION, META_NAMESPACE, MetaRow
+from target_dap_sql.meta import MetaRow
 
-_STORAGE = {
-    "smallint": "INTEGER", "integer": "INTEGER", "bigint": "INTEGER", "boolean": "INTEGER",
-    "real": "REAL", "double": "REAL", "decimal": "REAL", "numeric": "REAL",
-}
 _DECODE = {
     "smallint": int, "integer": int, "bigint": int, "boolean": bool,
     "real": float, "double": float, "decimal": float, "numeric": float,
@@ -46,10 +39,8 @@ _DECODE = {
     "json": msgspec.Raw, "array": msgspec.Raw,
 }
 _ZERO = dt.timedelta(0)
-_META_TABLE = f"{META_NAMESPACE}__table_sync"
-_VERSION_TABLE = f"{META_NAMESPACE}__database_version"
-_META_UPDATE, _META_INSERT = meta_row_sql(quote(_META_TABLE), "?",
-                                          '"source_namespace" = ? AND "source_table" = ?')
+#: (upsert, delete, the delete's parameters of a deleted row) of a table.
+_Statements = tuple[str, str, Any]
 
 
 def sqlite_path(url: str) -> str:
@@ -73,16 +64,27 @@ def _timestamp_text(value: dt.datetime) -> str:
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-class SqliteDialect(ConnectionDialect[sqlite3.Connection]):
+class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
     name = "sqlite"
     driver_error = sqlite3.Error
-    meta_table_label = _META_TABLE
+    meta_table_label = META_TABLE
 
     def __init__(self, url: str):
         # Snapshot batches load in the background: sqlite3 releases the GIL while SQLite works.
         super().__init__(loads=BackgroundJob("dap-sqlite-load"))
         self._path = sqlite_path(url)
-        self._statements: dict[tuple[int, bool], tuple[str, str, Any]] = {}
+        self._schema = SqliteSchemaManager(lambda: self.conn)
+
+    # --- names ------------------------------------------------------------------------------
+
+    def table_name(self, schema: str | None, table: str) -> str:
+        return prefixed_name(schema, table)
+
+    def qualified_name(self, schema: str | None, table: str) -> str:
+        return quote(prefixed_name(schema, table))
+
+    def container_name(self, schema: str | None) -> str:
+        return "main"
 
     # --- decoding ---------------------------------------------------------------------------
 
@@ -143,95 +145,22 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection]):
     # --- DDL --------------------------------------------------------------------------------
 
     def ensure_meta_tables(self) -> None:
-        def create() -> None:
-            # Checked first, not `CREATE TABLE IF NOT EXISTS`: a run whose schema did not
-            # change issues no DDL at all (BEGIN IMMEDIATE keeps the check and the create one).
-            execute = self.conn.execute
-            existing = {r[0] for r in execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
-                (_VERSION_TABLE, _META_TABLE))}
-            if _VERSION_TABLE not in existing:
-                execute(f'CREATE TABLE {quote(_VERSION_TABLE)} ('
-                        '"version" INTEGER NOT NULL, '
-                        'CONSTRAINT "pk_database_version" PRIMARY KEY ("version"))')
-            if _META_TABLE not in existing:
-                execute(
-                    f"CREATE TABLE {quote(_META_TABLE)} ("
-                    '"id" INTEGER PRIMARY KEY AUTOINCREMENT, '
-                    '"source_namespace" TEXT NOT NULL, "source_table" TEXT NOT NULL, '
-                    '"timestamp" TEXT NOT NULL, "schema_version" INTEGER NOT NULL, '
-                    '"target_schema" TEXT, "target_table" TEXT NOT NULL, '
-                    '"schema_description_format" TEXT NOT NULL, '
-                    '"schema_description" TEXT NOT NULL)')
-            execute(f'INSERT OR IGNORE INTO {quote(_VERSION_TABLE)} ("version") VALUES (?)',
-                    (DATABASE_VERSION,))
-
-        self._transaction("creating the instructure_dap meta tables", create)
-
-    def _table_info(self, table: str) -> list[tuple]:
-        return self.conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
-
-    def _existing(self, table: str) -> dict[str, tuple[str, bool]]:
-        return {r[1]: (r[2], bool(r[3])) for r in self._table_info(table)}
-
-    def _primary_key(self, table: str) -> list[str]:
-        return [r[1] for r in sorted(self._table_info(table), key=lambda r: r[5]) if r[5]]
-
-    def _column_ddl(self, c: Column, layout: TableLayout) -> str:
-        ddl = f"{quote(c.name)} {_STORAGE.get(c.type.kind, 'TEXT')}"
-        # Only keys are NOT NULL: SQLite cannot relax a constraint later without a table rebuild,
-        # and a required column that disappears from the DAP schema must not block loading.
-        return ddl + " NOT NULL" if c.name in layout.key_columns else ddl
-
-    def _create_table(self, table: str, columns: list[str], layout: TableLayout) -> None:
-        if pk := primary_key_clause(layout, layout.table):
-            columns = [*columns, pk]
-        self.conn.execute(f"CREATE TABLE {quote(table)} ({', '.join(columns)})")
+        self._transaction("creating the instructure_dap meta tables",
+                          self._schema.ensure_meta_tables)
 
     def prepare_table(self, layout: TableLayout, *, drop_removed_columns: bool) -> None:
-        table = prefixed_table_name(layout)
-
-        def prepare() -> None:
-            existing = self._existing(table)
-            if not existing:
-                self._create_table(table, [self._column_ddl(c, layout) for c in layout.columns],
-                                   layout)
-                logger.info("Created table %s", table)
-                return
-            check_primary_key(layout, self._primary_key(table))
-            # One statement per column: SQLite's ALTER TABLE takes one change at a time.
-            for c in layout.columns:
-                if c.name not in existing:
-                    logger.info("Adding column %s.%s", table, c.name)
-                    self.conn.execute(f"ALTER TABLE {quote(table)} ADD COLUMN "
-                                      f"{self._column_ddl(c, layout)}")
-            if drop_removed_columns:
-                for name in existing:
-                    if name not in layout._by_name:
-                        logger.info("Dropping column %s.%s", table, name)
-                        self.conn.execute(f"ALTER TABLE {quote(table)} DROP COLUMN {quote(name)}")
-
-        self._transaction(f"preparing table for stream '{layout.stream}'", prepare)
-        self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
+        self._transaction(f"preparing table for stream '{layout.stream}'",
+                          lambda: self._schema.prepare_table(layout, drop_removed_columns))
+        self._forget_statements(layout)
 
     def create_staging(self, layout: TableLayout) -> None:
-        live = prefixed_table_name(layout)
         staging = prefixed_table_name(layout, self.staging_table(layout))
-
-        def create() -> None:
-            self.conn.execute(f"DROP TABLE IF EXISTS {quote(staging)}")
-            # Shaped like the live table, columns kept from older schema versions included.
-            self._create_table(staging, [f"{quote(n)} {t}" + (" NOT NULL" if nn else "")
-                                         for n, (t, nn) in self._existing(live).items()], layout)
-
-        self._transaction(f"creating the snapshot staging table of '{layout.stream}'", create)
+        self._transaction(f"creating the snapshot staging table of '{layout.stream}'",
+                          lambda: self._schema.create_staging(layout, staging))
 
     # --- loading ----------------------------------------------------------------------------
 
-    def _statements_for(self, layout: TableLayout, staging: bool) -> tuple[str, str, Any]:
-        cached = self._statements.get((layout.uid, staging))
-        if cached:
-            return cached
+    def _build_statements(self, layout: TableLayout, staging: bool) -> _Statements:
         table = quote(prefixed_table_name(layout, self.staging_table(layout) if staging else None))
         names = ", ".join(quote(c.name) for c in layout.columns)
         values = ", ".join("?" if c.source == "record" else
@@ -253,9 +182,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection]):
             delete = f"DELETE FROM {table} WHERE {match}"
         getter = operator.itemgetter(*key_idx) if len(key_idx) > 1 else (
             lambda row, i=key_idx[0] if key_idx else 0: (row[i],))
-        result = (upsert, delete, getter)
-        self._statements[(layout.uid, staging)] = result
-        return result
+        return upsert, delete, getter
 
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
         upsert, delete, delete_params = self._statements_for(layout, staging)
@@ -271,33 +198,26 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection]):
             lambda: self.conn.execute(f"SELECT 1 FROM {live} LIMIT 1").fetchone() is not None)
 
     def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
-        live = quote(prefixed_table_name(layout))
-        staging = quote(prefixed_table_name(layout, self.staging_table(layout)))
+        live = prefixed_table_name(layout)
+        staging = prefixed_table_name(layout, self.staging_table(layout))
+        self._swap_in_one_transaction(layout, batch, meta,
+                                      lambda: self._schema.swap(live, staging))
 
-        def replace_live_table() -> None:
-            self.conn.execute(f"DROP TABLE {live}")
-            self.conn.execute(f"ALTER TABLE {staging} RENAME TO {live}")
-
-        self._swap_in_one_transaction(layout, batch, meta, replace_live_table)
-
-    # --- meta rows --------------------------------------------------------------------------
+    # --- meta rows -------------------------------------------------------------------------
 
     def _upsert_meta(self, meta: MetaRow) -> None:
-        values = [getattr(meta, c) for c in META_COLUMNS]
-        values[2] = meta.timestamp.isoformat(" ", "microseconds")
-        cur = self.conn.execute(_META_UPDATE, (*values, meta.source_namespace, meta.source_table))
-        if cur.rowcount == 0:
-            self.conn.execute(_META_INSERT, values)
+        self._schema.upsert_meta_row(meta)
 
     def read_meta_rows(self) -> list[MetaRow]:
-        self._settle_loads()
-        if not self._existing(_META_TABLE):
-            return []
-        rows = self.conn.execute(f"SELECT {', '.join(map(quote, META_COLUMNS))} FROM "
-                                 f"{quote(_META_TABLE)} ORDER BY id").fetchall()
-        result = []
-        for r in rows:
-            fields = dict(zip(META_COLUMNS, r, strict=True))
-            fields["timestamp"] = dt.datetime.fromisoformat(fields["timestamp"])
-            result.append(MetaRow(**fields))
-        return result
+        return self._read(f"reading {META_TABLE}", self._schema.read_meta_rows)
+
+    # --- administration ---------------------------------------------------------------------
+
+    def count_rows(self, schema: str | None, table: str) -> int | None:
+        return self._read(f"counting rows of {self.qualified_name(schema, table)}",
+                          lambda: self._schema.count_rows(prefixed_name(schema, table)))
+
+    def drop_replica(self, meta: MetaRow) -> None:
+        table = prefixed_name(meta.target_schema, meta.target_table)
+        self._transaction(f"dropping {meta.source_namespace}.{meta.source_table}",
+                          lambda: self._schema.drop(meta, table))

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pymysql
 import pytest
 
-from target_dap_sql.dialects.mysql import check_server_version, mysql_params
+from target_dap_sql.dialects.mysql_server import check_server_version, mysql_params
 from target_dap_sql.errors import ConfigError, DatabaseError
 from tests.integration.helpers import (
     SUBMISSIONS,
@@ -63,7 +63,7 @@ def load(url: str, version: int, messages: list[dict], **config: Any) -> list[di
 
 
 ENUM = "enum('submitted','graded','__dap_unspecified__')"
-# DAP_PROTOCOL.md §3.3, MySQL column; MariaDB spells json as longtext and shows int widths.
+# docs/database-layout.md (Column types, MySQL); MariaDB spells json as longtext, shows int widths.
 OFFICIAL_V1 = [
     ("id", "bigint(20)", "NO", ""),
     ("assignment_id", "bigint(20)", "YES", "The assignment this submission is for."),

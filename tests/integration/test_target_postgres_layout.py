@@ -1,4 +1,4 @@
-"""PostgreSQL layout = the official replicator's (DAP_PROTOCOL.md §3), checked in pg_catalog."""
+"""PostgreSQL layout = the official replicator's (docs/database-layout.md), read from pg_catalog."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.postgres
 S = "canvas-submissions"
 DAP_CLI = Path(__file__).resolve().parents[2] / ".venv-dap" / "bin" / "dap"
 
-# Expected types straight from the official mapping table (DAP_PROTOCOL.md §3.3).
+# Expected types straight from the official mapping table (docs/database-layout.md).
 OFFICIAL_V1 = [
     ("id", "bigint", True),
     ("assignment_id", "bigint", False),

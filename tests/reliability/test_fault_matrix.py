@@ -70,7 +70,7 @@ def test_fault_is_survived(case: str, emulator_factory: Callable[..., RunningEmu
     faulted = {e: c["faulted"] for e, c in emu.requests().items() if c["faulted"]}
     assert faulted == expected  # every injected fault was really hit, and survived
     if case.startswith("processing"):
-        assert "ProcessingError" in run.tap_stderr  # DESIGN §5: always log the type
+        assert "ProcessingError" in run.tap_stderr  # docs/dap-wire.md: always log the type
 
 
 def test_gateway_timeout_with_html_body_is_survived(

@@ -1,4 +1,4 @@
-"""The DAP wire protocol: exact key sets, statuses and error bodies (DAP_PROTOCOL.md §1)."""
+"""The DAP wire protocol: exact key sets, statuses and error bodies (docs/dap-wire.md)."""
 
 from __future__ import annotations
 

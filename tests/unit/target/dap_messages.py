@@ -1,4 +1,5 @@
-"""Hand-built DAP schemas and Singer message streams in the tap → target contract (DESIGN.md §3).
+"""Hand-built DAP schemas and Singer message streams in the tap → target contract
+(docs/architecture.md).
 
 Shared by the target's unit and integration tests. The schemas are shaped like real DAP
 VersionedSchemas: `$schema`, key/value/meta objects, enums containing `__dap_unspecified__`,

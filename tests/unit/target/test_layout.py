@@ -1,4 +1,4 @@
-"""DAP JSON Schema → column types (DAP_PROTOCOL.md §3.3), generic mapping, meta-row helpers."""
+"""DAP JSON Schema → column types (docs/database-layout.md), generic mapping, meta-row helpers."""
 
 from __future__ import annotations
 

@@ -1,0 +1,332 @@
+"""The Dialect contract: every database runs through the same cases, through the same interface.
+
+Each case drives a dialect the way the loader and the admin commands do (prepare_table,
+write_batch, staging and swap, meta rows, count and drop) and checks the outcome in the database
+over a connection of its own. What differs between databases is only data in `CASES` — the
+types each column gets and the names each table gets. Adding a dialect: its module, its line in
+target_dap_sql/dialects/__init__.py, and an entry here (CONTRIBUTING.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from target_dap_sql.decoding import RecordDecoder
+from target_dap_sql.dialects import Batch, Dialect, dialect_for_url
+from target_dap_sql.errors import DatabaseError, SchemaError
+from target_dap_sql.layout import LayoutOptions, TableLayout, build_layout
+from target_dap_sql.meta import MetaRow, bookmark_from_state, meta_row_for
+from tests.integration.test_target_mysql import mysql_query
+from tests.unit.target.dap_messages import record, singer_schema, submission, submissions_schema
+
+S = "canvas-submissions"
+SUBMISSIONS_V1 = ["id", "assignment_id", "attempt", "workflow_state", "grade", "score", "excused",
+                  "submitted_at", "lti_id", "body", "media", "tags"]
+
+
+def _sqlite_query(url: str, sql: str) -> list[tuple]:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _pg_query(url: str, sql: str) -> list[tuple]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DialectCase:
+    """One database in the contract: how to reach it and what it names and types things."""
+
+    name: str  # Dialect.name
+    query: Callable[[str, str], list[tuple]]  # (url, sql) → rows, on a connection of its own
+    column_types_sql: str  # {schema} {table}: (column, type) rows in column order
+    tables_sql: str  # {schema}: the names of the tables holding the stream `canvas-…`
+    types_v1: dict[str, str]  # the submissions table's column types, as the catalog shows them
+    types_v2: dict[str, str]  # what evolution to schema version 2 changes or adds
+    submissions: tuple[str, str]  # (table_name, qualified_name) of canvas.submissions
+    container: str | None  # container_name("canvas"); None: the database's own name
+    enum_types_sql: str | None = None  # the enum types named after canvas.submissions
+
+
+CASES = {
+    "sqlite": DialectCase(
+        name="sqlite", query=_sqlite_query,
+        column_types_sql='SELECT name, type FROM pragma_table_info(\'{schema}__{table}\')',
+        tables_sql="SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE "
+                   "'{schema}\\_\\_%' ESCAPE '\\' ORDER BY 1",
+        types_v1=dict(zip(SUBMISSIONS_V1, ["INTEGER", "INTEGER", "INTEGER", "TEXT", "TEXT", "REAL",
+                                           "INTEGER", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT"],
+                          strict=True)),
+        types_v2={"late_days": "INTEGER"},
+        submissions=("canvas__submissions", '"canvas__submissions"'), container="main"),
+    "postgres": DialectCase(
+        name="postgresql", query=_pg_query,
+        column_types_sql="SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                         "WHERE attrelid = '\"{schema}\".\"{table}\"'::regclass AND attnum > 0 "
+                         "AND NOT attisdropped ORDER BY attnum",
+        tables_sql="SELECT tablename FROM pg_tables WHERE schemaname = '{schema}' ORDER BY 1",
+        types_v1=dict(zip(SUBMISSIONS_V1, [
+            "bigint", "bigint", "integer", "canvas.submissions__workflow_state",
+            "character varying(255)", "double precision", "boolean",
+            "timestamp without time zone", "uuid", "text", "jsonb", "text[]"], strict=True)),
+        types_v2={"grade": "character varying(1024)", "late_days": "integer"},
+        submissions=("submissions", '"canvas"."submissions"'), container="canvas",
+        enum_types_sql="SELECT typname FROM pg_type WHERE typtype = 'e' AND typname LIKE "
+                       "'submissions\\_\\_%' ORDER BY 1"),
+    "mariadb": DialectCase(
+        name="mysql", query=mysql_query,
+        column_types_sql="SELECT column_name, column_type FROM information_schema.columns WHERE "
+                         "table_schema = DATABASE() AND table_name = '{schema}__{table}' "
+                         "ORDER BY ordinal_position",
+        tables_sql="SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                   "DATABASE() AND table_name LIKE '{schema}\\_\\_%' ORDER BY 1",
+        types_v1=dict(zip(SUBMISSIONS_V1, [
+            "bigint(20)", "bigint(20)", "int(11)",
+            "enum('submitted','graded','__dap_unspecified__')", "varchar(255)", "double",
+            "tinyint(4)", "datetime", "binary(16)", "mediumtext", "longtext", "longtext"],
+            strict=True)),
+        # New ENUM labels are appended: the stored order (and sorting) of old ones is kept.
+        types_v2={"workflow_state": "enum('submitted','graded','__dap_unspecified__',"
+                                    "'pending_review')",
+                  "grade": "varchar(1024)", "late_days": "int(11)"},
+        submissions=("canvas__submissions", '"canvas__submissions"'), container=None),
+}
+
+
+@dataclass
+class Harness:
+    """A dialect on a fresh database, with the case that says what to expect of it."""
+
+    case: DialectCase
+    url: str
+    dialect: Dialect
+
+    def layout(self, version: int = 1, *, stream_schema: dict | None = None,
+               keys: list[str] | None = None, stream: str = S) -> TableLayout:
+        message = singer_schema("canvas", "submissions", version, submissions_schema(version))
+        return build_layout(stream, stream_schema or message["schema"],
+                            message["key_properties"] if keys is None else keys, LayoutOptions())
+
+    def rows(self, layout: TableLayout, records: list[dict[str, Any]]) -> list[tuple]:
+        """Rows as the loader hands them to the dialect: decoded with its field types."""
+        decoder = RecordDecoder(layout, self.dialect.field_type, self.dialect.converters(layout))
+        return [decoder.decode(json.dumps(r["record"]).encode(), layout.stream)[1]
+                for r in records]
+
+    def upserts(self, layout: TableLayout, *ids: int, **overrides: Any) -> list[tuple]:
+        return self.rows(layout, [record(S, {"id": i}, submission(i, **overrides)) for i in ids])
+
+    def deletes(self, layout: TableLayout, *ids: int) -> list[tuple]:
+        return self.rows(layout, [record(S, {"id": i}, action="D") for i in ids])
+
+    def query(self, sql: str) -> list[tuple]:
+        return self.case.query(self.url, sql)
+
+    def grades(self, table: str = "submissions") -> list[tuple]:
+        qualified = self.dialect.qualified_name("canvas", table)
+        return [(int(i), g) for i, g in self.query(f'SELECT "id", "grade" FROM {qualified} '
+                                                    'ORDER BY "id"')]
+
+    def column_types(self, table: str = "submissions") -> dict[str, str]:
+        sql = self.case.column_types_sql.format(schema="canvas", table=table)
+        return {name: kind for name, kind in self.query(sql)}
+
+    def tables(self, schema: str = "canvas") -> list[str]:
+        return [r[0] for r in self.query(self.case.tables_sql.format(schema=schema))]
+
+
+def meta_row(layout: TableLayout, timestamp: str, version: int = 1) -> MetaRow:
+    """The table_sync row for a bookmark (whole seconds: what every database keeps exactly)."""
+    bookmark = bookmark_from_state(
+        {"bookmarks": {layout.stream: {"timestamp": timestamp, "schema_version": version}}},
+        layout.stream)
+    assert bookmark is not None
+    return meta_row_for(layout, bookmark)
+
+
+@pytest.fixture(name="db", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                                   pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def harness_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/dap.db"
+    else:
+        url = request.getfixturevalue("pg_url" if request.param == "postgres" else "mariadb_url")
+    dialect = dialect_for_url(url)
+    case = CASES[request.param]
+    assert dialect.name == case.name
+    dialect.ensure_meta_tables()
+    try:
+        yield Harness(case, url, dialect)
+    finally:
+        dialect.close()
+
+
+def _load(db: Harness, layout: TableLayout, upserts: Sequence[tuple] = (),
+          deletes: Sequence[tuple] = (), meta: MetaRow | None = None) -> None:
+    db.dialect.write_batch(layout, Batch(list(upserts), list(deletes)), staging=False, meta=meta)
+    db.dialect.settle()
+
+
+# --- the cases ------------------------------------------------------------------------------------
+
+def test_types_per_column(db: Harness) -> None:
+    layout = db.layout()
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    assert db.column_types() == db.case.types_v1
+
+
+def test_upsert_delete_and_last_action_wins(db: Harness) -> None:
+    layout = db.layout()
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    _load(db, layout, db.upserts(layout, 1, 2, 3))
+    _load(db, layout, db.upserts(layout, 2, grade="B2"), db.deletes(layout, 3))
+    # A key deleted, then back: the last action wins across batches.
+    _load(db, layout, db.upserts(layout, 3, grade="C3"), db.deletes(layout, 1))
+    assert db.grades() == [(2, "B2"), (3, "C3")]
+    # Deleting what is not there changes nothing; upserting the same row twice keeps one.
+    _load(db, layout, db.upserts(layout, 3, grade="C3"), db.deletes(layout, 99))
+    assert db.grades() == [(2, "B2"), (3, "C3")]
+    assert db.dialect.live_table_has_rows(layout) is True
+    assert db.dialect.count_rows("canvas", "submissions") == 2
+
+
+def test_snapshot_swap_replaces_the_table_and_moves_the_meta_row(db: Harness) -> None:
+    layout = db.layout()
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    _load(db, layout, db.upserts(layout, 1, 2, 3), meta=meta_row(layout, "2024-01-01T00:00:00Z"))
+    db.dialect.create_staging(layout)
+    db.dialect.write_batch(layout, Batch(db.upserts(layout, 10, 11), []), staging=True, meta=None)
+    # Until the swap, readers see the old table.
+    db.dialect.settle()
+    assert db.grades() == [(1, "A1"), (2, "A2"), (3, "A3")]
+    new_meta = meta_row(layout, "2024-02-01T00:00:00Z")
+    db.dialect.swap_staging(layout, Batch(db.upserts(layout, 12), []), new_meta)
+    assert db.grades() == [(10, "A10"), (11, "A11"), (12, "A12")]
+    assert db.tables() == [db.case.submissions[0]]  # no staging table left behind
+    assert db.column_types() == db.case.types_v1
+    assert db.dialect.read_meta_rows() == [new_meta]
+    # The swapped-in table takes changes as the old one did.
+    _load(db, layout, db.upserts(layout, 10, grade="Z"), db.deletes(layout, 11))
+    assert db.grades() == [(10, "Z"), (12, "A12")]
+
+
+def test_evolution_adds_widens_and_keeps_or_drops_removed_columns(db: Harness) -> None:
+    v1 = db.layout(1)
+    db.dialect.prepare_table(v1, drop_removed_columns=False)
+    _load(db, v1, db.upserts(v1, 1))
+    v2 = db.layout(2)
+    db.dialect.prepare_table(v2, drop_removed_columns=False)
+    assert db.column_types() == {**db.case.types_v1, **db.case.types_v2}
+    _load(db, v2, db.upserts(v2, 2, grade="G" * 1000, workflow_state="pending_review",
+                             late_days=3))
+    qualified = db.dialect.qualified_name("canvas", "submissions")
+    assert db.query(f'SELECT "id", "workflow_state", "late_days", LENGTH("grade") FROM '
+                    f'{qualified} ORDER BY "id"') == [(1, "submitted", None, 2),
+                                                       (2, "pending_review", 3, 1000)]
+    v3 = db.layout(3)  # `body` is gone from the schema
+    db.dialect.prepare_table(v3, drop_removed_columns=False)
+    assert "body" in db.column_types()  # kept with its data…
+    _load(db, v3, db.upserts(v3, 3))  # …and new rows need not fill it
+    assert db.query(f'SELECT "id", "body" FROM {qualified} ORDER BY "id"') == [
+        (1, "essay 1"), (2, "essay 2"), (3, None)]
+    db.dialect.prepare_table(v3, drop_removed_columns=True)
+    assert "body" not in db.column_types()
+    assert db.dialect.count_rows("canvas", "submissions") == 3
+
+
+def test_meta_rows_and_database_version(db: Harness) -> None:
+    db.dialect.ensure_meta_tables()  # a second time changes nothing
+    version_table = db.dialect.qualified_name("instructure_dap", "database_version")
+    assert db.query(f'SELECT "version" FROM {version_table}') == [(1,)]
+    assert db.dialect.read_meta_rows() == []
+    layout = db.layout()
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    first = meta_row(layout, "2024-01-01T10:00:00Z")
+    db.dialect.update_meta(first)
+    later = meta_row(layout, "2024-03-01T10:00:00Z", version=2)
+    _load(db, layout, db.upserts(layout, 1), meta=later)
+    assert db.dialect.read_meta_rows() == [later]  # one row per table, updated in place
+    assert later.timestamp == dt.datetime(2024, 3, 1, 10, 0)
+    assert later.target_table == "submissions" and later.target_schema == "canvas"
+    assert json.loads(later.schema_description)["title"] == "Submissions"
+
+
+def test_names_and_quoting(db: Harness) -> None:
+    table, qualified = db.case.submissions
+    container = db.case.container or db.url.rsplit("/", 1)[1]
+    assert db.dialect.table_name("canvas", "submissions") == table
+    assert db.dialect.qualified_name("canvas", "submissions") == qualified
+    assert db.dialect.container_name("canvas") == container
+    # Identifiers that need quoting: mixed case, spaces and a double quote.
+    odd = 'Odd "Name"'
+    schema = {"type": "object", "properties": {
+        "id": {"type": "integer"}, odd: {"type": ["string", "null"], "maxLength": 50}}}
+    layout = db.layout(stream_schema=schema, keys=["id"], stream="canvas-Weird Table")
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    rows = db.rows(layout, [record("canvas-Weird Table", {"id": 1}, {odd: "x"}),
+                            record("canvas-Weird Table", {"id": 2}, {odd: "y"})])
+    _load(db, layout, rows)
+    _load(db, layout, deletes=rows[1:])
+    name = db.dialect.qualified_name("canvas", "Weird Table")
+    assert db.query(f'SELECT "id", "Odd ""Name""" FROM {name}') == [(1, "x")]
+    assert db.dialect.count_rows("canvas", "Weird Table") == 1
+
+
+def test_count_and_drop(db: Harness) -> None:
+    layout = db.layout()
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    _load(db, layout, db.upserts(layout, 1, 2), meta=meta_row(layout, "2024-01-01T00:00:00Z"))
+    if db.case.enum_types_sql:
+        assert db.query(db.case.enum_types_sql) == [("submissions__workflow_state",)]
+    assert db.dialect.count_rows("canvas", "submissions") == 2
+    assert db.dialect.count_rows("canvas", "missing") is None
+    (row,) = db.dialect.read_meta_rows()
+    db.dialect.drop_replica(row)
+    assert db.dialect.read_meta_rows() == []
+    assert db.dialect.count_rows("canvas", "submissions") is None
+    assert db.tables() == []
+    if db.case.enum_types_sql:
+        assert db.query(db.case.enum_types_sql) == []
+    db.dialect.drop_replica(row)  # a table already gone: nothing to do, no error
+
+
+def test_errors(db: Harness) -> None:
+    things = {"type": "object", "properties": {"id": {"type": ["integer", "null"]},
+                                                "code": {"type": "string", "maxLength": 20}}}
+    layout = db.layout(stream_schema=things, keys=["code"], stream="canvas-things")
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    table = db.dialect.qualified_name("canvas", "things")
+
+    def load(*codes: str | None) -> None:
+        rows = db.rows(layout, [record("canvas-things", {"code": "?"}, {"id": i})
+                                for i, _ in enumerate(codes)])
+        _load(db, layout, [(i, code) for (i, _), code in zip(rows, codes, strict=True)])
+
+    load("a")
+    # A batch the database refuses (a NULL key) is one DatabaseError line naming the stream, and
+    # nothing of it is kept.
+    with pytest.raises(DatabaseError) as refused:
+        load("b", None)
+    text = str(refused.value)
+    assert text.startswith("loading stream 'canvas-things': ") and "\n" not in text
+    assert db.query(f'SELECT "code" FROM {table}') == [("a",)]
+    # A table's key cannot change in place.
+    with pytest.raises(SchemaError) as rekeyed:
+        db.dialect.prepare_table(db.layout(stream_schema=things, keys=["id"],
+                                           stream="canvas-things"), drop_removed_columns=False)
+    assert str(rekeyed.value) == (
+        "stream 'canvas-things': key_properties changed from ['code'] to ['id']: the table's "
+        "primary key cannot change; drop the table to reload it with the new key")
+    # The connection is still usable after both.
+    load("b", "c")
+    assert db.query(f'SELECT "code" FROM {table} ORDER BY 1') == [("a",), ("b",), ("c",)]
