@@ -46,6 +46,7 @@ _KNOWN_REASONS = (
     "Remote end closed connection without response",
     "Connection aborted",
     "Connection broken",
+    "IncompleteRead",
     "timed out",
 )
 
