@@ -174,6 +174,7 @@ def test_permanent_fault_fails_cleanly_and_the_rerun_recovers(
     state_before = workdir.state()
     faults, mention = PERMANENT[case]
     emu.faults(faults)
+    workdir.tap_config["retry_budget_seconds"] = 2  # retries end by time, not by attempts
     failed = workdir.run()
     assert_failed_cleanly(failed, before, db_url, mention)
     assert workdir.state() == state_before
