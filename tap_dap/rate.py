@@ -90,7 +90,7 @@ class CreationRate:
         self._last_throttled = now
         pause = retry_after if retry_after is not None else DEFAULT_PAUSE
         asked = ""
-        if pause > self.max_pause:
+        if retry_after is not None and pause > self.max_pause:
             asked = (f" (the server asked for {pause:.0f} s with Retry-After, more than "
                      "max_retry_after_seconds allows)")
             pause = self.max_pause
