@@ -98,8 +98,9 @@ class JobScheduler:
         self._session = session
         self._jobs = JobQueue(requests)
         self._max_running = max_concurrent_jobs
-        self.rate = CreationRate(max_jobs_per_minute)
-        self._create_retry = dataclasses.replace(session.settings.retry, retry_throttled=False)
+        retry = session.settings.retry
+        self.rate = CreationRate(max_jobs_per_minute, max_pause=retry.max_retry_after)
+        self._create_retry = dataclasses.replace(retry, retry_throttled=False)
         self._poll_interval = poll_interval
         self._job_timeout = job_timeout
         self._resnapshot = resnapshot_on_refusal

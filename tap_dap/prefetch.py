@@ -227,6 +227,8 @@ def restartable_blocks(
                 yield block
             return
         except DownloadInterruptedError as exc:
+            if exc.attempts > 1:
+                raise  # the client retried this transfer itself until its retry budget ran out
             restarts = 1 if delivered > delivered_before else restarts + 1
             if restarts > max_restarts:
                 raise

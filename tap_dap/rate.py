@@ -15,6 +15,8 @@ import logging
 import math
 from collections import deque
 
+from tap_dap.client.retry import DEFAULT_MAX_RETRY_AFTER
+
 logger = logging.getLogger("tap-dap.jobs")
 
 #: DAP's documented job-creation limit; the adaptive cap never goes below it (unless configured).
@@ -29,7 +31,9 @@ WINDOW = 60.0
 class CreationRate:
     """Sliding one-minute window of accepted job creations under an adaptive cap (AIMD)."""
 
-    def __init__(self, per_minute: int | None) -> None:
+    def __init__(self, per_minute: int | None, max_pause: float = DEFAULT_MAX_RETRY_AFTER) -> None:
+        #: The longest Retry-After obeyed (max_retry_after_seconds); a longer one is cut to it.
+        self.max_pause = max_pause
         # The user's hard cap: never exceeded, never raised.
         self.configured = None if per_minute is None else max(1, per_minute)
         self._floor = min(PUBLISHED_JOBS_PER_MINUTE, self.configured or PUBLISHED_JOBS_PER_MINUTE)
@@ -86,11 +90,17 @@ class CreationRate:
             self._learned = min(self._learned, self.configured)
         self._last_throttled = now
         pause = retry_after if retry_after is not None else DEFAULT_PAUSE
+        asked = ""
+        if retry_after is not None and pause > self.max_pause:
+            asked = (f" (the server asked for {pause:.0f} s with Retry-After, more than "
+                     "max_retry_after_seconds allows)")
+            pause = self.max_pause
         self._paused_until = max(self._paused_until, now + pause)
         logger.warning(
-            "DAP rate limit hit while creating jobs: pausing %.0f s, then at most %d jobs/minute "
-            "(rising by one every %.0f s without another limit hit)",
+            "DAP rate limit hit while creating jobs: pausing %.0f s%s, then at most %d "
+            "jobs/minute (rising by one every %.0f s without another limit hit)",
             pause,
+            asked,
             self._learned,
             QUIET_PERIOD,
         )

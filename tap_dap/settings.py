@@ -11,12 +11,18 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 
 from tap_dap.client import DAP_API_URL_DEFAULT
+from tap_dap.client.config import DEFAULT_OBJECT_DOWNLOAD_TIMEOUT, DEFAULT_REQUEST_TIMEOUT
+from tap_dap.client.retry import DEFAULT_MAX_RETRY_AFTER, DEFAULT_RETRY_BUDGET
 from tap_dap.errors import ConfigurationError
 from tap_dap.state import parse_user_timestamp
 
 # A number, or the same number as a string: Meltano 4.4 turns a `kind: decimal` setting that comes
 # from an environment variable (TAP_DAP_POLL_INTERVAL=0.5) into a Decimal it then cannot write to
 # JSON, so meltano.yml declares fractional settings `kind: string` and the tap parses them.
+RETRY_BUDGET, REQUEST_TIMEOUT = int(DEFAULT_RETRY_BUDGET), int(DEFAULT_REQUEST_TIMEOUT)
+OBJECT_DOWNLOAD_TIMEOUT, MAX_RETRY_AFTER = (int(DEFAULT_OBJECT_DOWNLOAD_TIMEOUT),
+                                            int(DEFAULT_MAX_RETRY_AFTER))
+
 NUMBER_OR_NUMERIC_STRING = th.CustomType({"type": ["number", "string"],
                                           "pattern": r"^\s*[0-9]*\.?[0-9]+\s*$"})
 
@@ -57,6 +63,17 @@ CONFIG_JSONSCHEMA: dict[str, Any] = th.PropertiesList(
     th.Property("poll_interval", NUMBER_OR_NUMERIC_STRING, default=5,
                 description="Longest wait in seconds between job status polls (a young "
                 "job is polled after a quarter of its age, at least 0.5 s)."),
+    th.Property("retry_budget_seconds", NUMBER_OR_NUMERIC_STRING, default=RETRY_BUDGET,
+                description="How long one DAP API call or object download keeps retrying "
+                "server errors (5xx), broken connections and timeouts before its stream fails."),
+    th.Property("request_timeout_seconds", NUMBER_OR_NUMERIC_STRING, default=REQUEST_TIMEOUT,
+                description="Longest DAP API request, answer included (a slow one is retried)."),
+    th.Property("object_download_timeout_seconds", NUMBER_OR_NUMERIC_STRING,
+                default=OBJECT_DOWNLOAD_TIMEOUT,
+                description="Longest download of one object file (a slow one is retried)."),
+    th.Property("max_retry_after_seconds", NUMBER_OR_NUMERIC_STRING, default=MAX_RETRY_AFTER,
+                description="Longest wait for a server's Retry-After; a longer one is logged "
+                "and cut to this."),
     th.Property("emit_activate_version", th.BooleanType, default=True,
                 description="Emit ACTIVATE_VERSION before and after a snapshot so the target "
                 "replaces the table (never for canvas_logs tables: their snapshots merge, as "
@@ -67,7 +84,9 @@ CONFIG_JSONSCHEMA: dict[str, Any] = th.PropertiesList(
 #: Beyond these a setting is a typo, not a plan: a million download threads take a minute to
 #: fail with "can't start new thread".
 UPPER_BOUNDS = {"max_concurrent_jobs": 100, "download_concurrency": 64,
-                "prefetch_buffer_mb": 16_384, "max_jobs_per_minute": 10_000}
+                "prefetch_buffer_mb": 16_384, "max_jobs_per_minute": 10_000,
+                "retry_budget_seconds": 86_400, "request_timeout_seconds": 3_600,
+                "object_download_timeout_seconds": 86_400, "max_retry_after_seconds": 86_400}
 
 
 def check_env_settings(environ: Mapping[str, str]) -> None:
@@ -119,6 +138,10 @@ class TapSettings:
     prefetch_buffer_bytes: int
     job_timeout: float
     poll_interval: float
+    retry_budget_seconds: float
+    request_timeout_seconds: float
+    object_download_timeout_seconds: float
+    max_retry_after_seconds: float
     emit_activate_version: bool
 
     def __repr__(self) -> str:
@@ -150,8 +173,14 @@ class TapSettings:
         per_minute = config.get("max_jobs_per_minute")
         for name, most in UPPER_BOUNDS.items():
             value = config.get(name)
+            if isinstance(value, str):  # numeric strings: `positive` below reports bad ones
+                try:
+                    value = float(value)
+                except ValueError:
+                    continue
             if isinstance(value, int | float) and value > most:
-                raise ConfigurationError(f"setting {name} must be at most {most}, got {value!r}")
+                raise ConfigurationError(f"setting {name} must be at most {most:,}, got "
+                                         f"{config.get(name)!r}")
         base_url = config.get("base_url") or DAP_API_URL_DEFAULT
         check_base_url(base_url)
         return cls(
@@ -171,5 +200,10 @@ class TapSettings:
             prefetch_buffer_bytes=int(positive("prefetch_buffer_mb", 8)) * 1024 * 1024,
             job_timeout=float(positive("job_timeout", 14400)),
             poll_interval=float(positive("poll_interval", 5)),
+            retry_budget_seconds=float(positive("retry_budget_seconds", RETRY_BUDGET)),
+            request_timeout_seconds=float(positive("request_timeout_seconds", REQUEST_TIMEOUT)),
+            object_download_timeout_seconds=float(
+                positive("object_download_timeout_seconds", OBJECT_DOWNLOAD_TIMEOUT)),
+            max_retry_after_seconds=float(positive("max_retry_after_seconds", MAX_RETRY_AFTER)),
             emit_activate_version=bool(config.get("emit_activate_version", True)),
         )

@@ -24,7 +24,7 @@ from singer_sdk.helpers.capabilities import (
 from singer_sdk.plugin_base import _ConfigInput
 
 from tap_dap import mapping
-from tap_dap.client import Credentials, DAPClient, DAPClientError
+from tap_dap.client import Credentials, DAPClient, DAPClientError, RetryPolicy
 from tap_dap.discovery import discover_tables
 from tap_dap.errors import ConfigurationError, StreamsFailedError, StreamSyncError, TapDapError
 from tap_dap.schema import ANNOTATION
@@ -98,7 +98,11 @@ class TapDap(Tap):
                 )
                 # Small HTTP chunks keep each download's decompressed pieces small (RSS budget).
                 self._client = DAPClient(
-                    settings.base_url, credentials, download_chunk_size=DOWNLOAD_CHUNK_BYTES
+                    settings.base_url, credentials, download_chunk_size=DOWNLOAD_CHUNK_BYTES,
+                    request_timeout=settings.request_timeout_seconds,
+                    object_download_timeout=settings.object_download_timeout_seconds,
+                    retry=RetryPolicy(max_time=settings.retry_budget_seconds,
+                                      max_retry_after=settings.max_retry_after_seconds),
                 )
                 self._session = self._client.__enter__()
                 atexit.register(self.close)

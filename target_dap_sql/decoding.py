@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, AnyStr, Literal
 
 import msgspec
 
 from target_dap_sql.errors import InputError, MissingKeyPropertyError, undecodable
 from target_dap_sql.layout import DELETED_AT, Column, SqlType, TableLayout
+from target_dap_sql.value_checks import explain_generic, generic_checks
 
 #: A dialect hook: the msgspec type a column's values decode to.
 FieldTypeFn = Callable[[Column, TableLayout], Any]
@@ -94,8 +95,11 @@ class RecordDecoder:
         strict: list[tuple[Any, ...]] = []
         lenient: list[tuple[Any, ...]] = []
         rename: dict[str, str] = {}
-        for i, col in enumerate(columns):
-            py_type = field_type(col, layout)
+        types = [field_type(col, layout) for col in columns]
+        checks: Converters = []
+        if layout.dap is None:  # another tap's stream: its values are checked strictly
+            types, checks = generic_checks(columns, types)
+        for i, (col, py_type) in enumerate(zip(columns, types, strict=True)):
             optional = (f"c{i}", py_type | None if py_type is not msgspec.Raw else py_type, None)
             if col.name in layout.key_columns:
                 strict.append((f"c{i}", py_type))
@@ -142,7 +146,8 @@ class RecordDecoder:
         self.key_of: Callable[[tuple], Any] = (
             operator.itemgetter(*key_idx) if key_idx else (lambda row: None)
         )
-        self._converters = converters
+        # A check runs before the dialect's converter of the same column: it sees the JSON value.
+        self._converters = checks + converters
 
     def decode(self, raw: bytes | msgspec.Raw, stream: str) -> tuple[Any, tuple, bool]:
         if self._stand_ins:
@@ -151,23 +156,36 @@ class RecordDecoder:
             obj = self._decoder.decode(raw)
         except msgspec.ValidationError as exc:
             if self._lenient is None:
-                raise self._explain(str(exc), stream) from None
+                raise self._explain(str(exc), stream, raw) from None
             return self._decode_lenient(raw, str(exc), stream)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             reason = undecodable(raw, exc, "record")
             raise InputError(f"record is {reason}", stream=stream) from None
-        return self._finish(obj, stream)
+        return self._finish((obj,), stream, upserts_checked=True)[0]
 
-    def _finish(self, obj: Any, stream: str) -> tuple[Any, tuple, bool]:
-        values = self._astuple(obj)
-        meta = values[self._width]
-        deleted = values[self._deleted_index] is not None or (
-            meta is not None and meta.action == "D"
-        )
-        row = values[: self._width]
-        if self._converters:
-            row = self._convert(row, stream)
-        return self.key_of(row), row, deleted
+    def _finish(self, structs: Iterable[Any], stream: str, *, upserts_checked: bool
+                ) -> list[tuple[Any, tuple, bool]]:
+        """(key, row, is_delete) of decoded record structs: the one loop of both decode paths.
+
+        Without `upserts_checked` (decoded with the lenient struct) an upsert that lacks a
+        required column raises _IncompleteUpsert. Names are bound locally: this loop runs once
+        per record.
+        """
+        astuple, width, deleted_index = self._astuple, self._width, self._deleted_index
+        key_of, required, convert = self.key_of, self._required, self._converters
+        out = []
+        for struct in structs:
+            values = astuple(struct)
+            meta = values[width]
+            deleted = values[deleted_index] is not None or (
+                meta is not None and meta.action == "D")
+            row = values[:width]
+            if not upserts_checked and not deleted and any(row[i] is None for i in required):
+                raise _IncompleteUpsert
+            if convert:
+                row = self._convert(row, stream)
+            out.append((key_of(row), row, deleted))
+        return out
 
     def decode_run(self, lines: list[bytes]) -> list[tuple[Any, tuple, bool]] | None:
         """Decode whole RECORD message lines of this stream as one JSON array.
@@ -196,24 +214,10 @@ class RecordDecoder:
             lenient = self._run_lenient_first = True
         except (msgspec.DecodeError, UnicodeDecodeError):
             return None
-        astuple, width, deleted_index = self._astuple, self._width, self._deleted_index
-        key_of, required, convert = self.key_of, self._required, self._converters
-        out = []
-        for message in messages:  # `_finish` inlined: this loop runs once per record
-            values = astuple(message.record)
-            meta = values[width]
-            deleted = values[deleted_index] is not None or (
-                meta is not None and meta.action == "D")
-            row = values[:width]
-            if lenient and not deleted and any(row[i] is None for i in required):
-                return None
-            if convert:
-                try:
-                    row = self._convert(row, "")
-                except InputError:
-                    return None
-            out.append((key_of(row), row, deleted))
-        return out
+        try:
+            return self._finish([m.record for m in messages], "", upserts_checked=not lenient)
+        except (InputError, _IncompleteUpsert):
+            return None
 
     def _decode_lenient(self, raw: bytes | msgspec.Raw, strict_error: str,
                         stream: str) -> tuple[Any, tuple, bool]:
@@ -222,11 +226,11 @@ class RecordDecoder:
         try:
             obj = self._lenient.decode(raw)
         except msgspec.ValidationError as exc:
-            raise self._explain(str(exc), stream) from None
-        result = self._finish(obj, stream)
-        if not result[2]:
-            raise self._explain(strict_error, stream, upsert=True)
-        return result
+            raise self._explain(str(exc), stream, raw) from None
+        try:
+            return self._finish((obj,), stream, upserts_checked=False)[0]
+        except _IncompleteUpsert:
+            raise self._explain(strict_error, stream, raw, upsert=True) from None
 
     def _rename(self, raw: bytes | msgspec.Raw, stream: str) -> bytes:
         """Re-key a record whose column names msgspec cannot match directly (slow, rare)."""
@@ -268,7 +272,8 @@ class RecordDecoder:
                                      stream=stream) from None
         return tuple(out)
 
-    def _explain(self, message: str, stream: str, *, upsert: bool = False) -> InputError:
+    def _explain(self, message: str, stream: str, raw: bytes | msgspec.Raw, *,
+                 upsert: bool = False) -> InputError:
         for stand_in, name in self._real_names.items():
             message = message.replace(f"`{stand_in}`", f"`{name}`").replace(
                 f"$.{stand_in}`", f"$.{name}`")
@@ -283,4 +288,17 @@ class RecordDecoder:
                 if upsert:
                     return InputError(f"required property '{name}' is missing or null in an "
                                       "upsert", stream=stream)
+        if self.layout.dap is None:  # worded as the value checks word it, on every dialect
+            try:
+                record = msgspec.json.decode(raw)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                record = None
+            generic = explain_generic(message, record, self.layout.record_columns,
+                                      lambda name: self._stand_ins.get(name, name))
+            if generic is not None:
+                return InputError(generic, stream=stream)
         return InputError(f"invalid record: {message}", stream=stream)
+
+
+class _IncompleteUpsert(Exception):
+    """An upsert decoded with the lenient struct lacks a required column (see _finish)."""

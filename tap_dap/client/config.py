@@ -12,6 +12,9 @@ from tap_dap.client.retry import RetryPolicy
 from tap_dap.client.types import JOB_EXPIRY_MARGIN, Credentials
 
 DAP_API_URL_DEFAULT = "https://api-gateway.instructure.com"
+#: Defaults of the tap's settings request_timeout_seconds and object_download_timeout_seconds.
+DEFAULT_REQUEST_TIMEOUT = 120.0
+DEFAULT_OBJECT_DOWNLOAD_TIMEOUT = 1800.0
 
 
 def _package_version() -> str:
@@ -32,7 +35,12 @@ class ClientSettings:
     # True, False, or a path to a CA bundle (private CAs / TLS-inspecting proxies).
     verify_tls: bool | str = True
     connect_timeout: float = 30.0
+    # Longest silence while waiting for a packet.
     read_timeout: float = 300.0
+    # Longest whole API request (answer included) and whole object download attempt: a server
+    # that trickles bytes never trips read_timeout. Hitting one is retried like a broken link.
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    object_download_timeout: float = DEFAULT_OBJECT_DOWNLOAD_TIMEOUT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # await_job polling: starts at poll_interval, grows by poll_growth up to poll_interval_max.
     poll_interval: float = 1.0
@@ -55,6 +63,8 @@ class ClientSettings:
         positive = {
             "connect_timeout": self.connect_timeout,
             "read_timeout": self.read_timeout,
+            "request_timeout": self.request_timeout,
+            "object_download_timeout": self.object_download_timeout,
             "poll_interval": self.poll_interval,
             "poll_interval_max": self.poll_interval_max,
             "url_batch_size": self.url_batch_size,

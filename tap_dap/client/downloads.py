@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -34,7 +35,13 @@ from tap_dap.client.streams import (
     safe_target_path,
     split_lines,
 )
-from tap_dap.client.transport import NoAuth, Transport, describe_network_error
+from tap_dap.client.transport import (
+    DeadlinePassed,
+    NoAuth,
+    Transport,
+    body_chunks,
+    describe_network_error,
+)
 from tap_dap.client.types import ObjectID, Resource
 
 logger = logging.getLogger("tap_dap.client")
@@ -69,7 +76,7 @@ class Downloader:
             )
         return fresh
 
-    def _open(self, holder: list[Resource]) -> requests.Response:
+    def _open(self, holder: list[Resource], deadline: float) -> requests.Response:
         """GET the URL in holder[0]; re-resolve it (updating holder) when storage refuses it."""
         refreshes = 0
         while True:
@@ -81,7 +88,7 @@ class Downloader:
                     resource.url.url,
                     operation=f"download of {label}",
                     auth=NoAuth(),
-                    stream=True,
+                    deadline=deadline,
                 )
             except NetworkError as exc:
                 raise DownloadInterruptedError(str(exc), object_id=resource.object_id) from None
@@ -127,12 +134,14 @@ class Downloader:
     def _chunks(
         self, holder: list[Resource], stop: threading.Event | None = None
     ) -> Iterator[bytes]:
-        """The body of one GET as raw chunks; a broken connection is DownloadInterruptedError."""
-        response = self._open(holder)
+        """The body of one GET as raw chunks; a broken connection, or a transfer that outlasts
+        object_download_timeout, is DownloadInterruptedError."""
+        deadline = time.monotonic() + self._settings.object_download_timeout
+        response = self._open(holder, deadline)
         resource = holder[0]
         received = 0
         try:
-            for chunk in response.iter_content(self._settings.download_chunk_size):
+            for chunk in body_chunks(response, self._settings.download_chunk_size, deadline):
                 if stop is not None and stop.is_set():
                     raise DownloadError(
                         f"{describe(resource)}: cancelled because another download failed",
@@ -140,6 +149,8 @@ class Downloader:
                     )
                 received += len(chunk)
                 yield chunk
+        except DeadlinePassed:
+            raise self._too_slow(resource, received) from None
         except requests.RequestException as exc:
             raise DownloadInterruptedError(
                 f"{describe(resource)}: connection broke after {received} bytes "
@@ -149,18 +160,32 @@ class Downloader:
         finally:
             response.close()
 
+    def _too_slow(self, resource: Resource, received: int) -> DownloadInterruptedError:
+        return DownloadInterruptedError(
+            f"{describe(resource)}: download not complete within "
+            f"{self._settings.object_download_timeout:g} s (object_download_timeout_seconds; "
+            f"{received} bytes received)",
+            object_id=resource.object_id,
+        )
+
     # -- public operations -----------------------------------------------------------------
 
     @contextmanager
     def open_stream(self, resource: Resource) -> Iterator[Iterator[bytes]]:
         """The raw bytes of a resource as served (opening is retried; reading is one attempt)."""
         holder = [resource]
-        response = call_with_retries(lambda: self._open(holder), self._settings.retry)
+        deadline = time.monotonic() + self._settings.object_download_timeout
+        response = call_with_retries(lambda: self._open(holder, deadline), self._settings.retry)
         label = describe(holder[0])
 
         def body() -> Iterator[bytes]:
+            received = 0
             try:
-                yield from response.iter_content(self._settings.download_chunk_size)
+                for chunk in body_chunks(response, self._settings.download_chunk_size, deadline):
+                    received += len(chunk)
+                    yield chunk
+            except DeadlinePassed:
+                raise self._too_slow(holder[0], received) from None
             except requests.RequestException as exc:
                 raise DownloadInterruptedError(
                     f"{label}: connection broke ({describe_network_error(exc)})",

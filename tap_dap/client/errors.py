@@ -47,6 +47,8 @@ class DAPClientError(RuntimeError):
         # Filled in by the retry machinery when it gives up after several attempts.
         self.attempts = 1
         self.elapsed = 0.0
+        # The retry budget (seconds) when it ran out; None when the retries ended otherwise.
+        self.budget: float | None = None
 
     def _describe(self) -> str:
         prefix = f"{self.operation}: " if self.operation else ""
@@ -55,7 +57,10 @@ class DAPClientError(RuntimeError):
     def __str__(self) -> str:
         text = self._describe()
         if self.attempts > 1:
-            text += f" (gave up after {self.attempts} attempts in {self.elapsed:.1f} s)"
+            text += f" (gave up after {self.attempts} attempts in {self.elapsed:.1f} s"
+            if self.budget is not None:
+                text += f": the retry budget of {self.budget:g} s is spent"
+            text += ")"
         # Server-provided text may echo a token or a signed URL back at us.
         return redact_text(text)
 

@@ -1,10 +1,14 @@
 """Retry policy for DAP API calls and object downloads, built on `backoff`.
 
-Retried: 429 (after the server's Retry-After), 500/502/503/504, connection failures and resets,
-and ProcessingError whatever its HTTP status (a bounded number of times: the server reports
-transient failures that way, even as a 400 with an empty message). Never retried: any other
-400/401/403/404 and every error that states a fact about the request or the account
+Retried: 429 (after the server's Retry-After), 500/502/503/504, connection failures, resets and
+deadlines hit, and ProcessingError whatever its HTTP status (a bounded number of times: the server
+reports transient failures that way, even as a 400 with an empty message). Never retried: any
+other 400/401/403/404 and every error that states a fact about the request or the account
 (validation, not found, out of range, account disabled).
+
+The budget is time, not attempts: an outage of a few minutes is ridden out whatever the call,
+and an endless one ends in one error once the budget is spent. Every retry is a WARNING naming
+the operation, the attempt and the time spent; a recovered failure is never an ERROR.
 """
 
 from __future__ import annotations
@@ -56,23 +60,35 @@ _PERMANENT_ERRORS = (
 )
 
 
+#: Defaults of the tap's settings retry_budget_seconds and max_retry_after_seconds.
+DEFAULT_RETRY_BUDGET = 300.0
+DEFAULT_MAX_RETRY_AFTER = 600.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Limits of one retried operation. Waits grow exponentially with jitter up to `max_delay`."""
+    """Limits of one retried operation. Waits grow exponentially with jitter up to `max_delay`.
 
-    max_attempts: int = 5
-    max_time: float = 600.0
+    `max_time` is the retry budget: no new attempt starts once it has passed since the first one
+    (waits are cut to what is left of it). `max_attempts` optionally caps the attempts as well.
+    A Retry-After is obeyed up to `max_retry_after` seconds.
+    """
+
+    max_attempts: int | None = None
+    max_time: float = DEFAULT_RETRY_BUDGET
     base_delay: float = 1.0
-    max_delay: float = 60.0
+    max_delay: float = 30.0
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
     processing_error_attempts: int = 3
     # False: a 429 is raised at once (with its retry_after) for the caller to schedule around,
     # instead of this call sleeping on it; e.g. a job scheduler that must lower its own rate.
     retry_throttled: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.processing_error_attempts < 1:
+        if (self.max_attempts is not None and self.max_attempts < 1) or (
+                self.processing_error_attempts < 1):
             raise ConfigurationError("retry attempts must be at least 1")
-        if self.max_time <= 0 or self.base_delay < 0 or self.max_delay < 0:
+        if self.max_time <= 0 or min(self.base_delay, self.max_delay, self.max_retry_after) < 0:
             raise ConfigurationError("retry times must be positive")
 
 
@@ -110,14 +126,14 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _wait_times(base: float, cap: float) -> Generator[float, Any, None]:
+def _wait_times(base: float, cap: float, retry_after_cap: float) -> Generator[float, Any, None]:
     # backoff primes the generator with send(None), then sends each failure's exception.
     exc = yield 0.0
     failures = 0
     while True:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
-            delay = retry_after  # the server knows best; no jitter, no cap
+            delay = min(retry_after, retry_after_cap)  # the server knows best, up to the cap
         else:
             ceiling = min(cap, base * 2**failures)
             delay = random.uniform(ceiling / 2, ceiling)  # "equal jitter": spread, never ~0
@@ -151,19 +167,27 @@ def retrying(
         return False
 
     def on_backoff(details: Any) -> None:
-        logger.warning(
-            "%s; retrying in %.1f s (attempt %d of at most %d)",
-            details["exception"],
-            details["wait"],
-            details["tries"] + 1,
-            policy.max_attempts,
-        )
+        exc, wait = details["exception"], details["wait"]
+        progress = (f"attempt {details['tries'] + 1}, {details['elapsed']:.1f} s of the "
+                    f"{policy.max_time:g} s retry budget spent")
+        asked = getattr(exc, "retry_after", None)
+        if asked is None:
+            logger.warning("%s; retrying in %.1f s (%s)", exc, wait, progress)
+        elif asked > policy.max_retry_after:
+            logger.warning("%s; the server asked to wait %.0f s (Retry-After), more than "
+                           "max_retry_after_seconds allows: waiting %.0f s before retrying (%s)",
+                           exc, asked, wait, progress)
+        else:
+            logger.warning("%s; waiting %.0f s as the server asked (Retry-After) before "
+                           "retrying (%s)", exc, wait, progress)
 
     def on_giveup(details: Any) -> None:
         exc = details["exception"]
         if isinstance(exc, DAPClientError) and details["tries"] > 1:
             exc.attempts = details["tries"]
             exc.elapsed = details["elapsed"]
+            if details["elapsed"] >= policy.max_time:
+                exc.budget = policy.max_time
         if getattr(exc, "status", None) == 429 and not policy.retry_throttled:
             return  # handed back for the caller to schedule around: not a failure
         if isinstance(exc, ProcessingError):
@@ -182,6 +206,7 @@ def retrying(
         logger=None,
         base=policy.base_delay,
         cap=policy.max_delay,
+        retry_after_cap=policy.max_retry_after,
     )
 
 

@@ -251,7 +251,8 @@ class DAPSession:
             if isinstance(job, FailedJob):
                 error = job.error
                 failure = JobFailedError(error.type, error.uuid, error.message, job_id=job.id)
-                logger.error("%s", failure)
+                # WARNING: the caller may re-create the job and recover; what fails is its ERROR.
+                logger.warning("%s", failure)
                 raise failure
             if not isinstance(job, CompleteJob):
                 raise UnexpectedResponseError(f"job {job.id} is complete but lists no objects")

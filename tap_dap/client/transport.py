@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from tap_dap.client.auth import AccessToken, TokenManager
@@ -44,6 +46,7 @@ _KNOWN_REASONS = (
     "Remote end closed connection without response",
     "Connection aborted",
     "Connection broken",
+    "IncompleteRead",
     "timed out",
 )
 
@@ -84,12 +87,40 @@ class _AuthorizationHeader(requests.auth.AuthBase):
         return "_AuthorizationHeader(<redacted>)"
 
 
-def _error_of(response: requests.Response, operation: str) -> DAPClientError:
+class DeadlinePassed(Exception):
+    """A response body was still arriving when its deadline passed (see `body_chunks`)."""
+
+
+def body_chunks(response: requests.Response, chunk_size: int, deadline: float
+                ) -> Iterator[bytes]:
+    """A streamed response's body as it arrives, checking `deadline` (monotonic) between chunks.
+
+    The read timeout only bounds the silence between two packets: a server that sends a byte
+    every few seconds would hold a plain read for hours. Each read here returns what has arrived
+    (`read1`), so the deadline is checked even while bytes only trickle in. A broken connection
+    is a requests.ConnectionError, as from `iter_content`.
+    """
+    raw = response.raw
+    # A socket-backed body reads with read1; an in-memory one (e.g. requests-mock's) may lack it.
+    read = raw.read1 if hasattr(getattr(raw, "_fp", None), "read1") else raw.read
+    while True:
+        try:
+            chunk = read(chunk_size, decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise requests.exceptions.ConnectionError(describe_network_error(exc)) from None
+        if not chunk:
+            return
+        yield chunk
+        if time.monotonic() > deadline:
+            raise DeadlinePassed
+
+
+def _error_of(response: requests.Response, body: bytes, operation: str) -> DAPClientError:
     """The exception for an error response, with the server's Retry-After attached."""
     error = error_from_response(
         response.status_code,
         response.headers.get("Content-Type", ""),
-        response.content,
+        body,
         operation=operation,
     )
     error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -123,10 +154,6 @@ class Transport:
     def close(self) -> None:
         self.http.close()
 
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.settings.connect_timeout, self.settings.read_timeout)
-
     def send(
         self,
         method: str,
@@ -134,14 +161,20 @@ class Transport:
         *,
         operation: str,
         auth: requests.auth.AuthBase,
-        stream: bool = False,
+        deadline: float,
         **kwargs: Any,
     ) -> requests.Response:
-        """One HTTP exchange; transport failures become a (retryable) NetworkError."""
+        """Send a request and receive the answer's headers (the body streams, see body_chunks).
+
+        Transport failures become a (retryable) NetworkError. No wait for a packet outlasts the
+        `deadline` (monotonic) by much.
+        """
         host = requests.utils.urlparse(url).netloc
+        left = max(0.01, deadline - time.monotonic())
+        timeout = (min(self.settings.connect_timeout, left), min(self.settings.read_timeout, left))
         try:
             return self.http.request(
-                method, url, auth=auth, stream=stream, timeout=self.timeout, **kwargs
+                method, url, auth=auth, stream=True, timeout=timeout, **kwargs
             )
         except requests.exceptions.SSLError as exc:
             # Not retried: a certificate problem does not go away by itself.
@@ -151,9 +184,9 @@ class Transport:
                 operation=operation,
             ) from None
         except requests.exceptions.ConnectTimeout:
-            reason = f"could not connect to {host} within {self.settings.connect_timeout:g} s"
+            reason = f"could not connect to {host} within {timeout[0]:g} s"
         except requests.exceptions.ReadTimeout:
-            reason = f"no response from {host} within {self.settings.read_timeout:g} s"
+            reason = f"no response from {host} within {timeout[1]:g} s"
         except requests.exceptions.ConnectionError as exc:
             reason = f"cannot connect to {host} ({describe_network_error(exc)})"
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
@@ -164,6 +197,27 @@ class Transport:
             reason = f"request to {host} failed ({describe_network_error(exc)})"
         raise NetworkError(reason, operation=operation)
 
+    def exchange(self, method: str, url: str, *, operation: str, auth: requests.auth.AuthBase,
+                 **kwargs: Any) -> tuple[requests.Response, bytes]:
+        """A whole API request, body included, within request_timeout."""
+        limit = self.settings.request_timeout
+        deadline = time.monotonic() + limit
+        response = self.send(method, url, operation=operation, auth=auth, deadline=deadline,
+                             **kwargs)
+        host = requests.utils.urlparse(url).netloc
+        try:
+            body = b"".join(body_chunks(response, 65536, deadline))
+        except DeadlinePassed:
+            reason = (f"the answer from {host} was not complete within {limit:g} s "
+                      "(request_timeout_seconds)")
+        except requests.RequestException as exc:
+            reason = f"the connection to {host} broke ({exc})"
+        else:
+            return response, body
+        finally:
+            response.close()
+        raise NetworkError(reason, operation=operation)  # the retry's WARNING shows it
+
     # -- login -----------------------------------------------------------------------------
 
     def _login(self) -> str:
@@ -172,7 +226,7 @@ class Transport:
         client_id = self._credentials.client_id
 
         def attempt() -> str:
-            response = self.send(
+            response, body = self.exchange(
                 "POST",
                 url,
                 operation=operation,
@@ -181,7 +235,7 @@ class Transport:
             )
             status = response.status_code
             if status >= 400:
-                error = _error_of(response, operation)
+                error = _error_of(response, body, operation)
                 if status in (400, 401, 403):
                     kind, uuid, detail = _rejection_details(error)
                     raise AuthenticationError(
@@ -199,12 +253,12 @@ class Transport:
                 raise error
             # The body holds the token: never show it, only its shape.
             try:
-                payload = orjson.loads(response.content)
+                payload = orjson.loads(body)
                 token = payload["access_token"]
                 if not isinstance(token, str):
                     raise TypeError
             except (orjson.JSONDecodeError, KeyError, TypeError):
-                size = f"{len(response.content)} bytes"  # never the body: it may hold a token
+                size = f"{len(body)} bytes"  # never the body: it may hold a token
                 raise self._not_understood(
                     response, "a DAP token response", size, operation
                 ) from None
@@ -236,15 +290,15 @@ class Transport:
             kwargs["headers"] = {"Content-Type": "application/json"}
         started = time.monotonic()
         auth = _AuthorizationHeader(f"Bearer {token.value}")
-        response = self.send(method, url, operation=operation, auth=auth, **kwargs)
+        response, content = self.exchange(method, url, operation=operation, auth=auth, **kwargs)
         status = response.status_code
         logger.debug("%s %s -> HTTP %d in %.2f s", method, path, status, time.monotonic() - started)
         if status >= 400:
-            raise _error_of(response, operation)
+            raise _error_of(response, content, operation)
         try:
-            return orjson.loads(response.content)
+            return orjson.loads(content)
         except orjson.JSONDecodeError:
-            shown = repr(excerpt(response.content))
+            shown = repr(excerpt(content))
             raise self._not_understood(response, "JSON", shown, operation) from None
 
     def request_json(

@@ -13,7 +13,7 @@ from tap_dap.emulator.errors import DatasetError
 
 ENDPOINTS = ("auth", "tables", "schema", "query", "job", "object_url", "object")
 KINDS = ("429", "500", "503", "504", "reset", "truncate", "expired", "failed", "processing",
-         "401", "403")
+         "401", "403", "drip")
 KINDS_ONLY_FOR = {"failed": ("query", "job")}
 ACCOUNT_ERRORS = ("AccountDisabled", "AccountNotOnboarded", "AccountUnderMaintenance",
                   "RequestTypeForbidden")
@@ -29,6 +29,8 @@ class Fault:
     count: int
     retry_after: int | None = None
     error_type: str = "AccountDisabled"
+    # kind "drip": the answer's headers at once, then its body one byte every `interval` seconds
+    interval: float = 1.0
 
 
 def parse_faults(body: Any) -> list[Fault]:
@@ -39,7 +41,8 @@ def parse_faults(body: Any) -> list[Fault]:
         where = f"faults[{position}]"
         if not isinstance(item, dict):
             raise DatasetError(f"{where}: must be an object")
-        if extra := set(item) - {"endpoint", "kind", "count", "retry_after", "error_type"}:
+        if extra := set(item) - {"endpoint", "kind", "count", "retry_after", "error_type",
+                                 "interval"}:
             raise DatasetError(f"{where}: unknown field(s) {sorted(extra)}")
         endpoint, kind = item.get("endpoint"), str(item.get("kind"))
         if endpoint not in ENDPOINTS:
@@ -57,7 +60,11 @@ def parse_faults(body: Any) -> list[Fault]:
         error_type = item.get("error_type", "AccountDisabled")
         if error_type not in ACCOUNT_ERRORS:
             raise DatasetError(f"{where}: error_type must be one of {', '.join(ACCOUNT_ERRORS)}")
-        faults.append(Fault(endpoint, kind, count, retry_after, error_type))
+        interval = item.get("interval", 1.0)
+        if not isinstance(interval, int | float) or isinstance(interval, bool) or not (
+                0 < interval <= 60):
+            raise DatasetError(f"{where}: interval must be a number of seconds in (0, 60]")
+        faults.append(Fault(endpoint, kind, count, retry_after, error_type, float(interval)))
     return faults
 
 

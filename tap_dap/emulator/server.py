@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import sys
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
@@ -128,7 +129,8 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.write(f"dap-emulator: internal error on {method} {parts.path}: "
                              f"{type(exc).__name__}: {exc}\n")
             response = error_response(ApiError(f"internal error: {type(exc).__name__}"))
-        self._send(response, truncate=fault is not None and fault.kind == "truncate")
+        drip = fault.interval if fault is not None and fault.kind == "drip" else None
+        self._send(response, truncate=fault is not None and fault.kind == "truncate", drip=drip)
 
     def _api(self, request: Request) -> tuple[Response, Fault | None]:
         for method, pattern, name in API_ROUTES:
@@ -199,7 +201,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- writing ----
 
-    def _send(self, response: Response, truncate: bool = False) -> None:
+    def _send(self, response: Response, truncate: bool = False,
+              drip: float | None = None) -> None:
         size = response.file_size if response.file is not None else len(response.body)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
@@ -211,7 +214,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         limit = size // 2 if truncate else size
         try:
-            if response.file is not None:
+            if drip is not None:
+                self._drip(response, drip)
+            elif response.file is not None:
                 with response.file.open("rb") as handle:
                     self.wfile.flush()
                     self.connection.sendfile(handle, 0, limit)
@@ -222,6 +227,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         if truncate:
             self._drop()
+
+    def _drip(self, response: Response, interval: float) -> None:
+        """The body one byte every `interval` seconds (injected ``drip``: a server that keeps
+        a connection alive without ever finishing, until the client gives up on it)."""
+        body = response.file.read_bytes() if response.file is not None else response.body
+        for position in range(len(body)):
+            self.wfile.write(body[position:position + 1])
+            self.wfile.flush()
+            time.sleep(interval)
 
     def _drop(self) -> None:
         self.close_connection = True

@@ -101,12 +101,16 @@ def test_job_creation_429_is_handled_by_the_scheduler_not_slept_in_the_client(
     assert 2.0 <= elapsed < 15.0
 
 
-def test_failed_jobs_are_recreated(emulator) -> None:
+def test_failed_jobs_are_recreated(emulator, caplog) -> None:
     emulator.faults([{"endpoint": "query", "kind": "failed", "count": 2}])
+    caplog.set_level(logging.WARNING)
     run = run_tap(tap_config(emulator, tables=["accounts"]))
     assert run.error is None
     assert len(run.records("canvas-accounts")) == 20
     assert emulator.requests()["query"] == {"total": 3, "throttled": 0, "faulted": 2}
+    # recovered: WARNINGs only (ERROR is for what failed)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert sum("failed" in r.getMessage() for r in caplog.records) >= 2
 
 
 def test_jobs_that_keep_failing_fail_the_stream_with_type_and_uuid(emulator, caplog) -> None:

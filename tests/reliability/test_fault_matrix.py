@@ -174,6 +174,7 @@ def test_permanent_fault_fails_cleanly_and_the_rerun_recovers(
     state_before = workdir.state()
     faults, mention = PERMANENT[case]
     emu.faults(faults)
+    workdir.tap_config["retry_budget_seconds"] = 2  # retries end by time, not by attempts
     failed = workdir.run()
     assert_failed_cleanly(failed, before, db_url, mention)
     assert workdir.state() == state_before
@@ -224,6 +225,7 @@ def test_empty_object_is_read_again_or_fails_without_moving_the_bookmark(
     try:
         proxy.add(Rule(r"^/objects/", _empty_body, count=count))
         workdir.tap_config["base_url"] = proxy.base_url
+        workdir.tap_config["retry_budget_seconds"] = 3  # retries end by time, not attempts
         run = workdir.run()
     finally:
         proxy.stop()

@@ -362,6 +362,47 @@ class TestRetries:
         assert sum(clock.sleeps) <= 250.0
         assert len(calls_to(api, SCHEMA)) == 4  # 0, 100, 200, 250 s
 
+    def test_the_default_budget_is_time_not_attempts(self, api, credentials, clock,
+                                                     caplog) -> None:
+        from tap_dap.client import RetryPolicy
+        from tests.unit.client.conftest import make_client
+
+        api.get(SCHEMA, status_code=500, text="oops")
+        caplog.set_level(logging.WARNING, logger="tap_dap.client")
+        with make_client(credentials, retry=RetryPolicy()) as session, pytest.raises(
+                ServerError) as raised:
+            session.get_table_schema("canvas", "accounts")
+        assert 0 < max(clock.sleeps) <= 30.0 and sum(clock.sleeps) == pytest.approx(300.0)
+        attempts = len(calls_to(api, SCHEMA))
+        assert attempts > 10  # five attempts used to end an outage of ~15 s
+        assert str(raised.value).endswith(
+            f"(gave up after {attempts} attempts in 300.0 s: the retry budget of 300 s is spent)")
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == attempts - 1
+        assert warnings[1].endswith("(attempt 3, "
+                                    f"{clock.sleeps[0]:.1f} s of the 300 s retry budget "
+                                    "spent)"), warnings[1]
+
+    def test_a_retry_after_above_the_cap_is_cut_and_said(self, api, credentials, clock,
+                                                          caplog) -> None:
+        from tap_dap.client import RetryPolicy
+        from tests.unit.client.conftest import make_client
+
+        api.get(SCHEMA, [{"status_code": 503, "headers": {"Retry-After": "3600"}, "text": "x"},
+                         {"status_code": 503, "headers": {"Retry-After": "20"}, "text": "x"},
+                         {"json": GOOD_SCHEMA}])
+        caplog.set_level(logging.WARNING, logger="tap_dap.client")
+        policy = RetryPolicy(max_time=1000.0, max_retry_after=600.0)
+        with make_client(credentials, retry=policy) as session:
+            assert session.get_table_schema("canvas", "accounts").version == 3
+        assert clock.sleeps == [600.0, 20.0]
+        first, second = [r.getMessage() for r in caplog.records]
+        assert "; the server asked to wait 3600 s (Retry-After), more than " \
+               "max_retry_after_seconds allows: waiting 600 s before retrying (attempt 2, " in first
+        assert "; waiting 20 s as the server asked (Retry-After) before retrying (attempt 3, " \
+               "600.0 s of the 1000 s retry budget spent)" in second
+        assert all(r.levelno == logging.WARNING for r in caplog.records)
+
     def test_parse_retry_after(self) -> None:
         now = datetime(2024, 1, 1, tzinfo=UTC)
         assert parse_retry_after("12", now) == 12.0

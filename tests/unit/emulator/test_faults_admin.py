@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -72,6 +73,23 @@ def test_truncate_sends_half_the_object(live: Live) -> None:
     assert info.value.partial == full[: len(full) // 2]
 
 
+def test_drip_sends_the_headers_then_one_byte_per_interval(live: Live) -> None:
+    job = live.query("canvas", "accounts", {"format": "jsonl"})
+    item = job["objects"][0]
+    url = live.post("/dap/object/url", [item]).json()["urls"][item["id"]]["url"]
+    _fault(live, endpoint="object", kind="drip", interval=0.2)
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    connection.request("GET", f"{parts.path}?{parts.query}")
+    started = time.monotonic()
+    response = connection.getresponse()
+    assert response.status == 200 and time.monotonic() - started < 0.2
+    head = requests.get(url).content[:3]
+    assert [response.read1(64) for _ in range(3)] == [head[i:i + 1] for i in range(3)]
+    assert time.monotonic() - started >= 0.4  # the 2nd and 3rd byte came 0.2 s apart
+    connection.close()
+
+
 def test_expired_faults(live: Live) -> None:
     job = live.query("canvas", "accounts", {"format": "jsonl"})
     item = job["objects"][0]
@@ -109,6 +127,8 @@ def test_bad_fault_specs_are_rejected(live: Live) -> None:
         ([{"endpoint": "job", "kind": "418"}], "kind must be one of"),
         ([{"endpoint": "tables", "kind": "failed"}], "applies only to"),
         ([{"endpoint": "job", "kind": "500", "count": 0}], "count must be a positive"),
+        ([{"endpoint": "job", "kind": "drip", "interval": 0}], "interval must be a number"),
+        ([{"endpoint": "job", "kind": "drip", "interval": "1"}], "interval must be a number"),
         ({"endpoint": "job"}, "JSON array"),
     ]:
         response = live.post("/_emulator/faults", body)

@@ -40,8 +40,8 @@ def test_column_names_with_quote_and_backslash_decode_and_name_themselves_in_err
     assert decoder.decode(raw, "things") == (7, (7, 1, 2, 3), False)
     with pytest.raises(InputError) as raised:
         decoder.decode(b'{"id": 7, "back\\\\slash": "x"}', "things")
-    assert str(raised.value) == ("stream 'things': invalid record: Expected `int | null`, got "
-                                 "`str` - at `$.back\\slash`")
+    assert str(raised.value) == ("stream 'things': invalid value for 'back\\slash': expected an "
+                                 "integer within 64 bits, got \"x\"")
 
 
 def test_bytes_that_are_not_utf8_are_one_input_error() -> None:
