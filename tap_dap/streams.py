@@ -18,7 +18,7 @@ from singer_sdk import Stream, Tap, metrics
 from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.singerlib import ActivateVersionMessage, SchemaMessage
 
-from tap_dap import mapping
+from tap_dap import compiled_maps, mapping
 from tap_dap.client import DAPClientError, format_timestamp
 from tap_dap.errors import MalformedDataError, StreamSyncError, TapDapError
 from tap_dap.jobs import ReadyJob, TableRequest
@@ -68,7 +68,7 @@ class DAPTableStream(Stream):
         #: The job whose data this run wrote completely (None until then).
         self.synced_job: ReadyJob | None = None
         self._line_mapper: mapping.MappedRecords | None = None
-        self._compiled: mapping.CompiledMap | None | bool = False  # False: not worked out yet
+        self._compiled: compiled_maps.CompiledMap | None | bool = False  # False: not worked out yet
 
     @property
     def table_schema(self) -> StreamSchema:
@@ -101,13 +101,13 @@ class DAPTableStream(Stream):
                               self._map_one_line)  # fmt: skip
 
     @property
-    def compiled_map(self) -> mapping.CompiledMap | None:
+    def compiled_map(self) -> compiled_maps.CompiledMap | None:
         """The stream's maps as bytes rewrites, when they are that simple (tap_dap.mapping)."""
         if self._compiled is False:
             self._register_maps()
             self._compiled = None
             if not mapping.is_plain(self.stream_maps, self.name):
-                self._compiled = mapping.compiled_map(
+                self._compiled = compiled_maps.compiled_map(
                     self.config.get("stream_maps") or {},
                     self.config.get("stream_map_config") or {},
                     self.name, list(self.stream_maps), self.sent_schema(),
