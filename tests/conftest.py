@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from tests.servers import MariaDBServer, PostgresServer, ServerUnavailable
+
+
+@pytest.fixture(autouse=True)
+def _restore_signal_handlers() -> Iterator[None]:
+    """A plugin built in-process installs its own SIGINT/SIGTERM handlers (singer-sdk does
+    so in __init__); put the previous ones back so no later test inherits them."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
 
 
 @pytest.fixture(scope="session")

@@ -126,7 +126,13 @@ def test_initialize_changes_synchronize_drop(dialect: str, emulator: RunningEmul
     before = meta_rows(url)
     for table in TABLES:
         result = replicator.synchronize("canvas", table)
-        assert (result.rows_written, result.snapshot, result.schema_version) == (12, False, 1)
+        assert (result.snapshot, result.schema_version) == (False, 1)
+        if dialect == "mariadb":
+            # The meta row's `datetime` keeps whole seconds, cut down (never rounded up past a
+            # change): rows of the snapshot's last second come again and upsert idempotently.
+            assert 12 <= result.rows_written <= 12 + 30
+        else:
+            assert result.rows_written == 12
         assert result.timestamp > before[table][0]
     assert_equals_truth(url, emulator, TABLES)
 
