@@ -23,9 +23,12 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 _local = threading.local()
 
 
-def set_deadline(deadline: float | None) -> None:
-    """The deadline (monotonic) for this thread's next requests; None: no watchdog."""
+def set_deadline(deadline: float | None) -> float | None:
+    """Set the deadline (monotonic) for this thread's requests (None: no watchdog); return the
+    one it replaces, to restore after a request made inside another (a token renewal)."""
+    previous = getattr(_local, "deadline", None)
     _local.deadline = deadline
+    return previous
 
 
 class _WatchedHeaders:

@@ -172,7 +172,7 @@ class Transport:
         host = requests.utils.urlparse(url).netloc
         left = max(0.01, deadline - time.monotonic())
         timeout = (min(self.settings.connect_timeout, left), min(self.settings.read_timeout, left))
-        set_deadline(deadline)  # headers that trickle in past it are cut off (deadline_adapter)
+        outer = set_deadline(deadline)  # trickling headers are cut off at it (deadline_adapter)
         try:
             return self.http.request(
                 method, url, auth=auth, stream=True, timeout=timeout, **kwargs
@@ -201,7 +201,7 @@ class Transport:
         except requests.RequestException as exc:
             reason = f"request to {host} failed ({describe_network_error(exc)})"
         finally:
-            set_deadline(None)
+            set_deadline(outer)
         raise NetworkError(reason, operation=operation)
 
     def exchange(self, method: str, url: str, *, operation: str, auth: requests.auth.AuthBase,
