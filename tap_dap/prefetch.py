@@ -9,12 +9,14 @@ objects of streams whose jobs are complete, earliest in output order first.
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from tap_dap.client import DownloadInterruptedError
+from tap_dap.client import DownloadInterruptedError, RetryPolicy
 from tap_dap.errors import TapDapError
 from tap_dap.output import RecordEncoder, encode_object
 
@@ -22,9 +24,6 @@ logger = logging.getLogger("tap-dap.prefetch")
 
 #: Upper bound for the head object's own queue (it is not limited by the shared budget).
 HEAD_QUEUE_BYTES = 4 * 1024 * 1024
-#: Restarts of one object's transfer in a row without a single new block before giving up.
-MAX_RESTARTS_WITHOUT_PROGRESS = 3
-
 #: An object's data as blocks of whole lines, each ending with b"\n" (see output.encode_object).
 BlockSource = Callable[[object], Iterator[bytes]]
 
@@ -197,7 +196,7 @@ def restartable_blocks(
     open_blocks: Callable[[], Iterator[bytes]],
     label: str,
     *,
-    max_restarts: int = MAX_RESTARTS_WITHOUT_PROGRESS,
+    policy: RetryPolicy | None = None,
 ) -> Iterator[bytes]:
     """Blocks of whole lines of one object; a transfer that breaks midway is restarted.
 
@@ -206,12 +205,15 @@ def restartable_blocks(
     immutable, so byte N of a new transfer is byte N of the broken one: the bytes already
     delivered are skipped, and as every block ends with a line ending, the first new block
     starts with a whole line. Nothing is emitted twice and nothing is lost, whatever the block
-    boundaries of either transfer. A transfer that breaks again without a new block counts
-    towards ``max_restarts``; one that made progress resets the count, so a long object on a
-    flaky link still completes.
+    boundaries of either transfer. Restarts wait (with jitter, as the client's retries do) and
+    go on while `policy`'s retry budget lasts, counted from the first break without new data
+    in between: a link that is down for a minute is ridden out as it is before the first
+    byte, and a long object on a flaky link that keeps making progress still completes.
     """
+    policy = policy or RetryPolicy()
     delivered = 0
     restarts = 0
+    stalled_since = 0.0
     while True:
         skip = delivered
         delivered_before = delivered
@@ -229,11 +231,19 @@ def restartable_blocks(
         except DownloadInterruptedError as exc:
             if exc.attempts > 1:
                 raise  # the client retried this transfer itself until its retry budget ran out
-            restarts = 1 if delivered > delivered_before else restarts + 1
-            if restarts > max_restarts:
+            now = time.monotonic()
+            if restarts == 0 or delivered > delivered_before:
+                restarts, stalled_since = 0, now
+            restarts += 1
+            spent = now - stalled_since
+            if spent >= policy.max_time:
+                exc.attempts, exc.elapsed, exc.budget = restarts, spent, policy.max_time
                 raise
+            ceiling = min(policy.max_delay, policy.base_delay * 2 ** (restarts - 1))
+            wait = min(random.uniform(ceiling / 2, ceiling), policy.max_time - spent)
             logger.warning(
                 "%s: download broke after %d bytes of data (%s); reading it again from the "
-                "start (restart %d of at most %d in a row)",
-                label, delivered, exc, restarts, max_restarts,
+                "start in %.1f s (restart %d, %.1f s of the %g s retry budget spent)",
+                label, delivered, exc, wait, restarts, spent, policy.max_time,
             )  # fmt: skip
+            time.sleep(wait)

@@ -157,7 +157,7 @@ class TapSettings:
                 except ValueError:
                     raise ConfigurationError(
                         f"setting {name} must be a positive number, got {value!r}") from None
-            if value is None or value <= 0:
+            if value is None or not value > 0:  # `not >`: NaN too
                 raise ConfigurationError(f"setting {name} must be a positive number, got {value!r}")
             return value
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from tap_dap.client import JOB_EXPIRY_MARGIN
+from tap_dap.client import JOB_EXPIRY_MARGIN, RetryPolicy
 from tap_dap.errors import StreamSyncError
 from tap_dap.jobs import JobScheduler, ReadyJob, TableRequest
 from tap_dap.output import RecordEncoder, RecordEncoding
@@ -47,6 +47,8 @@ class SyncCoordinator:
     ) -> None:
         self._session = session
         self._snapshot_version = snapshot_version
+        # A transfer that broke after handing out data is restarted within the same budget.
+        self._restarts = RetryPolicy(max_time=settings.retry_budget_seconds)
         self._pending = {r.stream_name for r in requests}
         self._prefetcher = Prefetcher(
             self._blocks_of,
@@ -149,4 +151,5 @@ class SyncCoordinator:
         return restartable_blocks(
             lambda: self._session.stream_object_line_blocks(obj),
             f"object {obj.id} of job {obj.job_id}",
+            policy=self._restarts,
         )

@@ -7,14 +7,17 @@ time and `"NaN"` as a number. So each mapped JSON-schema type is checked here, w
 `validate_records` says, and a bad value gets one error worded the same on every database:
 ``invalid value for 'column': expected <what>, got <value>``.
 
-Checks run only where the dialect's own decode type would let a bad value through (text kept for
-the server to parse, or a Decimal that msgspec also reads from a JSON string); elsewhere msgspec
-has already refused the value and `explain_generic` words its error the same way.
+Temporal values and numbers are parsed here on every dialect (text in a canonical RFC 3339
+spelling where the dialect keeps text, else the parsed value; a number from raw JSON, never
+from a JSON string, within a double's range); other kinds are refused by msgspec's decode and
+`explain_generic` words its error the same way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import sys
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -57,27 +60,46 @@ def shown(value: Any) -> str:
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
 
 
-def _text_check(kind: str, what: str) -> Callable[[Any], Any]:
-    parsed = _PARSED[kind]
+def _temporal_check(kind: str, what: str, keep_text: bool) -> Callable[[str], Any]:
+    """Parse an RFC 3339 text; return it canonical (`keep_text`) or as the parsed value.
 
-    def check(value: str) -> str:
+    Canonical text (upper-case `T`/`Z`, at most microseconds) is what every database reads the
+    same way: SQLite's date functions read `2024-01-01t00:00:00z` as NULL. A date-time must
+    also have its UTC instant within years 1..9999 (MariaDB cannot convert it, PostgreSQL
+    stores one it cannot read back), and a time of day has no offset (PostgreSQL drops it).
+    """
+    parsed_type = _PARSED[kind]
+
+    def check(value: str) -> Any:
         try:
-            msgspec.convert(value, parsed)
-        except msgspec.ValidationError:
+            parsed = msgspec.convert(value, parsed_type)
+            if kind == "timestamptz":
+                parsed.astimezone(dt.UTC)
+            elif kind == "time" and parsed.tzinfo is not None:
+                raise ValueError
+        except (msgspec.ValidationError, OverflowError, ValueError):
             raise ValueError(f"expected {what}, got {shown(value)}") from None
-        return value  # kept as written: the database parses the same text
+        return msgspec.json.encode(parsed)[1:-1].decode() if keep_text else parsed
 
     return check
 
 
-def _exact_number(what: str) -> Callable[[msgspec.Raw], Decimal | None]:
-    def convert(raw: msgspec.Raw) -> Decimal | None:
+def _exact_number(what: str, number: type) -> Callable[[msgspec.Raw], Any]:
+    """Read a JSON number from raw JSON as `number` (Decimal or float).
+
+    Never from a JSON string (msgspec reads "12.5" as a Decimal), and within a double's range
+    on every dialect: SQLite/MariaDB store doubles, so PostgreSQL's numeric takes no 1e309.
+    """
+    def convert(raw: msgspec.Raw) -> Any:
         text = bytes(raw)
         if text == b"null":
             return None
         if text[0] not in _NUMBER_START:  # a string ("NaN", "12.5"), true, an object …
             raise ValueError(f"expected {what}, got {shown(raw)}")
-        return Decimal(text.decode())
+        value = Decimal(text.decode())
+        if math.isinf(float(value)):
+            raise ValueError(f"expected {what} within ±{sys.float_info.max!r}, got {shown(raw)}")
+        return value if number is Decimal else float(value)
 
     return convert
 
@@ -96,11 +118,14 @@ def generic_checks(columns: list[Column], decode_types: list[Any]
         kind, what = column.type.kind, expected(column)
         if what is None:
             continue
-        if kind in _PARSED and _base(types[i]) is str:
-            checks.append((i, _text_check(kind, what)))
-        elif kind == "numeric" and _base(types[i]) is Decimal:
+        base = _base(types[i])
+        if kind in _PARSED and base in (str, _PARSED[kind]):
+            checks.append((i, _temporal_check(kind, what, keep_text=base is str)))
+            if base is not str:  # parsed here, with the checks msgspec's own parse lacks
+                types[i] = str
+        elif kind == "numeric" and base in (Decimal, float):
             types[i] = msgspec.Raw
-            checks.append((i, _exact_number(what)))
+            checks.append((i, _exact_number(what, base)))
     return types, checks
 
 

@@ -88,7 +88,9 @@ class RetryPolicy:
         if (self.max_attempts is not None and self.max_attempts < 1) or (
                 self.processing_error_attempts < 1):
             raise ConfigurationError("retry attempts must be at least 1")
-        if self.max_time <= 0 or min(self.base_delay, self.max_delay, self.max_retry_after) < 0:
+        # `not x > 0` / `not x >= 0`: a NaN compares false to everything and would never end.
+        if not self.max_time > 0 or not all(
+                limit >= 0 for limit in (self.base_delay, self.max_delay, self.max_retry_after)):
             raise ConfigurationError("retry times must be positive")
 
 

@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from tap_dap.client.auth import AccessToken, TokenManager
 from tap_dap.client.config import ClientSettings
+from tap_dap.client.deadline_adapter import DeadlineAdapter, set_deadline
 from tap_dap.client.error_mapping import error_from_response
 from tap_dap.client.errors import (
     AuthenticationError,
@@ -144,7 +144,7 @@ class Transport:
         install_urllib3_redaction()
         self.http = requests.Session()
         pool = max(10, settings.download_workers + 4)
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool)
+        adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=pool)
         self.http.mount("https://", adapter)
         self.http.mount("http://", adapter)
         self.http.headers["User-Agent"] = settings.user_agent
@@ -172,6 +172,7 @@ class Transport:
         host = requests.utils.urlparse(url).netloc
         left = max(0.01, deadline - time.monotonic())
         timeout = (min(self.settings.connect_timeout, left), min(self.settings.read_timeout, left))
+        outer = set_deadline(deadline)  # trickling headers are cut off at it (deadline_adapter)
         try:
             return self.http.request(
                 method, url, auth=auth, stream=True, timeout=timeout, **kwargs
@@ -188,13 +189,19 @@ class Transport:
         except requests.exceptions.ReadTimeout:
             reason = f"no response from {host} within {timeout[1]:g} s"
         except requests.exceptions.ConnectionError as exc:
-            reason = f"cannot connect to {host} ({describe_network_error(exc)})"
+            if time.monotonic() >= deadline:
+                reason = (f"the answer's headers from {host} were still arriving when the "
+                          "request's deadline passed")
+            else:
+                reason = f"cannot connect to {host} ({describe_network_error(exc)})"
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
             raise ConfigurationError(
                 f"invalid URL for {operation}: {redact_text(str(exc))}"
             ) from None
         except requests.RequestException as exc:
             reason = f"request to {host} failed ({describe_network_error(exc)})"
+        finally:
+            set_deadline(outer)
         raise NetworkError(reason, operation=operation)
 
     def exchange(self, method: str, url: str, *, operation: str, auth: requests.auth.AuthBase,

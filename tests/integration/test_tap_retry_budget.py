@@ -144,3 +144,23 @@ def test_a_retry_after_above_the_cap_is_logged_and_cut(emu, caplog) -> None:
                             "asked for 3600 s with Retry-After, more than "
                             "max_retry_after_seconds allows)") for m in warnings), warnings
     assert _errors(caplog) == []
+
+
+@pytest.mark.parametrize("faults", [
+    [{"endpoint": "object", "kind": "500", "count": 1000}],
+    [{"endpoint": "object", "kind": "reset", "count": 1000}],
+    [{"endpoint": "object", "kind": "truncate", "count": 1000}],
+    [{"endpoint": "auth", "kind": "500", "count": 1000}],
+    [{"endpoint": "tables", "kind": "503", "count": 1000, "retry_after": 0}],
+], ids=["object-500", "object-reset", "object-truncate", "login-500", "tables-503"])
+def test_retry_warnings_and_the_budget_error_carry_no_secret(emu, tmp_path, faults) -> None:
+    emu.faults(faults)
+    config = write_json(tmp_path / "c.json", tap_config(
+        emu, retry_budget_seconds=1.5, object_download_timeout_seconds=1))
+    result = run_cli("--config", config)
+    assert result.returncode == 1
+    assert "retry budget of 1.5 s is spent" in result.stderr.strip().splitlines()[-1], result.stderr
+    assert "| WARNING" in result.stderr  # the retries were logged …
+    leaks = [s for s in (emu.client_secret, "X-Amz-Signature=", "eyJ")
+             if s in result.stderr or s in result.stdout]
+    assert leaks == []  # … without the secret, a JWT or a pre-signed URL's signature

@@ -31,6 +31,7 @@ from tap_dap.client import (
     UnexpectedResponseError,
     ValidationError,
 )
+from tap_dap.client.errors import ConfigurationError
 from tap_dap.client.retry import parse_retry_after
 from tests.unit.client.conftest import BASE, calls_to
 
@@ -410,3 +411,13 @@ class TestRetries:
         assert parse_retry_after("Sun, 31 Dec 2023 23:00:00 GMT", now) == 0.0
         assert parse_retry_after("soon", now) is None
         assert parse_retry_after(None, now) is None
+
+
+@pytest.mark.parametrize("limits", [
+    {"max_time": float("nan")}, {"max_time": 0}, {"max_time": -1}, {"max_delay": float("nan")},
+    {"max_retry_after": float("nan")}, {"base_delay": -1},
+])
+def test_a_retry_policy_refuses_limits_that_are_not_positive_numbers(limits: dict) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RetryPolicy(**limits)
+    assert str(info.value) == "retry times must be positive"

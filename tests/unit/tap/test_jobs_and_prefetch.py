@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tap_dap.client import FailedJob, JobStatus, ProcessingError, TableJob
+from tap_dap.client import FailedJob, JobStatus, ProcessingError, RetryPolicy, TableJob
 from tap_dap.errors import StreamSyncError
 from tap_dap.job_queue import JobQueue
 from tap_dap.jobs import JobScheduler, TableRequest
@@ -319,26 +319,37 @@ def test_a_failed_job_seen_by_creator_and_poller_is_counted_once() -> None:
     assert [c for c in session.calls if c[0] == "snapshot"] == [("snapshot", "a")] * 3
 
 
-def test_restarts_without_progress_are_bounded_but_progress_resets_the_count() -> None:
+def test_restarts_without_progress_last_the_retry_budget_and_progress_resets_it() -> None:
     from tap_dap.client import DownloadInterruptedError
 
+    quick = RetryPolicy(max_time=0.5, base_delay=0.05, max_delay=0.1)
+    attempts: list[float] = []
+
     def stalls():
+        attempts.append(time.monotonic())
         yield from blocks_of_lines(lines(0, 1))
         raise DownloadInterruptedError("reset", object_id="o")
 
-    with pytest.raises(DownloadInterruptedError):
-        list(restartable_blocks(stalls, "object o", max_restarts=2))
+    with pytest.raises(DownloadInterruptedError) as info:
+        list(restartable_blocks(stalls, "object o", policy=quick))
+    # restarted with waits (not 3 times in a few ms) until the budget was spent, then one error
+    assert 0.5 <= attempts[-1] - attempts[0] < 1.0
+    assert 4 <= len(attempts) <= 11
+    assert str(info.value).endswith(
+        f"(gave up after {len(attempts)} attempts in {info.value.elapsed:.1f} s: the retry "
+        "budget of 0.5 s is spent)")
 
-    attempts = []
+    breaks = []
 
-    def one_more_each_time():  # breaks 10 times, each time one line further
-        attempts.append(1)
-        yield from blocks_of_lines(lines(0, len(attempts)), 1)
-        if len(attempts) <= 10:
+    def one_more_each_time():  # breaks 20 times, each time one line further
+        breaks.append(1)
+        yield from blocks_of_lines(lines(0, len(breaks)), 1)
+        if len(breaks) <= 20:
             raise DownloadInterruptedError("reset", object_id="o")
 
-    received = list(restartable_blocks(one_more_each_time, "object o", max_restarts=2))
-    assert b"".join(received) == _joined(11)
+    tight = RetryPolicy(max_time=0.2, base_delay=0.02, max_delay=0.02)
+    received = list(restartable_blocks(one_more_each_time, "object o", policy=tight))
+    assert b"".join(received) == _joined(21)  # 20 breaks × 0.02 s > the budget: progress resets
 
 
 def test_a_cancelled_prefetch_is_an_error_never_a_complete_object() -> None:

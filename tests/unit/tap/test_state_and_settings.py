@@ -70,6 +70,14 @@ def test_settings_defaults_and_secret_free_repr() -> None:
     [
         ({"start_mode": "incremental"}, "setting start_mode=incremental needs a start_date"),
         ({"max_concurrent_jobs": 0}, "setting max_concurrent_jobs must be a positive number"),
+        # a NaN (a JSON config file may carry one) compares false to every bound: a budget
+        # that never ends, a deadline never passed
+        ({"retry_budget_seconds": float("nan")},
+         "setting retry_budget_seconds must be a positive number, got nan"),
+        ({"request_timeout_seconds": float("nan")},
+         "setting request_timeout_seconds must be a positive number, got nan"),
+        ({"max_retry_after_seconds": float("-inf")},
+         "setting max_retry_after_seconds must be a positive number, got -inf"),
         ({"start_date": "yesterday"},
          "setting start_date: not an ISO 8601 timestamp: 'yesterday'"),
     ],
