@@ -1,4 +1,5 @@
-"""target-dap-sql: a Singer target that replicates DAP tables into SQLite and PostgreSQL."""
+"""target-dap-sql: a Singer target that replicates DAP tables into SQLite, PostgreSQL and
+MariaDB/MySQL."""
 
 from target_dap_sql.errors import (
     ConfigError,

@@ -12,8 +12,8 @@ from target_dap_sql.errors import ConfigError
 __all__ = ["Batch", "Dialect", "dialect_for_url", "url_password"]
 
 #: URL scheme (before any `+driver`) → (module, class) of its dialect. Adding a database means
-#: a module with a Dialect subclass, a line here and its entry in
-#: tests/integration/test_dialect_contract.py (see CONTRIBUTING.md).
+#: a module with a Dialect subclass, a line here and its entry in the contract test's cases,
+#: tests/integration/dialect_cases.py (see CONTRIBUTING.md).
 DIALECTS: dict[str, tuple[str, str]] = {
     "sqlite": ("target_dap_sql.dialects.sqlite", "SqliteDialect"),
     "postgresql": ("target_dap_sql.dialects.postgresql", "PostgresDialect"),

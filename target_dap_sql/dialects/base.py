@@ -213,6 +213,8 @@ class Dialect(ABC):
     """
 
     name: str
+    #: The table_sync meta table as messages name it (`instructure_dap.table_sync`, …).
+    meta_table_label: str
     #: False where text and JSON values cannot hold NUL (U+0000) (PostgreSQL).
     stores_nul_characters: bool = True
 
@@ -297,6 +299,8 @@ class Dialect(ABC):
         """What holds the table, as dbt's `schema` names it (schema, database or `main`)."""
 
     def staging_table(self, layout: TableLayout) -> str:
+        """The snapshot staging table's name as `table_name` gives the live one's (in the same
+        schema or database)."""
         return layout.table + STAGING_SUFFIX
 
     def object_names(self, layout: TableLayout) -> set[str]:

@@ -39,8 +39,6 @@ class ConnectionDialect(Dialect, Generic[ConnT, StatementsT]):
 
     #: The driver's exception base class; its errors become one DatabaseError line.
     driver_error: ClassVar[type[Exception]]
-    #: The table_sync meta table as messages name it.
-    meta_table_label: ClassVar[str]
 
     def __init__(self, *, loads: BackgroundJob | None = None) -> None:
         self._conn: ConnT | None = None

@@ -97,6 +97,10 @@ def literal(value: Any) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+#: The longest utf8mb4 `varchar(n)` MySQL and MariaDB create (65535 bytes / 4).
+MAX_VARCHAR_CHARS = 16383
+
+
 def type_ddl(column: Column, layout: TableLayout) -> str:
     sql_type = column.type
     kind = sql_type.kind
@@ -108,7 +112,9 @@ def type_ddl(column: Column, layout: TableLayout) -> str:
         length = sql_type.length or 0
         if length >= 2**24:
             return "longtext"
-        return f"varchar({length})" if length < 65536 else "mediumtext"
+        # A row holds at most 65535 bytes and utf8mb4 reserves 4 per character: a longer
+        # varchar is refused in strict mode, so it becomes a text type as over 65535.
+        return f"varchar({length})" if length <= MAX_VARCHAR_CHARS else "mediumtext"
     if kind == "char":
         return f"char({sql_type.length})"
     if kind == "decimal":

@@ -18,6 +18,9 @@ _CATALOG_NAMES = {
 }
 #: PostgreSQL's NAMEDATALEN - 1: longer identifiers are silently cut to this many bytes.
 MAX_IDENTIFIER_BYTES = 63
+#: The longest `varchar(n)` PostgreSQL accepts; a longer maxLength (other taps send 2^24 - 1 for
+#: MySQL mediumtext) is stored as `text`, as MySQL stores it as mediumtext/longtext.
+MAX_VARCHAR_LENGTH = 10_485_760
 
 
 def pg_enum_type(layout: TableLayout, column: Column) -> str:
@@ -26,8 +29,16 @@ def pg_enum_type(layout: TableLayout, column: Column) -> str:
     return shortened(layout.enum_type_name(column), MAX_IDENTIFIER_BYTES, "__enum")
 
 
+def _storable(sql_type: SqlType) -> SqlType:
+    """The type PostgreSQL can create for the layout's type."""
+    if sql_type.kind == "varchar" and (sql_type.length or 0) > MAX_VARCHAR_LENGTH:
+        return SqlType("text")
+    return sql_type
+
+
 def catalog_name(sql_type: SqlType) -> str:
     """The type as format_type() in pg_catalog spells it (to compare with a column's)."""
+    sql_type = _storable(sql_type)
     if sql_type.kind == "array":
         assert sql_type.element is not None
         return catalog_name(sql_type.element) + "[]"
@@ -66,6 +77,7 @@ def column_type_ddl(column: Column, layout: TableLayout) -> str:
 
 
 def _type_ddl(sql_type: SqlType, column: Column, layout: TableLayout) -> str:
+    sql_type = _storable(sql_type)
     kind = sql_type.kind
     if kind == "array":
         assert sql_type.element is not None

@@ -19,6 +19,7 @@ import msgspec
 from target_dap_sql.decoding import Converters, constrained
 from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import (
+    STAGING_SUFFIX,
     Batch,
     compact_json_text,
     nested_object_text,
@@ -85,6 +86,9 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
     def container_name(self, schema: str | None) -> str:
         return "main"
+
+    def staging_table(self, layout: TableLayout) -> str:
+        return prefixed_table_name(layout, layout.table + STAGING_SUFFIX)
 
     # --- decoding ---------------------------------------------------------------------------
 
@@ -154,14 +158,14 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         self._forget_statements(layout)
 
     def create_staging(self, layout: TableLayout) -> None:
-        staging = prefixed_table_name(layout, self.staging_table(layout))
+        staging = self.staging_table(layout)
         self._transaction(f"creating the snapshot staging table of '{layout.stream}'",
                           lambda: self._schema.create_staging(layout, staging))
 
     # --- loading ----------------------------------------------------------------------------
 
     def _build_statements(self, layout: TableLayout, staging: bool) -> _Statements:
-        table = quote(prefixed_table_name(layout, self.staging_table(layout) if staging else None))
+        table = quote(self.staging_table(layout) if staging else prefixed_table_name(layout))
         names = ", ".join(quote(c.name) for c in layout.columns)
         values = ", ".join("?" if c.source == "record" else
                            "strftime('%Y-%m-%d %H:%M:%f', 'now')" for c in layout.columns)
@@ -198,8 +202,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             lambda: self.conn.execute(f"SELECT 1 FROM {live} LIMIT 1").fetchone() is not None)
 
     def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
-        live = prefixed_table_name(layout)
-        staging = prefixed_table_name(layout, self.staging_table(layout))
+        live, staging = prefixed_table_name(layout), self.staging_table(layout)
         self._swap_in_one_transaction(layout, batch, meta,
                                       lambda: self._schema.swap(live, staging))
 

@@ -2,105 +2,42 @@
 
 Each case drives a dialect the way the loader and the admin commands do (prepare_table,
 write_batch, staging and swap, meta rows, count and drop) and checks the outcome in the database
-over a connection of its own. What differs between databases is only data in `CASES` — the
-types each column gets and the names each table gets. Adding a dialect: its module, its line in
-target_dap_sql/dialects/__init__.py, and an entry here (CONTRIBUTING.md).
+over a connection of its own. What differs between databases is only data in `CASES`
+(dialect_cases.py) — the types each column gets and the names each table gets. Adding a
+dialect: its module, its line in target_dap_sql/dialects/__init__.py, and its entry in `CASES`
+(CONTRIBUTING.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import inspect
 import json
-import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from target_dap_sql.decoding import RecordDecoder
-from target_dap_sql.dialects import Batch, Dialect, dialect_for_url
+from target_dap_sql.dialects import DIALECTS, Batch, Dialect, dialect_for_url
+from target_dap_sql.dialects.connection import ConnectionDialect
 from target_dap_sql.errors import DatabaseError, SchemaError
 from target_dap_sql.layout import LayoutOptions, TableLayout, build_layout
 from target_dap_sql.meta import MetaRow, bookmark_from_state, meta_row_for
-from tests.integration.test_target_mysql import mysql_query
-from tests.unit.target.dap_messages import record, singer_schema, submission, submissions_schema
+from tests.integration.dialect_cases import CASES, EVERY_KIND, EVERY_KIND_COLUMNS, DialectCase
+from tests.unit.target.dap_messages import (
+    META,
+    record,
+    singer_schema,
+    submission,
+    submissions_schema,
+)
 
 S = "canvas-submissions"
-SUBMISSIONS_V1 = ["id", "assignment_id", "attempt", "workflow_state", "grade", "score", "excused",
-                  "submitted_at", "lti_id", "body", "media", "tags"]
-
-
-def _sqlite_query(url: str, sql: str) -> list[tuple]:
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        return conn.execute(sql).fetchall()
-
-
-def _pg_query(url: str, sql: str) -> list[tuple]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class DialectCase:
-    """One database in the contract: how to reach it and what it names and types things."""
-
-    name: str  # Dialect.name
-    query: Callable[[str, str], list[tuple]]  # (url, sql) → rows, on a connection of its own
-    column_types_sql: str  # {schema} {table}: (column, type) rows in column order
-    tables_sql: str  # {schema}: the names of the tables holding the stream `canvas-…`
-    types_v1: dict[str, str]  # the submissions table's column types, as the catalog shows them
-    types_v2: dict[str, str]  # what evolution to schema version 2 changes or adds
-    submissions: tuple[str, str]  # (table_name, qualified_name) of canvas.submissions
-    container: str | None  # container_name("canvas"); None: the database's own name
-    enum_types_sql: str | None = None  # the enum types named after canvas.submissions
-
-
-CASES = {
-    "sqlite": DialectCase(
-        name="sqlite", query=_sqlite_query,
-        column_types_sql='SELECT name, type FROM pragma_table_info(\'{schema}__{table}\')',
-        tables_sql="SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE "
-                   "'{schema}\\_\\_%' ESCAPE '\\' ORDER BY 1",
-        types_v1=dict(zip(SUBMISSIONS_V1, ["INTEGER", "INTEGER", "INTEGER", "TEXT", "TEXT", "REAL",
-                                           "INTEGER", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT"],
-                          strict=True)),
-        types_v2={"late_days": "INTEGER"},
-        submissions=("canvas__submissions", '"canvas__submissions"'), container="main"),
-    "postgres": DialectCase(
-        name="postgresql", query=_pg_query,
-        column_types_sql="SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-                         "WHERE attrelid = '\"{schema}\".\"{table}\"'::regclass AND attnum > 0 "
-                         "AND NOT attisdropped ORDER BY attnum",
-        tables_sql="SELECT tablename FROM pg_tables WHERE schemaname = '{schema}' ORDER BY 1",
-        types_v1=dict(zip(SUBMISSIONS_V1, [
-            "bigint", "bigint", "integer", "canvas.submissions__workflow_state",
-            "character varying(255)", "double precision", "boolean",
-            "timestamp without time zone", "uuid", "text", "jsonb", "text[]"], strict=True)),
-        types_v2={"grade": "character varying(1024)", "late_days": "integer"},
-        submissions=("submissions", '"canvas"."submissions"'), container="canvas",
-        enum_types_sql="SELECT typname FROM pg_type WHERE typtype = 'e' AND typname LIKE "
-                       "'submissions\\_\\_%' ORDER BY 1"),
-    "mariadb": DialectCase(
-        name="mysql", query=mysql_query,
-        column_types_sql="SELECT column_name, column_type FROM information_schema.columns WHERE "
-                         "table_schema = DATABASE() AND table_name = '{schema}__{table}' "
-                         "ORDER BY ordinal_position",
-        tables_sql="SELECT table_name FROM information_schema.tables WHERE table_schema = "
-                   "DATABASE() AND table_name LIKE '{schema}\\_\\_%' ORDER BY 1",
-        types_v1=dict(zip(SUBMISSIONS_V1, [
-            "bigint(20)", "bigint(20)", "int(11)",
-            "enum('submitted','graded','__dap_unspecified__')", "varchar(255)", "double",
-            "tinyint(4)", "datetime", "binary(16)", "mediumtext", "longtext", "longtext"],
-            strict=True)),
-        # New ENUM labels are appended: the stored order (and sorting) of old ones is kept.
-        types_v2={"workflow_state": "enum('submitted','graded','__dap_unspecified__',"
-                                    "'pending_review')",
-                  "grade": "varchar(1024)", "late_days": "int(11)"},
-        submissions=("canvas__submissions", '"canvas__submissions"'), container=None),
-}
 
 
 @dataclass
@@ -112,10 +49,12 @@ class Harness:
     dialect: Dialect
 
     def layout(self, version: int = 1, *, stream_schema: dict | None = None,
-               keys: list[str] | None = None, stream: str = S) -> TableLayout:
+               keys: list[str] | None = None, stream: str = S,
+               options: LayoutOptions | None = None) -> TableLayout:
         message = singer_schema("canvas", "submissions", version, submissions_schema(version))
         return build_layout(stream, stream_schema or message["schema"],
-                            message["key_properties"] if keys is None else keys, LayoutOptions())
+                            message["key_properties"] if keys is None else keys,
+                            options or LayoutOptions())
 
     def rows(self, layout: TableLayout, records: list[dict[str, Any]]) -> list[tuple]:
         """Rows as the loader hands them to the dialect: decoded with its field types."""
@@ -154,15 +93,13 @@ def meta_row(layout: TableLayout, timestamp: str, version: int = 1) -> MetaRow:
     return meta_row_for(layout, bookmark)
 
 
-@pytest.fixture(name="db", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
-                                   pytest.param("mariadb", marks=pytest.mark.mariadb)])
+@pytest.fixture(name="db", params=[pytest.param(name, marks=case.marks)
+                                   for name, case in CASES.items()])
 def harness_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/dap.db"
-    else:
-        url = request.getfixturevalue("pg_url" if request.param == "postgres" else "mariadb_url")
-    dialect = dialect_for_url(url)
     case = CASES[request.param]
+    url = (request.getfixturevalue(case.server) if case.server
+           else f"{case.name}:///{tmp_path}/dap.db")
+    dialect = dialect_for_url(url)
     assert dialect.name == case.name
     dialect.ensure_meta_tables()
     try:
@@ -330,3 +267,123 @@ def test_errors(db: Harness) -> None:
     # The connection is still usable after both.
     load("b", "c")
     assert db.query(f'SELECT "code" FROM {table} ORDER BY 1') == [("a",), ("b",), ("c",)]
+
+
+def test_types_of_every_property_kind(db: Harness) -> None:
+    dap_schema = {"type": "object", "required": ["key", "value", "meta"], "properties": {
+        "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}},
+                "required": ["id"]},
+        "value": {"type": "object", "properties": EVERY_KIND}, "meta": META}}
+    message = singer_schema("canvas", "everything", 1, dap_schema)
+    layout = db.layout(stream_schema=message["schema"], keys=["id"], stream="canvas-everything")
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    assert db.column_types("everything") == dict(zip(EVERY_KIND_COLUMNS,
+                                                     db.case.types_every_kind, strict=True))
+
+
+def test_an_empty_table_has_no_rows(db: Harness) -> None:
+    layout = db.layout()
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    assert db.dialect.live_table_has_rows(layout) is False
+    assert db.dialect.count_rows("canvas", "submissions") == 0
+    _load(db, layout, db.upserts(layout, 1))
+    _load(db, layout, deletes=db.deletes(layout, 1))
+    assert db.dialect.live_table_has_rows(layout) is False
+
+
+def test_soft_delete_and_record_metadata(db: Harness) -> None:
+    """hard_delete: false marks a deleted key with the record's `_sdc_deleted_at`; an upsert of
+    it clears the mark; add_record_metadata's `_sdc_batched_at` is set by the database."""
+    layout = db.layout(options=LayoutOptions(hard_delete=False, add_record_metadata=True))
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    _load(db, layout, db.upserts(layout, 1, 2, 3))
+    _load(db, layout, deletes=db.deletes(layout, 2, 3))
+    _load(db, layout, db.upserts(layout, 3, grade="back"))
+    qualified = db.dialect.qualified_name("canvas", "submissions")
+    rows = db.query(f'SELECT "id", "grade", "_sdc_deleted_at", "_sdc_batched_at" FROM {qualified} '
+                    'ORDER BY "id"')
+    assert [(int(i), g, None if d is None else str(d)[:19]) for i, g, d, _ in rows] == [
+        (1, "A1", None), (2, "A2", "2024-01-10 00:00:00"), (3, "back", None)]
+    assert {str(b)[:4] for *_, b in rows} == {str(dt.datetime.now(dt.UTC).year)}
+
+
+def test_a_keyless_stream_appends(db: Harness) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"},
+                                               "s": {"type": ["string", "null"]}}}
+    layout = db.layout(stream_schema=schema, keys=[], stream="canvas-events")
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    rows = db.rows(layout, [record("canvas-events", {}, {"n": 1, "s": "x"}),
+                            record("canvas-events", {}, {"n": 1, "s": "x"})])
+    _load(db, layout, rows)
+    _load(db, layout, rows[:1])
+    assert db.query(f'SELECT "n", "s" FROM {db.dialect.qualified_name("canvas", "events")}') == [
+        (1, "x")] * 3
+
+
+def test_nul_characters_as_the_dialect_says(db: Harness) -> None:
+    schema = {"type": "object", "properties": {"id": {"type": "integer"},
+                                               "s": {"type": ["string", "null"]}}}
+    layout = db.layout(stream_schema=schema, keys=["id"], stream="canvas-nul")
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    rows = db.rows(layout, [record("canvas-nul", {"id": 1}, {"s": "a\x00b"})])
+    assert db.dialect.stores_nul_characters is db.case.stores_nul_characters
+    table = db.dialect.qualified_name("canvas", "nul")
+    if db.dialect.stores_nul_characters:
+        _load(db, layout, rows)
+        assert db.query(f'SELECT "s" FROM {table}') == [("a\x00b",)]
+    else:  # the target must then refuse or replace NUL before the database sees it
+        with pytest.raises(DatabaseError, match=r"^loading stream 'canvas-nul': [^\n]+$"):
+            _load(db, layout, rows)
+        assert db.query(f'SELECT "s" FROM {table}') == []
+
+
+def test_names_of_meta_table_staging_and_claimed_objects(db: Harness) -> None:
+    layout = db.layout()
+    assert db.dialect.meta_table_label == db.case.meta_table_label
+    assert db.dialect.object_names(layout) == db.case.object_names
+    assert db.dialect.staging_table(layout) == db.case.staging_table
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    db.dialect.create_staging(layout)
+    assert db.case.staging_table in db.tables()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_refused_connection_is_one_line_without_the_password(name: str) -> None:
+    url, expected = CASES[name].refused_connection
+    dialect = dialect_for_url(url)
+    with pytest.raises(DatabaseError) as refused:
+        dialect.connect()
+    assert str(refused.value) == expected
+    assert "pw-s3cret" not in str(refused.value)
+
+
+# --- the contract itself -------------------------------------------------------------------------
+
+def test_every_dialect_has_a_case_and_every_case_a_dialect() -> None:
+    classes = {getattr(importlib.import_module(m), c) for m, c in DIALECTS.values()}
+    assert sorted(c.name for c in classes) == sorted(case.name for case in CASES.values())
+
+
+def test_every_method_of_the_contract_is_exercised_here() -> None:
+    """Each method a dialect must (or may) implement is called by a case of this file."""
+    text = Path(__file__).read_text()
+    public = {n for n, _ in inspect.getmembers(Dialect, inspect.isfunction)
+              if not n.startswith("_")}
+    assert {n for n in public if not re.search(rf"dialect\.{n}\b", text)} == set()
+
+
+def test_the_loader_uses_nothing_of_a_dialect_the_contract_does_not_declare() -> None:
+    """What target.py, sinks.py, admin.py … use of a dialect is declared on Dialect, so a dialect
+    that implements Dialect (without ConnectionDialect) has everything they need."""
+    root = Path(__file__).resolve().parents[2] / "target_dap_sql"
+    used: set[str] = set()
+    for path in root.glob("*.py"):
+        used |= set(re.findall(r"(?:\b|_)dialect\.(\w+)", path.read_text()))
+    declared = set(dir(Dialect)) | set(inspect.get_annotations(Dialect))
+    assert used and used - declared == set()
+
+
+def test_contributing_names_every_method_a_new_dialect_implements() -> None:
+    text = (Path(__file__).resolve().parents[2] / "CONTRIBUTING.md").read_text()
+    required = Dialect.__abstractmethods__ | ConnectionDialect.__abstractmethods__
+    assert {n for n in required if f"`{n}`" not in text} == set()

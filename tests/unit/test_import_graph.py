@@ -1,8 +1,11 @@
 """No import circles in tap_dap or target_dap_sql, and every module imports on its own.
 
-The graph is read from the source (every `import`, also those inside functions and under
-TYPE_CHECKING), so a circle hidden behind a lazy import counts too. `from pkg import name` is an
-edge to the submodule `pkg.name` when there is one, else to the package.
+The graph is read from the source: every `import`, also those inside functions and under
+TYPE_CHECKING, relative ones, and module names given as strings (`importlib.import_module`,
+the dialect table), so a circle hidden behind a lazy import counts too. `from pkg import name` is
+an edge to the submodule `pkg.name` when there is one, else to the package. Importing `a.b.c`
+runs `a/__init__.py` and `a/b/__init__.py` first, so it is an edge to those packages too, except
+to the importing module's own packages (they are already running when it runs).
 """
 
 from __future__ import annotations
@@ -18,33 +21,52 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("tap_dap", "target_dap_sql")
 
 
-def _modules() -> dict[str, Path]:
+def find_modules(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:
     found = {}
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
             found[".".join(parts)] = path
     return found
 
 
-MODULES = _modules()
+MODULES = find_modules(ROOT, PACKAGES)
 
 
-def import_graph() -> dict[str, set[str]]:
-    graph: dict[str, set[str]] = {name: set() for name in MODULES}
-    for name, path in MODULES.items():
+def _packages_of(module: str) -> list[str]:
+    """`a.b.c` → [`a`, `a.b`]: the packages Python imports before the module."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _imported(node: ast.AST, name: str, path: Path, modules: dict[str, Path]) -> list[str]:
+    """The modules one AST node imports (or names as a string), as written."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:  # relative: from the module's package (a package's own for __init__)
+            package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+            package = package[:len(package) - (node.level - 1)]
+            base = ".".join([*package, *([base] if base else [])])
+        submodules = [f"{base}.{alias.name}" for alias in node.names]
+        found = [m for m in submodules if m in modules]
+        return found + [base] if len(found) < len(submodules) else found
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in modules:
+        return [node.value]
+    return []
+
+
+def import_graph(modules: dict[str, Path] = MODULES) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        own = {*_packages_of(name), name}
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            targets: list[str] = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                submodules = [f"{node.module}.{alias.name}" for alias in node.names]
-                targets = [m for m in submodules if m in MODULES]
-                if len(targets) < len(submodules):
-                    targets.append(node.module)
-            graph[name] |= {t for t in targets if t in MODULES and t != name}
+            for target in _imported(node, name, path, modules):
+                graph[name] |= {m for m in (*_packages_of(target), target)
+                                if m in modules and m not in own}
     return graph
 
 
@@ -83,6 +105,24 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_circle_finder_finds_a_circle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert circles(graph) == [["a", "b", "c"]]
+
+
+def test_the_graph_reader_sees_every_way_of_importing(tmp_path: Path) -> None:
+    sources = {
+        "p/__init__.py": "from p.sub import thing\n",
+        "p/sub.py": "import q.mod\n",  # runs q/__init__ first
+        "p/rel.py": "def lazy():\n    from . import sub\n    from ..q import mod\n",
+        "q/__init__.py": "import importlib\nDRIVER = 'p.rel'\n",  # a module named by a string
+        "q/mod.py": "from q import other\n",
+        "q/other.py": "from p import sub as _s\n",
+    }
+    for file, text in sources.items():
+        (tmp_path / file).parent.mkdir(exist_ok=True)
+        (tmp_path / file).write_text(text)
+    graph = import_graph(find_modules(tmp_path, ("p", "q")))
+    assert graph == {"p": {"p.sub"}, "p.sub": {"q", "q.mod"}, "p.rel": {"p.sub", "q", "q.mod"},
+                     "q": {"p", "p.rel"}, "q.mod": {"q.other"}, "q.other": {"p", "p.sub"}}
+    assert circles(graph) == [["p", "p.rel", "p.sub", "q", "q.mod", "q.other"]]
 
 
 def test_no_import_circles() -> None:
