@@ -50,8 +50,15 @@ def test_replicator_then_dap_syncdb_then_replicator(dialect: str, emulator: Runn
         _advance(emulator)
         for table in TABLES:
             result = replicator.synchronize("canvas", table)  # from the meta row dap wrote
-            assert (result.snapshot, result.rows_written) == (False, 9)
-            assert result.timestamp > after_dap[table][0]
+            assert result.snapshot is False
+            if dialect == "mariadb":
+                # `datetime` meta rows keep whole seconds: a second sync in the same second
+                # keeps the bookmark and re-sends that second's rows (idempotent upserts).
+                assert 9 <= result.rows_written <= 9 + 30
+                assert result.timestamp >= after_dap[table][0]
+            else:
+                assert result.rows_written == 9
+                assert result.timestamp > after_dap[table][0]
     finally:
         session.close()
     assert_equals_truth(url, emulator, TABLES)
