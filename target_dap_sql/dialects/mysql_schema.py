@@ -170,9 +170,13 @@ class MySqlSchemaManager:
             "AND table_name = %s", (name,)))
 
     def ensure_meta_tables(self) -> None:
+        # Checked first so an existing database sees no DDL (each DDL commits implicitly);
+        # `IF NOT EXISTS` still, for a concurrent first run (two tables initialised at once)
+        # that created the table between our check and our CREATE.
         if not self.table_exists(VERSION_TABLE):
             self._exec(
-                f'CREATE TABLE "{VERSION_TABLE}" ("version" bigint NOT NULL AUTO_INCREMENT '
+                f'CREATE TABLE IF NOT EXISTS "{VERSION_TABLE}" ('
+                '"version" bigint NOT NULL AUTO_INCREMENT '
                 f"COMMENT {literal(meta_tables.DATABASE_VERSION_COLUMN_COMMENT)}, "
                 f'CONSTRAINT "pk_{VERSION_TABLE}" PRIMARY KEY ("version")) '
                 f"COMMENT = {literal(meta_tables.DATABASE_VERSION_COMMENT)}")
@@ -180,7 +184,7 @@ class MySqlSchemaManager:
             comments = {c: f" COMMENT {literal(t)}"
                         for c, t in meta_tables.TABLE_SYNC_COLUMN_COMMENTS.items()}
             self._exec(
-                f'CREATE TABLE "{META_TABLE}" ("id" bigint NOT NULL AUTO_INCREMENT, '
+                f'CREATE TABLE IF NOT EXISTS "{META_TABLE}" ("id" bigint NOT NULL AUTO_INCREMENT, '
                 f'"source_namespace" varchar(64) NOT NULL{comments["source_namespace"]}, '
                 f'"source_table" varchar(64) NOT NULL{comments["source_table"]}, '
                 f'"timestamp" datetime NOT NULL{comments["timestamp"]}, '

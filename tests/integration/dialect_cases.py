@@ -61,7 +61,8 @@ def _sqlite_query(url: str, sql: str) -> list[tuple]:
 
 def _pg_query(url: str, sql: str) -> list[tuple]:
     with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+        cursor = conn.execute(sql)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description is not None else []
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import importlib
 import inspect
 import json
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,39 @@ def test_meta_rows_and_database_version(db: Harness) -> None:
     assert later.timestamp == dt.datetime(2024, 3, 1, 10, 0)
     assert later.target_table == "submissions" and later.target_schema == "canvas"
     assert json.loads(later.schema_description)["title"] == "Submissions"
+
+
+def _first_run(dialect: Dialect, start: threading.Barrier,
+               errors: list[BaseException]) -> None:
+    start.wait()
+    try:
+        dialect.ensure_meta_tables()
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def test_first_runs_at_once_create_the_meta_tables_once(db: Harness) -> None:
+    # Loaders starting together on a database without meta tables (dap_replicator initialising
+    # several tables on threads): each checks, finds nothing and creates; none may fail.
+    names = [db.dialect.qualified_name("instructure_dap", t)
+             for t in ("table_sync", "database_version")]
+    for _ in range(8):
+        for name in names:
+            db.query(f"DROP TABLE IF EXISTS {name}")
+        dialects = [dialect_for_url(db.url) for _ in range(3)]
+        start = threading.Barrier(len(dialects))
+        errors: list[BaseException] = []
+        threads = [threading.Thread(target=_first_run, args=(d, start, errors))
+                   for d in dialects]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for dialect in dialects:
+            dialect.close()
+        assert errors == []
+        assert db.query(f'SELECT "version" FROM {names[1]}') == [(1,)]
+        assert db.dialect.read_meta_rows() == []
 
 
 def test_names_and_quoting(db: Harness) -> None:
