@@ -34,9 +34,11 @@ import orjson
 from tap_dap.rewrite import nested_object_possible
 from tap_dap.schema import ALWAYS_SENT
 
-# A member's value up to the comma after it: a string (escapes counted) or a number or literal.
-# Arrays (and objects, which nested_object_possible already sent away) make the row decoded.
-_SCALAR = re.compile(rb'(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^"\[\]{},\s]+)(?=,)')
+_QUOTE, _BACKSLASH, _COMMA = b'"\\,'  # byte values, as bytearray items are
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# First bytes of a member value that make the row decoded: an array, an object (which
+# nested_object_possible already sent away), JSON whitespace.
+_NOT_SCALAR = frozenset(b"[{ \t\r\n")
 # JSON whitespace and the bytes that may follow a closing quote: a name starting with one of
 # them could be the tail of another string, so ,"name": would not prove a key.
 _AFTER_A_STRING = frozenset(" \t\r\n,:]}")
@@ -79,16 +81,30 @@ class Projection:
     def apply(self, out: bytearray, at: int) -> bool:
         """Remove the members from the row's value members ``out[at:]`` (``out[at - 1]`` is the
         comma before the first); False (``out`` maybe changed) when the row must be decoded."""
-        # Called once a row: the memchr alone decides for most rows.
+        # Called once a row, hence byte indexing and finds rather than a regex match each
+        # (measured: a third of the cost): the memchr for "{" alone decides for most rows.
         if out.find(b"{", at) >= 0 and nested_object_possible(out, at):
             return False
         for needle, length in self._needles:
             found = out.find(needle, at - 1)
-            if found >= 0:
-                value = _SCALAR.match(out, found + length)
-                if value is None:
-                    return False  # an array, or whitespace around the value
-                del out[found : value.end()]
+            if found < 0:
+                continue
+            begin = found + length
+            first = out[begin]
+            if first == _QUOTE:
+                end = out.find(b'"', begin + 1) + 1
+                if out[end - 2] == _BACKSLASH:  # maybe an escaped quote: let the regex count
+                    string = _STRING.match(out, begin)
+                    if string is None:
+                        return False
+                    end = string.end()
+            elif first in _NOT_SCALAR:
+                return False  # an array, or whitespace before the value
+            else:
+                end = out.find(b",", begin)  # numbers and literals hold no comma
+            if out[end] != _COMMA:
+                return False  # whitespace after the value
+            del out[found:end]
         return True
 
     def block_is_exact(self, out: bytearray, start: int) -> bool:

@@ -44,7 +44,7 @@ def _lines() -> list[bytes]:
     lines = []
     for i, tricky in enumerate(TRICKY_VALUES):
         # The deselected members first, in between and last; missing or null in some rows.
-        dropped_value = ['"Doe, Jane"', "null", "42", "1e309", '"a\\"b"', tricky][i % 6]
+        dropped_value = ['"Doe, Jane"', "null", "42", "1e309", '"a\\",\\"b"', tricky][i % 6]
         members = [("name", dropped_value), ("a", tricky), ("grade", '"B+"'),
                    ("name_2", '"prefix of name"'), ("n-1", "1"), ("n-1.x", dropped_value),
                    ("é\"\\\t", tricky), ("gradex", "7"), ("é x", tricky),
