@@ -20,6 +20,7 @@ import msgspec
 import orjson
 
 from tap_dap.errors import MalformedDataError
+from tap_dap.projection import Projection
 from tap_dap.rewrite import HashRule, MemberRewriter
 
 logger = logging.getLogger("tap-dap.output")
@@ -94,9 +95,10 @@ class RecordEncoder:
     ``version`` is the table version of a snapshot (the ACTIVATE_VERSION value); incremental
     records carry none. ``dropped`` names value properties that are not sent (deselected in the
     catalog, or dropped by a stream map), ``hashed`` the ones a stream map hashes; both are
-    rewritten as bytes (tap_dap.rewrite), other streams keep the splice-only path. A row the
-    byte rewrite cannot handle exactly is decoded instead, and its hashing left to
-    ``map_line``: the SDK's own stream map of one unmapped RECORD line.
+    rewritten as bytes (tap_dap.rewrite; members only dropped take the cheaper projection of
+    tap_dap.projection), other streams keep the splice-only path. A row the byte rewrite
+    cannot handle exactly is decoded instead, and its hashing left to ``map_line``: the SDK's
+    own stream map of one unmapped RECORD line.
     """
 
     def __init__(
@@ -116,6 +118,9 @@ class RecordEncoder:
         self.where = where
         self._dropped = tuple(dropped)
         self._rewriter = MemberRewriter(dropped, hashed or {}) if dropped or hashed else None
+        self._projection = (
+            Projection(dropped) if dropped and not hashed and Projection.fits(dropped) else None
+        )
         if hashed and map_line is None:
             raise ValueError("hashing members needs map_line for the rows it cannot rewrite")
         self._map_line = map_line if hashed else None
@@ -134,7 +139,17 @@ class RecordEncoder:
         skipped_before = self.skipped_actions
         try:
             rows = _LINE_DECODER.decode_lines(block)
-            self._append_rows(rows, out, self._rewriter)
+            projection = self._projection
+            if projection is None:
+                self._append_rows(rows, out, self._rewriter)
+            else:
+                self._append_rows(rows, out, projection)
+                if not projection.block_is_exact(out, start):
+                    # Rare (a duplicated or spaced member, an escaped name): the rows again,
+                    # each proven exact on its own.
+                    del out[start:]
+                    self.skipped_actions = skipped_before
+                    self._append_rows(rows, out, self._rewriter)
         except (msgspec.DecodeError, _InvalidRow):
             # Rare: redo the block line by line, only to name the offending line.
             del out[start:]
@@ -173,7 +188,7 @@ class RecordEncoder:
         out += self._map_line(bytes(line))
 
     def _append_rows(
-        self, rows: Iterable[Any], out: bytearray, rewriter: MemberRewriter | None
+        self, rows: Iterable[Any], out: bytearray, rewriter: MemberRewriter | Projection | None
     ) -> None:
         # The hot loop of the tap, hence the byte-level style: every row is appended raw and
         # patched in place (the key's closing "}" becomes the "," before the value's members),

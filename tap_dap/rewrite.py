@@ -15,7 +15,8 @@ member of that name is found, when:
   continue a string's closing quote): a quote inside a string is always escaped, so a quote
   after a comma, or after whitespace, opens a string, and ``"name"`` then followed by a colon
   is a key;
-- the value has no ``{``: so no nested object holds a member of that name;
+- the value has no nested object, so none holds a member of that name: every ``{`` in it is
+  inside a string (:func:`nested_object_possible`);
 - the value has no ``\\u`` or ``\\/``: the only ways to spell a plain name differently, which
   would hide a member from the search;
 - no occurrence has JSON whitespace on either side (``, "name" :`` is a member too, but
@@ -46,6 +47,22 @@ def is_plain_name(name: str) -> bool:
     return _PLAIN_NAME.fullmatch(name) is not None
 
 
+# Bytes a structural "{" can follow: a key's colon, an array's "[" or ",", JSON whitespace.
+_VALUE_FOLLOWS = frozenset(b":[, \t\r\n")
+
+
+def nested_object_possible(out: bytearray, at: int) -> bool:
+    """Whether ``out[at:]`` (a row's value members) may hold a nested object. A ``{`` right
+    after any other byte is inside a string (a value only follows those bytes), so text such as
+    ``"{\\"json\\": 1}"`` keeps its row on the byte path; one ``memchr`` for most rows."""
+    brace = out.find(b"{", at)
+    while brace >= 0:
+        if out[brace - 1] in _VALUE_FOLLOWS:
+            return True
+        brace = out.find(b"{", brace + 1)
+    return False
+
+
 @dataclass(frozen=True)
 class HashRule:
     """``digest(before + value + after).hexdigest()`` of a string value (a stream map such as
@@ -71,7 +88,7 @@ class MemberRewriter:
     def apply(self, out: bytearray, at: int) -> bool:
         """Rewrite the members in ``out[at:]``; False (``out`` possibly changed) when the row
         must take the exact path instead."""
-        if self.exact_only or out.find(b"{", at) >= 0:
+        if self.exact_only or nested_object_possible(out, at):
             return False
         # One memchr for a backslash first: most rows have none, and the two-byte searches
         # cost a full scan of the row each.
