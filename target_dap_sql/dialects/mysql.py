@@ -25,6 +25,7 @@ import msgspec
 import pymysql
 
 from target_dap_sql.decoding import Converters, constrained
+from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import (
     Batch,
     check_primary_key,
@@ -82,7 +83,9 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
     meta_table_label = "instructure_dap__table_sync"
 
     def __init__(self, url: str):
-        super().__init__()
+        # Batches that move no bookmark load on a worker thread while the next one is decoded.
+        super().__init__(loads=BackgroundJob("dap-mysql-load"))
+        self._url = url
         self._params = mysql_params(url)
         self._where = f"{self._params['host']}:{self._params['port']}/{self._params['database']}"
         self._schemas = MySqlSchemaManager(self._execute, self._query)
@@ -141,6 +144,9 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
             conn.close()
             raise
         self._conn = conn
+
+    def _new_lane(self) -> MySqlDialect:
+        return MySqlDialect(self._url)
 
     def _close_connection(self, conn: pymysql.connections.Connection) -> None:
         with contextlib.suppress(pymysql.MySQLError):  # a dropped connection is closed anyway
