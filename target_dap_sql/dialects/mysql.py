@@ -84,8 +84,9 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
 
     def __init__(self, url: str):
         # Batches that move no bookmark load on a worker thread while the next one is decoded.
+        # No second connection (lanes.py): InnoDB's next-key locks make two connections
+        # upserting neighbouring keys deadlock.
         super().__init__(loads=BackgroundJob("dap-mysql-load"))
-        self._url = url
         self._params = mysql_params(url)
         self._where = f"{self._params['host']}:{self._params['port']}/{self._params['database']}"
         self._schemas = MySqlSchemaManager(self._execute, self._query)
@@ -144,9 +145,6 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
             conn.close()
             raise
         self._conn = conn
-
-    def _new_lane(self) -> MySqlDialect:
-        return MySqlDialect(self._url)
 
     def _close_connection(self, conn: pymysql.connections.Connection) -> None:
         with contextlib.suppress(pymysql.MySQLError):  # a dropped connection is closed anyway
