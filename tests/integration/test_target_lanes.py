@@ -159,3 +159,30 @@ def test_postgres_failure_on_either_connection_moves_nothing(
             (dt.datetime(2024, 1, 1),)]
         assert conn.execute("SELECT count(*) FROM canvas.submissions WHERE grade = 'bad'"
                             ).fetchone() == (0,)
+
+
+@pytest.mark.mariadb
+def test_mariadb_row_literals_are_pymysql_literals(mariadb_url: str) -> None:
+    """The fast row escaper writes exactly what PyMySQL's conn.escape writes."""
+    import decimal
+    from urllib.parse import urlsplit
+
+    import pymysql
+
+    from target_dap_sql.dialects.mysql import literal_row
+
+    parts = urlsplit(mariadb_url)
+    conn = pymysql.connect(host=parts.hostname, port=parts.port, user=parts.username or "root",
+                           database=parts.path.lstrip("/"))
+    try:
+        for mode in ("", "NO_BACKSLASH_ESCAPES"):
+            with conn.cursor() as cur:
+                cur.execute(f"SET SESSION sql_mode = '{mode}'")
+            row = (None, True, False, 0, -7, 2**63 - 1, 1.5, 1e-7, 3.0, -0.0,
+                   "", "it's \\ a \"q\"\n\r\x1a\x00 ü 🎓", b"\x00\xff'", bytearray(b"ab"),
+                   dt.datetime(2024, 1, 2, 3, 4, 5), dt.datetime(2024, 1, 2, 3, 4, 5, 60),
+                   dt.datetime(1, 1, 1), dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
+                   dt.date(999, 12, 31), decimal.Decimal("-12.50"))
+            assert literal_row(conn)(row) == conn.escape(row)
+    finally:
+        conn.close()
