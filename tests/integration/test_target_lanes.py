@@ -169,7 +169,7 @@ def test_mariadb_row_literals_are_pymysql_literals(mariadb_url: str) -> None:
 
     import pymysql
 
-    from target_dap_sql.dialects.mysql import literal_row
+    from target_dap_sql.dialects.mysql_literals import literal_row
 
     parts = urlsplit(mariadb_url)
     conn = pymysql.connect(host=parts.hostname, port=parts.port, user=parts.username or "root",
