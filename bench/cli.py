@@ -93,6 +93,7 @@ def tools_for(chosen: list[Scenario]) -> tuple[Tools, dict[str, str]]:
     tools = Tools(tap=str(bin_dir / "tap-dap"), target=str(bin_dir / "target-dap-sql"),
                   dap=dap, target_postgres=target_postgres, python=sys.executable,
                   emulator=str(bin_dir / "dap-emulator"))
+    venvs.compile_bytecode([tools.tap, dap, target_postgres])
     return tools, versions
 
 

@@ -32,7 +32,11 @@ from tap_dap.settings import CONFIG_JSONSCHEMA, TapSettings, check_env_settings
 from tap_dap.state import read_config_files, read_json_file_handle, validate_state
 from tap_dap.streams import DAPTableStream
 from tap_dap.sync import SyncCoordinator
-from tap_dap.tuning import enlarge_stdout_pipe, limit_malloc_retention
+from tap_dap.tuning import (
+    enlarge_stdout_pipe,
+    exit_at_once_on_success,
+    limit_malloc_retention,
+)
 
 logger = logging.getLogger("tap-dap")
 
@@ -252,6 +256,9 @@ def cli() -> None:
     try:
         # Exits by itself on success, on usage errors and (click) with 1 on a broken stdout pipe.
         TapDap.cli()
+    except SystemExit as done:
+        exit_at_once_on_success(done)
+        raise
     except (TapDapError, DAPClientError) as exc:
         _fail(str(exc))
     except (MapExpressionError, StreamMapConfigError) as exc:

@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from target_dap_sql.dialects import dialect_for_url
 from target_dap_sql.errors import TargetDapSQLError
 from target_dap_sql.meta import MetaRow, bookmark_of
@@ -181,6 +179,8 @@ def dbt_sources(db: ReplicaDatabase) -> str:
         source = sources.setdefault(row.source_namespace, {
             "name": row.source_namespace, "schema": db.dbt_schema(row), "tables": []})
         source["tables"].append(_dbt_table(db, row))
+    import yaml  # here: every loading run imports this module to recognise admin commands
+
     return yaml.safe_dump({"version": 2, "sources": list(sources.values())},
                           sort_keys=False, allow_unicode=True, width=100)
 

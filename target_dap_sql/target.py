@@ -437,6 +437,7 @@ def cli() -> None:
     # Imported here: a loading run does not pay for the admin commands' imports (yaml).
     from target_dap_sql.admin import admin_command
     from target_dap_sql.admin import main as admin_main
+    from target_dap_sql.process_exit import exit_at_once_on_success
 
     if admin_command(sys.argv[1:]) is not None:
         sys.exit(admin_main(sys.argv[1:], read_settings))
@@ -444,6 +445,9 @@ def cli() -> None:
     command.epilog = ADMIN_HELP
     try:
         command()
+    except SystemExit as done:
+        exit_at_once_on_success(done)
+        raise
     except TargetDapSQLError as exc:  # raised while click reads the options (--config)
         TargetDapSQL.logger.error("target-dap-sql: %s", exc)
         sys.exit(1)

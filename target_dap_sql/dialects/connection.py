@@ -13,6 +13,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from target_dap_sql.dialects import lanes
 from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import Batch, Dialect, logger
 from target_dap_sql.errors import DatabaseError
@@ -47,6 +48,10 @@ class ConnectionDialect(Dialect, Generic[ConnT, StatementsT]):
         #: database work and its transactions is what it would be without the thread.
         self._loads = loads
         self._statements: dict[tuple[int, bool], StatementsT] = {}
+        #: A second connection for half the keys of each slice of DAP changes (lanes.py); made on
+        #: first use by `_new_lane`, False when the dialect has none.
+        self._lane: ConnectionDialect[Any, Any] | None | bool = None
+        self._keys: dict[int, Callable[[tuple], Any]] = {}
 
     # --- hooks of each dialect ----------------------------------------------------------------
 
@@ -84,6 +89,11 @@ class ConnectionDialect(Dialect, Generic[ConnT, StatementsT]):
     def _upsert_meta(self, meta: MetaRow) -> None:
         """Write a stream's table_sync row inside the caller's transaction."""
 
+    def _new_lane(self) -> ConnectionDialect[Any, Any] | None:
+        """A dialect like this one, for the same database, that will open a connection of its
+        own (lanes.py); None: every batch loads on this one connection."""
+        return None
+
     # --- connection ---------------------------------------------------------------------------
 
     @property
@@ -98,16 +108,26 @@ class ConnectionDialect(Dialect, Generic[ConnT, StatementsT]):
             self._settle_loads()
         finally:
             conn, self._conn = self._conn, None
-            if conn is not None:
-                self._close_connection(conn)
+            lane, self._lane = self._lane, None
+            try:
+                if conn is not None:
+                    self._close_connection(conn)
+            finally:
+                if isinstance(lane, ConnectionDialect):
+                    lane.close()
 
     def settle(self) -> None:
         self._settle_loads()
 
     def _settle_loads(self) -> None:
-        """Wait for the background load in flight, if any, and raise its error."""
-        if self._loads is not None:
-            self._loads.settle()
+        """Wait for the background loads in flight (this connection's and the lane's), if any,
+        and raise the first error."""
+        try:
+            if self._loads is not None:
+                self._loads.settle()
+        finally:
+            if isinstance(self._lane, ConnectionDialect):
+                self._lane.settle()
 
     # --- prepared statements ------------------------------------------------------------------
 
@@ -122,6 +142,8 @@ class ConnectionDialect(Dialect, Generic[ConnT, StatementsT]):
     def _forget_statements(self, layout: TableLayout) -> None:
         """Drop the statements built for a table whose shape may have changed."""
         self._statements = {k: v for k, v in self._statements.items() if k[0] != layout.uid}
+        if isinstance(self._lane, ConnectionDialect):
+            self._lane._forget_statements(layout)
 
     # --- transactions -------------------------------------------------------------------------
 
@@ -164,6 +186,17 @@ class ConnectionDialect(Dialect, Generic[ConnT, StatementsT]):
 
     def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
                     meta: MetaRow | None) -> None:
+        lane = self._lane_for(layout, batch, staging)
+        if lane is not None:
+            self._write_in_lanes(lane, layout, batch, meta)
+            return
+        self._settle_loads()
+        self._write(layout, batch, staging, meta)
+
+    def _write(self, layout: TableLayout, batch: Batch, staging: bool, meta: MetaRow | None,
+               before_meta: Callable[[], None] | None = None) -> None:
+        """Load the batch (and the meta row) on this connection, after its own load in flight;
+        ``before_meta`` runs inside the transaction before the meta row is written."""
         def load() -> None:
             if meta is None and layout.dap is not None:
                 # A DAP slice that moves no bookmark: lost in a server crash, it is fetched
@@ -172,18 +205,54 @@ class ConnectionDialect(Dialect, Generic[ConnT, StatementsT]):
                 self._without_durable_commit()
             if len(batch):
                 self._apply(layout, batch, staging)
+            if before_meta is not None:
+                before_meta()
             if meta is not None:
                 self._upsert_meta(meta)
 
         what = f"loading stream '{layout.stream}'"
-        self._settle_loads()
         if meta is None and self._loads is not None:
             # Nothing waits on a commit that moves no bookmark (a snapshot's staging slice, or a
             # slice of changes: STATE does not cover them yet), so it loads in the background;
             # the next use of the connection settles it.
             self._loads.start(lambda: self._run_in_transaction(what, load))
         else:
+            if self._loads is not None:
+                self._loads.settle()
             self._run_in_transaction(what, load)
+
+    def _lane_for(self, layout: TableLayout, batch: Batch,
+                  staging: bool) -> ConnectionDialect[Any, Any] | None:
+        """The second connection for this batch, or None to load it on this one: only slices
+        of DAP changes (their commits need not be durable or in step, see lanes.py) that are
+        big enough, into the live table of a keyed stream."""
+        if (staging or layout.dap is None or not layout.key_columns or self._loads is None
+                or len(batch) < lanes.MIN_LANE_ROWS or self._lane is False):
+            return None
+        if self._lane is None:
+            lane = self._new_lane()
+            if lane is not None:
+                lane._lane = False  # one second connection, not a chain of them
+                lane.connect()  # here, not lazily on its worker thread (connect may settle)
+            self._lane = lane or False
+        return self._lane or None
+
+    def _write_in_lanes(self, lane: ConnectionDialect[Any, Any], layout: TableLayout,
+                        batch: Batch, meta: MetaRow | None) -> None:
+        key = self._keys.get(layout.uid)
+        if key is None:
+            key = self._keys[layout.uid] = lanes.key_of(layout)
+        mine, theirs = lanes.split(batch, key)
+        if len(theirs):
+            lane.write_batch(layout, theirs, staging=False, meta=None)
+        if meta is None:
+            if len(mine):
+                self._write(layout, mine, False, None)
+            return
+        # The meta row commits after the lane's half: waiting for it inside this transaction
+        # overlaps both halves, and an error of either rolls this one back. (The lane's commit
+        # is not durable on its own; this durable commit comes after it in the server's log.)
+        self._write(layout, mine, False, meta, before_meta=lane.settle)
 
     def update_meta(self, meta: MetaRow) -> None:
         self._transaction(f"updating {self.meta_table_label}", lambda: self._upsert_meta(meta))

@@ -25,6 +25,7 @@ import msgspec
 import pymysql
 
 from target_dap_sql.decoding import Converters, constrained
+from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import (
     Batch,
     check_primary_key,
@@ -36,6 +37,7 @@ from target_dap_sql.dialects.base import (
     quote,
 )
 from target_dap_sql.dialects.connection import ConnectionDialect
+from target_dap_sql.dialects.mysql_literals import literal_row
 from target_dap_sql.dialects.mysql_schema import (
     META_TABLE,
     VERSION_TABLE,
@@ -82,7 +84,10 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
     meta_table_label = "instructure_dap__table_sync"
 
     def __init__(self, url: str):
-        super().__init__()
+        # Batches that move no bookmark load on a worker thread while the next one is decoded.
+        # No second connection (lanes.py): InnoDB's next-key locks make two connections
+        # upserting neighbouring keys deadlock.
+        super().__init__(loads=BackgroundJob("dap-mysql-load"))
         self._params = mysql_params(url)
         self._where = f"{self._params['host']}:{self._params['port']}/{self._params['database']}"
         self._schemas = MySqlSchemaManager(self._execute, self._query)
@@ -345,8 +350,8 @@ def _uuid_bytes(value: uuid.UUID) -> bytes:
 
 
 def _chunks(conn: Any, rows: Sequence[tuple]) -> Iterator[str]:
-    """`(…), (…)` value lists of at most ~STATEMENT_BYTES each, escaped by PyMySQL."""
-    escape = conn.escape
+    """`(…), (…)` value lists of at most ~STATEMENT_BYTES each, escaped as PyMySQL would."""
+    escape = literal_row(conn)
     parts: list[str] = []
     size = 0
     for row in rows:

@@ -169,6 +169,9 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
         if self._conn is not None and not self._conn.closed:
             self._conn.rollback()
 
+    def _new_lane(self) -> PostgresDialect:
+        return PostgresDialect(self._url)
+
     def _without_durable_commit(self) -> None:
         self.conn.execute("SET LOCAL synchronous_commit TO OFF")
 
