@@ -43,6 +43,10 @@ _DECODE = {
     "json": msgspec.Raw, "array": msgspec.Raw,
 }
 _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+#: Connection settings for a replica (docs/database-layout.md, "SQLite settings"). WAL: readers
+#: (dbt, the `dap` CLI) never block the loader nor see half a batch, and a commit appends to the
+#: WAL once instead of journalling every page. `synchronous` is set per transaction (`_begin`).
+PRAGMAS = ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL")
 #: Key kinds whose values are JSON numbers or strings that SQLite compares equal to the stored
 #: value: deletes by such a key go as one JSON array (`json_each`) instead of one bind per row.
 _JSON_KEY_KINDS = frozenset({"smallint", "integer", "bigint", "varchar", "char", "text", "enum"})
@@ -84,6 +88,9 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         super().__init__(loads=BackgroundJob("dap-sqlite-load"))
         self._path = sqlite_path(url)
         self._schema = SqliteSchemaManager(lambda: self.conn)
+        self._synchronous = "FULL"
+        #: Whether the next transaction's commit must be durable (see `write_batch`, `_begin`).
+        self._durable_next = True
 
     # --- names ------------------------------------------------------------------------------
 
@@ -126,11 +133,11 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
                                 "its directory does not exist")
         try:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            for pragma in PRAGMAS:
+                conn.execute(f"PRAGMA {pragma}")
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open SQLite database {self._path}: {exc}") from None
+        self._synchronous = "FULL"
         sqlite_binding.hold()  # how datetimes, UUIDs, bools… bind while the connection is open
         self._conn = conn
 
@@ -149,7 +156,26 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
     def _failure_text(self, exc: Exception) -> str:
         return str(exc)
 
+    def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
+                    meta: MetaRow | None) -> None:
+        # SQLite cannot change `synchronous` inside a transaction (so `_without_durable_commit`
+        # comes too late): the batch's transaction learns it in `_begin`. Settled first, so the
+        # load in flight has begun and no other transaction starts before this one.
+        self._settle_loads()
+        # A DAP slice that moves no bookmark: lost to a power cut, it is fetched again (as
+        # `ConnectionDialect.write_batch` says); other taps' STATE may cover any commit.
+        self._durable_next = not (meta is None and layout.dap is not None)
+        super().write_batch(layout, batch, staging=staging, meta=meta)
+
     def _begin(self) -> None:
+        # FULL syncs the WAL at COMMIT, and every frame before it: a commit that moves a
+        # bookmark survives a power cut. NORMAL (slices) writes the WAL without syncing it: the
+        # commit survives the process being killed, not the machine losing power.
+        durable, self._durable_next = self._durable_next, True
+        level = "FULL" if durable else "NORMAL"
+        if self._synchronous != level:
+            self.conn.execute(f"PRAGMA synchronous = {level}")
+            self._synchronous = level
         # IMMEDIATE takes the write lock now, so a concurrent writer makes us wait (busy_timeout)
         # here rather than fail halfway through the batch.
         self.conn.execute("BEGIN IMMEDIATE")

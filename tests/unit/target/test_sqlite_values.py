@@ -240,3 +240,32 @@ def test_a_committed_batch_survives_kill_9_and_an_uncommitted_one_is_gone(
         assert conn.execute('SELECT "id" FROM "canvas__kinds" ORDER BY "id"').fetchall() == [
             (0,), (1,), (2,)]
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_commits_that_move_a_bookmark_are_synced_and_slices_are_not(tmp_path: Path) -> None:
+    """WAL + FULL for a commit with a meta row (STATE may cover it once it returns: it must
+    survive a power cut); WAL + NORMAL for a slice without one (survives kill -9, not a power
+    cut; no bookmark vouches for it, so it would be fetched again)."""
+    from target_dap_sql.meta import Bookmark, meta_row_for
+
+    layout = _layout()
+    dialect = dialect_for_url(f"sqlite:///{tmp_path / 's.db'}")
+    dialect.ensure_meta_tables()
+    dialect.prepare_table(layout, drop_removed_columns=False)
+    decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+    rows = [decoder.decode(r, "s")[1] for r in _records()]
+
+    def synchronous() -> int:
+        dialect.settle()
+        return dialect.conn.execute("PRAGMA synchronous").fetchone()[0]
+
+    assert dialect.conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    dialect.write_batch(layout, Batch(rows[:2], []), staging=False, meta=None)
+    assert synchronous() == 1  # NORMAL
+    meta = meta_row_for(layout, Bookmark(dt.datetime(2024, 1, 1), 1))
+    dialect.write_batch(layout, Batch(rows[2:4], []), staging=False, meta=meta)
+    assert synchronous() == 2  # FULL
+    dialect.write_batch(layout, Batch(rows[4:6], []), staging=False, meta=None)
+    dialect.update_meta(meta)  # any other transaction: durable again
+    assert synchronous() == 2
+    dialect.close()
