@@ -159,8 +159,8 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
     def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
                     meta: MetaRow | None) -> None:
         # SQLite cannot change `synchronous` inside a transaction (so `_without_durable_commit`
-        # comes too late): the batch's transaction learns it in `_begin`. Settled first, so the
-        # load in flight has begun and no other transaction starts before this one.
+        # comes too late): the batch's transaction learns it in `_begin`. Settled first: the
+        # load in flight has ended, and no other transaction begins before this batch's.
         self._settle_loads()
         # A DAP slice that moves no bookmark: lost to a power cut, it is fetched again (as
         # `ConnectionDialect.write_batch` says); other taps' STATE may cover any commit.
