@@ -100,6 +100,8 @@ def tools_for(chosen: list[Scenario]) -> tuple[Tools, dict[str, str]]:
 def datasets_for(sizes: Sizes) -> dict[str, Dataset]:
     return {
         "main": Dataset(EmulatorSpec("main", ("submissions",), sizes.rows)),
+        # The same rows as "main", advanced by changes-sqlite alone (changes-pg advances "main").
+        "main-sqlite": Dataset(EmulatorSpec("main-sqlite", ("submissions",), sizes.rows)),
         "small": Dataset(EmulatorSpec("small", ("submissions",), sizes.target_postgres_rows)),
         "big": Dataset(EmulatorSpec("big", ("submissions",), sizes.rows * sizes.memory_factor)),
         # canvas.submissions shaped like production rows: its 46 columns, mostly null, ~480 B

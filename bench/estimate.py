@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bench.scenarios import (
+    CHANGES_PG,
+    CHANGES_SQLITE,
     PARSE_PROBE,
     PG_DESELECTED,
     PG_HASHED,
@@ -46,6 +48,10 @@ PACES: dict[tuple[str, str], Pace] = {
     ("snapshot-pg", PG_DESELECTED): Pace(1.5, 70_000),
     ("snapshot-pg", PG_HASHED): Pace(1.5, 60_000),
     ("snapshot-sqlite", OURS): Pace(1.5, 39_000),
+    ("changes-sqlite", CHANGES_SQLITE): Pace(1.5, 30_000),
+    ("changes-sqlite", CHANGES_PG): Pace(1.5, 33_000),
+    ("changes-sqlite", "seed: tap-dap | target-dap-sql (SQLite)"): Pace(1.5, 39_000),
+    ("changes-sqlite", SEED): Pace(1.5, 70_000),
     ("tap-alone", TAP_ALONE): Pace(1.2, 180_000),
     ("tap-alone", PARSE_PROBE): Pace(1.0, 150_000),
     ("tap-alone", TAP_DESELECTED): Pace(1.2, 70_000),  # issue 14, 300k rows on 2 shared cores

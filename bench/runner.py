@@ -197,6 +197,8 @@ class Runner:
             if template.state is not None:
                 shutil.copy(template.state, run / "state.json")
         context["state"] = str(run / "state.json")
+        if variant.database == "sqlite" and template is not None:
+            shutil.copy(template.database, run / "dap.db")  # a file template: its copy
         if variant.database != "postgres":
             context["db_url"] = ""
             return None
@@ -220,8 +222,14 @@ class Runner:
                 state = self.work / "templates" / f"{dataset}-{variant.keep_as}.state.json"
                 state.parent.mkdir(parents=True, exist_ok=True)
                 state.write_text(json.dumps(message.get("value", message)))
+        if variant.database == "sqlite":
+            kept = self.work / "templates" / f"{dataset}-{variant.keep_as}.db"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(Path(context["run_dir"]) / "dap.db", kept)
+            self.templates[key] = Template(str(kept), state)
+            return
         if database is None:
-            raise BenchError(f"{variant.name}: keep_as needs a PostgreSQL database")
+            raise BenchError(f"{variant.name}: keep_as needs a PostgreSQL or SQLite database")
         template_name = f"tpl_{dataset}_{variant.keep_as}"
         self.postgres.rename(database, template_name)
         self.templates[key] = Template(template_name, state)

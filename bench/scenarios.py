@@ -121,6 +121,21 @@ def ours_pg(name: str, *, incremental: bool = False, keep_as: str | None = None,
     )
 
 
+CHANGES_SQLITE = "tap-dap | target-dap-sql (SQLite)"
+CHANGES_PG = "tap-dap | target-dap-sql (PostgreSQL)"
+
+
+def ours_sqlite(name: str, *, incremental: bool = False, keep_as: str | None = None,
+                start_from: str | None = None, rows: Rows = Rows.LIVE) -> Variant:
+    return Variant(
+        name, Kind.OURS, (TAP_FROM_STATE if incremental else TAP, TARGET),
+        files={"tap.json": TAP_CONFIG,
+               "target.json": {"sqlalchemy_url": "sqlite:///{run}/dap.db"}},
+        database="sqlite", keep_as=keep_as, start_from=start_from,
+        count=Count("sqlite", "canvas__{table}"), rows=rows,
+    )
+
+
 def target_postgres(use_copy: bool, reference: Reference | None) -> Variant:
     label = "use_copy" if use_copy else "INSERT"
     return Variant(
@@ -204,11 +219,19 @@ def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
     )
     snapshot_sqlite = Scenario(
         "snapshot-sqlite", f"Snapshot of canvas.submissions ({sizes.rows:,} rows) into SQLite",
-        "main",
-        (Variant("tap-dap | target-dap-sql", Kind.OURS, (TAP, TARGET),
-                 files={"tap.json": TAP_CONFIG,
-                        "target.json": {"sqlalchemy_url": "sqlite:///{run}/dap.db"}},
-                 database="sqlite", count=Count("sqlite", "canvas__{table}")),),
+        "main", (ours_sqlite("tap-dap | target-dap-sql"),),
+    )
+    # Both databases take the same changes in one run (issue 17: SQLite within 1.3× of PG).
+    changes_sqlite = Scenario(
+        "changes-sqlite",
+        f"{sizes.changes:,} changes (80% U / 20% D) onto {sizes.rows:,} rows, SQLite vs PostgreSQL",
+        "main-sqlite",
+        (ours_sqlite(CHANGES_SQLITE, incremental=True, start_from="ours-sqlite",
+                     rows=Rows.CHANGES),
+         ours_pg(CHANGES_PG, incremental=True, start_from="ours", rows=Rows.CHANGES)),
+        seeds=(ours_sqlite("seed: tap-dap | target-dap-sql (SQLite)", keep_as="ours-sqlite"),
+               ours_pg("seed: tap-dap | target-dap-sql", keep_as="ours")),
+        changes=Changes(sizes.changes),
     )
     tap_alone = Scenario(
         "tap-alone",
@@ -231,8 +254,8 @@ def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
         f"Snapshot of {sizes.rows * sizes.memory_factor:,} rows into PostgreSQL (memory growth)",
         "big", (ours_pg("tap-dap | target-dap-sql"),),
     )
-    return (snapshot_pg, snapshot_sqlite, tap_alone, memory, changes_pg, snapshot_narrow,
-            changes_narrow, tables_30)
+    return (snapshot_pg, snapshot_sqlite, changes_sqlite, tap_alone, memory, changes_pg,
+            snapshot_narrow, changes_narrow, tables_30)
 
 
 def changes_scenario(name: str, dataset: str, sizes: Sizes) -> Scenario:
@@ -255,5 +278,5 @@ def changes_scenario(name: str, dataset: str, sizes: Sizes) -> Scenario:
     )
 
 
-SCENARIO_NAMES = ("snapshot-pg", "snapshot-sqlite", "tap-alone", "memory-4x", "changes-pg",
-                  "snapshot-pg-narrow", "changes-pg-narrow", "tables-30")
+SCENARIO_NAMES = ("snapshot-pg", "snapshot-sqlite", "changes-sqlite", "tap-alone", "memory-4x",
+                  "changes-pg", "snapshot-pg-narrow", "changes-pg-narrow", "tables-30")

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from bench.measure import ProcessStats
 from bench.runner import RunRecord
-from bench.scenarios import PARSE_PROBE, PG_DESELECTED, PG_HASHED, TAP_ALONE
+from bench.scenarios import (
+    CHANGES_PG,
+    CHANGES_SQLITE,
+    PARSE_PROBE,
+    PG_DESELECTED,
+    PG_HASHED,
+    TAP_ALONE,
+)
 
 MB = 2**20
 
@@ -84,14 +91,15 @@ class Check:
     # the anchor variant; for rss: the process role; for window_rows_per_second: the variant
     # whose window rate is shown alongside (not judged)
     other: str = ""
-    other_scenario: str = ""  # rss_growth: the scenario at 1× rows
+    other_scenario: str = ""  # rss_growth: the scenario at 1× rows; speedup/slowdown: the
+    # anchor's scenario when it is not the variant's own
 
     def measure(self, summaries: list[Summary]) -> float | None:
         ours = find(summaries, self.scenario, self.variant)
         if ours is None:
             return None
         if self.metric in ("speedup", "slowdown"):
-            anchor = find(summaries, self.scenario, self.other)
+            anchor = find(summaries, self.other_scenario or self.scenario, self.other)
             if anchor is None or not ours.rows_per_second or not anchor.rows_per_second:
                 return None
             ratio = ours.rows_per_second / anchor.rows_per_second
@@ -136,6 +144,10 @@ CHECKS = (
           "snapshot-pg", PG_HASHED, "speedup", 0.6, OURS_PG),
     Check("30 tables ≥5× faster than dap syncdb --table all", "tables-30", OURS_PG, "speedup",
           5, "dap syncdb --table all"),
+    Check("snapshot → SQLite within 1.3× of the time into PostgreSQL (wall-time rows/s)",
+          "snapshot-sqlite", OURS_PG, "slowdown", 1.3, OURS_PG, "snapshot-pg"),
+    Check("changes → SQLite within 1.3× of the time into PostgreSQL (wall-time rows/s)",
+          "changes-sqlite", CHANGES_SQLITE, "slowdown", 1.3, CHANGES_PG),
     Check("tap peak RSS ≤100 MB", "snapshot-pg", OURS_PG, "rss", 100, "tap"),
     Check("target peak RSS ≤150 MB", "snapshot-pg", OURS_PG, "rss", 150, "target"),
     Check("tap RSS at 4× rows ≤10% more", "memory-4x", OURS_PG, "rss_growth", 0.10, "tap",

@@ -3,6 +3,8 @@
 Types are SQLite's storage classes: INTEGER (integers, booleans), REAL (floats, decimals) and
 TEXT (strings, enums, UUIDs, JSON, arrays as JSON, timestamps as naive UTC
 `YYYY-MM-DD HH:MM:SS.ffffff`, which sorts correctly and SQLite's date functions understand).
+Decoded values are bound as they are; sqlite_binding.py says how they become those types
+without a Python call per value.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import msgspec
 
 from target_dap_sql.decoding import Converters, constrained
+from target_dap_sql.dialects import sqlite_binding
 from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import (
     STAGING_SUFFIX,
@@ -39,9 +42,18 @@ _DECODE = {
     "timestamp": dt.datetime, "date": dt.date, "uuid": uuid.UUID,
     "json": msgspec.Raw, "array": msgspec.Raw,
 }
-_ZERO = dt.timedelta(0)
-#: (upsert, delete, the delete's parameters of a deleted row) of a table.
-_Statements = tuple[str, str, Any]
+_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+#: Connection settings for a replica (docs/database-layout.md, "SQLite settings"). WAL: readers
+#: (dbt, the `dap` CLI) never block the loader nor see half a batch, and a commit appends to the
+#: WAL once instead of journalling every page. `synchronous` is set per transaction (`_begin`).
+PRAGMAS = ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL")
+#: Key kinds whose values are JSON numbers or strings that SQLite compares equal to the stored
+#: value: deletes by such a key go as one JSON array (`json_each`) instead of one bind per row.
+_JSON_KEY_KINDS = frozenset({"smallint", "integer", "bigint", "varchar", "char", "text", "enum"})
+_ENCODE = msgspec.json.Encoder().encode
+#: (upsert, delete, the delete's parameters of a deleted row, and where the key is a single
+#: column of _JSON_KEY_KINDS: the delete by a JSON array of keys and the key's place in a row).
+_Statements = tuple[str, str, Any, tuple[str, int] | None]
 
 
 def sqlite_path(url: str) -> str:
@@ -56,13 +68,14 @@ def sqlite_path(url: str) -> str:
     return rest[3:].split("?", 1)[0]
 
 
-def _timestamp_text(value: dt.datetime) -> str:
-    if value.tzinfo is dt.UTC:
-        # DAP's `Z` timestamps: drop the "+00:00" instead of building a naive copy first.
-        return value.isoformat(" ", "microseconds")[:26]
-    if value.tzinfo is not None and value.utcoffset() != _ZERO:
-        value = value.astimezone(dt.UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+def _json_keys(batch: Batch, index: int) -> str | None:
+    """The deleted rows' keys as a JSON array, or None if one of them might not come back from
+    SQLite's JSON as the same value (a NUL, an unpaired surrogate)."""
+    try:
+        keys = _ENCODE([row[index] for row in batch.deletes])
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return None
+    return None if b"\\u0000" in keys else keys.decode()
 
 
 class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
@@ -75,6 +88,9 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         super().__init__(loads=BackgroundJob("dap-sqlite-load"))
         self._path = sqlite_path(url)
         self._schema = SqliteSchemaManager(lambda: self.conn)
+        self._synchronous = "FULL"
+        #: Whether the next transaction's commit must be durable (see `write_batch`, `_begin`).
+        self._durable_next = True
 
     # --- names ------------------------------------------------------------------------------
 
@@ -97,17 +113,15 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         return constrained(base, column.type, layout)
 
     def converters(self, layout: TableLayout) -> Converters:
+        # Only JSON is re-encoded in Python (compact, nulls of nested objects dropped, as the
+        # official client stores it); every other value is bound as decoded (sqlite_binding.py).
         out: Converters = []
         for i, c in enumerate(layout.record_columns):
             kind = c.type.kind
-            if kind == "timestamp":
-                out.append((i, _timestamp_text))
-            elif kind == "json" and c.type.nested:
+            if kind == "json" and c.type.nested:
                 out.append((i, nested_object_text(c.nullable)))
             elif kind in ("json", "array"):
                 out.append((i, compact_json_text))
-            elif kind in ("uuid", "date"):
-                out.append((i, str))
         return out
 
     # --- connection -------------------------------------------------------------------------
@@ -119,17 +133,21 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
                                 "its directory does not exist")
         try:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            for pragma in PRAGMAS:
+                conn.execute(f"PRAGMA {pragma}")
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open SQLite database {self._path}: {exc}") from None
+        self._synchronous = "FULL"
+        sqlite_binding.hold()  # how datetimes, UUIDs, bools… bind while the connection is open
         self._conn = conn
 
     def _close_connection(self, conn: sqlite3.Connection) -> None:
-        if conn.in_transaction:
-            conn.rollback()
-        conn.close()
+        try:
+            if conn.in_transaction:
+                conn.rollback()
+            conn.close()
+        finally:
+            sqlite_binding.release()
 
     def _roll_back(self) -> None:
         if self._conn is not None and self._conn.in_transaction:
@@ -138,7 +156,26 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
     def _failure_text(self, exc: Exception) -> str:
         return str(exc)
 
+    def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
+                    meta: MetaRow | None) -> None:
+        # SQLite cannot change `synchronous` inside a transaction (so `_without_durable_commit`
+        # comes too late): the batch's transaction learns it in `_begin`. Settled first: the
+        # load in flight has ended, and no other transaction begins before this batch's.
+        self._settle_loads()
+        # A DAP slice that moves no bookmark: lost to a power cut, it is fetched again (as
+        # `ConnectionDialect.write_batch` says); other taps' STATE may cover any commit.
+        self._durable_next = not (meta is None and layout.dap is not None)
+        super().write_batch(layout, batch, staging=staging, meta=meta)
+
     def _begin(self) -> None:
+        # FULL syncs the WAL at COMMIT, and every frame before it: a commit that moves a
+        # bookmark survives a power cut. NORMAL (slices) writes the WAL without syncing it: the
+        # commit survives the process being killed, not the machine losing power.
+        durable, self._durable_next = self._durable_next, True
+        level = "FULL" if durable else "NORMAL"
+        if self._synchronous != level:
+            self.conn.execute(f"PRAGMA synchronous = {level}")
+            self._synchronous = level
         # IMMEDIATE takes the write lock now, so a concurrent writer makes us wait (busy_timeout)
         # here rather than fail halfway through the batch.
         self.conn.execute("BEGIN IMMEDIATE")
@@ -166,34 +203,54 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
     def _build_statements(self, layout: TableLayout, staging: bool) -> _Statements:
         table = quote(self.staging_table(layout) if staging else prefixed_table_name(layout))
+        names_in_row = [c.name for c in layout.record_columns]
+
+        def param(name: str, number: int | None = None) -> str:
+            """The SQL of a row value: numbered (`?N`, N = its place in the bound tuple), as
+            the SQL that makes a timestamp's text names it more than once."""
+            p = f"?{names_in_row.index(name) + 1 if number is None else number}"
+            return sqlite_binding.value_sql(p, layout._by_name[name].type.kind)
+
         names = ", ".join(quote(c.name) for c in layout.columns)
-        values = ", ".join("?" if c.source == "record" else
-                           "strftime('%Y-%m-%d %H:%M:%f', 'now')" for c in layout.columns)
+        values = ", ".join(param(c.name) if c.source == "record" else _NOW
+                           for c in layout.columns)
         upsert = f"INSERT INTO {table} ({names}) VALUES ({values})"
         if layout.key_columns:
             keys = ", ".join(map(quote, layout.key_columns))
             sets = ", ".join(f"{quote(c.name)} = excluded.{quote(c.name)}"
                              for c in layout.value_columns)
             upsert += f" ON CONFLICT ({keys}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING")
-        match = " AND ".join(f"{quote(k)} = ?" for k in layout.key_columns)
-        names_in_row = [c.name for c in layout.record_columns]
         key_idx = [names_in_row.index(k) for k in layout.key_columns]
+        # The delete binds (deleted_at?, key…) in that order, numbered from 1.
+        first_key = 2 if layout.soft_delete else 1
+        match = " AND ".join(f"{quote(k)} = {param(k, first_key + i)}"
+                             for i, k in enumerate(layout.key_columns))
+        delete_many = None
         if layout.soft_delete:
-            delete = (f'UPDATE {table} SET "_sdc_deleted_at" = COALESCE(?, '
-                      f"strftime('%Y-%m-%d %H:%M:%f', 'now')) WHERE {match}")
+            delete = (f'UPDATE {table} SET "_sdc_deleted_at" = COALESCE({param(DELETED_AT, 1)}, '
+                      f"{_NOW}) WHERE {match}")
             key_idx = [names_in_row.index(DELETED_AT), *key_idx]
         else:
             delete = f"DELETE FROM {table} WHERE {match}"
+            if len(key_idx) == 1 and layout._by_name[layout.key_columns[0]].type.kind in (
+                    _JSON_KEY_KINDS):
+                delete_many = (f"DELETE FROM {table} WHERE {quote(layout.key_columns[0])} "
+                               "IN (SELECT value FROM json_each(?))", key_idx[0])
         getter = operator.itemgetter(*key_idx) if len(key_idx) > 1 else (
             lambda row, i=key_idx[0] if key_idx else 0: (row[i],))
-        return upsert, delete, getter
+        return upsert, delete, getter, delete_many
 
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
-        upsert, delete, delete_params = self._statements_for(layout, staging)
+        upsert, delete, delete_params, delete_many = self._statements_for(layout, staging)
         if batch.upserts:
             self.conn.executemany(upsert, batch.upserts)
         if batch.deletes:
-            self.conn.executemany(delete, map(delete_params, batch.deletes))
+            keys = _json_keys(batch, delete_many[1]) if delete_many is not None else None
+            if keys is not None:
+                # One statement: the keys as one JSON array (encoded in C), matched by SQLite.
+                self.conn.execute(delete_many[0], (keys,))
+            else:
+                self.conn.executemany(delete, map(delete_params, batch.deletes))
 
     def live_table_has_rows(self, layout: TableLayout) -> bool:
         live = quote(prefixed_table_name(layout))

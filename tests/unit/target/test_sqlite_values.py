@@ -1,0 +1,271 @@
+"""SQLite stores every DAP property kind exactly as it did with per-value Python converters.
+
+Values now reach SQLite through C adapters and are made text in SQL (sqlite_binding.py). The
+oracle is the converter code the dialect ran before (`_timestamp_text`, `str` of UUIDs and dates,
+the JSON re-encoders): stored rows must be equal in value and storage class. Also: deletes by a
+JSON array of keys, a key updated and deleted in one batch, and a committed batch surviving
+kill -9 of the process that wrote it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from target_dap_sql.decoding import RecordDecoder
+from target_dap_sql.dialects import dialect_for_url, sqlite_binding
+from target_dap_sql.dialects.base import Batch, compact_json_text, nested_object_text
+from target_dap_sql.layout import LayoutOptions, TableLayout, build_layout
+from tests.unit.target.dap_messages import META, singer_schema
+
+VALUE_PROPERTIES: dict[str, Any] = {
+    "big": {"type": "integer", "format": "int64"},
+    "small": {"type": "integer", "format": "int32"},
+    "ratio": {"type": "number", "format": "float64"},
+    "price": {"type": "number", "exclusiveMinimum": -1e8, "exclusiveMaximum": 1e8,
+              "multipleOf": 0.01},
+    "flag": {"type": "boolean"},
+    "name": {"type": "string", "maxLength": 50},
+    "body": {"type": "string"},
+    "at": {"type": "string", "format": "date-time"},
+    "day": {"type": "string", "format": "date"},
+    "clock": {"type": "string", "format": "time"},
+    "uid": {"type": "string", "format": "uuid"},
+    "ip": {"type": "string", "format": "ipv4"},
+    "state": {"type": "string", "enum": ["a", "b", "__dap_unspecified__"]},
+    "media": {"type": "object", "properties": {"kind": {"type": "string"},
+                                               "size": {"type": "integer"}}},
+    "tags": {"type": "array", "items": {"type": "string"}},
+}
+TIMESTAMPS = [
+    "2024-03-17T23:30:55Z", "2024-03-17T23:30:55.5Z", "2024-03-17T23:30:55.123456Z",
+    "2024-03-17T23:30:55.1234567Z", "2024-03-17 23:30:55z", "2024-03-17T23:30:55",
+    "2024-03-17T23:30:55.000001", "2024-03-17T23:59:59.999999+05:30",
+    "2024-01-01T00:00:00.000000-01:00", "2024-02-29T12:00:00+14:00", "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999Z", "2024-03-17T23:30:55.999999-00:00",
+]
+VALUES: list[dict[str, Any]] = [
+    {"big": 2**63 - 1, "small": -2**31, "ratio": 0.1, "price": 12.34, "flag": True,
+     "name": "Café ☃ 日本語", "body": "line\nbreak\ttab \"quoted\" \\ back", "at": TIMESTAMPS[0],
+     "day": "2024-02-29", "clock": "23:59:59", "uid": "56D0C6E2-3260-4A64-BD82-3871B4E9A334",
+     "ip": "10.0.0.1", "state": "a", "media": {"kind": "vidéo", "size": None},
+     "tags": ["x", "ü", None]},
+    {"big": -2**63, "small": 2**31 - 1, "ratio": 5e-324, "price": -0.01, "flag": False,
+     "name": "", "body": "\U0001F600 emoji", "at": TIMESTAMPS[1], "day": "0001-01-01",
+     "uid": "56d0c6e232604a64bd823871b4e9a334", "state": "__dap_unspecified__",
+     "media": {"kind": None, "size": None}, "tags": []},
+    {"big": 0, "ratio": 1.7976931348623157e308, "flag": None, "at": None, "day": None,
+     "uid": None, "media": None, "tags": None},
+    *({"big": i, "ratio": -0.0 if i % 2 else 1e21, "at": ts} for i, ts in enumerate(TIMESTAMPS)),
+]
+
+
+def _timestamp_text(value: dt.datetime) -> str:
+    """What the dialect stored for a decoded datetime before (its converter, verbatim)."""
+    if value.tzinfo is dt.UTC:
+        return value.isoformat(" ", "microseconds")[:26]
+    if value.tzinfo is not None and value.utcoffset() != dt.timedelta(0):
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _old_converters(layout: TableLayout) -> list[tuple[int, Any]]:
+    out: list[tuple[int, Any]] = []
+    for i, c in enumerate(layout.record_columns):
+        kind = c.type.kind
+        if kind == "timestamp":
+            out.append((i, _timestamp_text))
+        elif kind == "json" and c.type.nested:
+            out.append((i, nested_object_text(c.nullable)))
+        elif kind in ("json", "array"):
+            out.append((i, compact_json_text))
+        elif kind in ("uuid", "date"):
+            out.append((i, str))
+    return out
+
+
+def _layout() -> TableLayout:
+    dap = {"type": "object", "properties": {
+        "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}},
+                "required": ["id"]},
+        "value": {"type": "object", "properties": VALUE_PROPERTIES},
+        "meta": META}}
+    message = singer_schema("canvas", "kinds", 1, dap)
+    return build_layout(message["stream"], message["schema"], message["key_properties"],
+                        LayoutOptions())
+
+
+def _records() -> list[bytes]:
+    return [json.dumps({"id": i, **v, "meta": {"action": "U", "ts": "2024-01-01T00:00:00Z"}},
+                       ensure_ascii=False).encode() for i, v in enumerate(VALUES)]
+
+
+def _typed(rows: list[tuple]) -> list[tuple]:
+    """Rows with each value's storage class, so 1 (INTEGER) and 1.0 (REAL) differ."""
+    return [tuple((type(v).__name__, v) for v in row) for row in rows]
+
+
+def _load(db: Path, layout: TableLayout, rows: list[tuple], *, via: str,
+          deletes: list[tuple] = ()) -> list[tuple]:
+    dialect = dialect_for_url(f"sqlite:///{db}")
+    dialect.ensure_meta_tables()
+    dialect.prepare_table(layout, drop_removed_columns=False)
+    if via == "old":  # the old way: converted values, one bind per value
+        conn = dialect.conn
+        names = ", ".join(f'"{c.name}"' for c in layout.record_columns)
+        marks = ", ".join("?" for _ in layout.record_columns)
+        conn.executemany(f'INSERT INTO "canvas__kinds" ({names}) VALUES ({marks})', rows)
+        conn.executemany('DELETE FROM "canvas__kinds" WHERE "id" = ?',
+                         [(r[0],) for r in deletes])
+    else:
+        dialect.write_batch(layout, Batch(list(rows), list(deletes)), staging=False, meta=None)
+    dialect.close()
+    with sqlite3.connect(db) as conn:
+        return conn.execute('SELECT * FROM "canvas__kinds" ORDER BY "id"').fetchall()
+
+
+def test_every_kind_is_stored_as_the_python_converters_stored_it(tmp_path: Path) -> None:
+    layout = _layout()
+    dialect = dialect_for_url("sqlite://")
+    new = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+    old = RecordDecoder(layout, dialect.field_type, _old_converters(layout))
+    records = _records()
+    new_rows = [new.decode(r, "canvas-kinds")[1] for r in records]
+    old_rows = [old.decode(r, "canvas-kinds")[1] for r in records]
+    stored = _load(tmp_path / "new.db", layout, new_rows, via="write_batch")
+    expected = _load(tmp_path / "old.db", layout, old_rows, via="old")
+    assert len(stored) == len(VALUES)
+    assert _typed(stored) == _typed(expected)
+    at = [c.name for c in layout.columns].index("at")
+    assert {row[at] for row in stored} >= {"2024-03-17 23:30:55.000000",
+                                           "2024-03-17 18:29:59.999999",  # +05:30, no rounding
+                                           "2024-01-01 01:00:00.000000"}
+
+
+def test_deletes_by_key_array_and_a_key_updated_then_deleted(tmp_path: Path) -> None:
+    layout = _layout()
+    decoder = RecordDecoder(layout, dialect_for_url("sqlite://").field_type,
+                            dialect_for_url("sqlite://").converters(layout))
+    rows = [decoder.decode(r, "canvas-kinds")[1] for r in _records()]
+    db = tmp_path / "d.db"
+    _load(db, layout, rows, via="write_batch")
+    # One batch: row 0 updated (upsert), rows 1 and 2 deleted, a key never stored deleted.
+    width = len(layout.record_columns)
+    updated = (0, *rows[0][1:3], 99.5, *rows[0][4:])
+    gone = [(1, *[None] * (width - 1)), (2, *[None] * (width - 1)),
+            (12345, *[None] * (width - 1))]
+    stored = _load(db, layout, [updated], via="write_batch", deletes=gone)
+    assert [r[0] for r in stored] == [0, *range(3, len(VALUES))]
+    assert stored[0][3] == 99.5
+
+
+def test_a_key_updated_and_deleted_in_one_input_batch_ends_deleted(tmp_path: Path) -> None:
+    from tests.unit.target.dap_messages import record, run_in_process
+
+    layout = _layout()
+    db = tmp_path / "t.db"
+    schema = singer_schema("canvas", "kinds", 1, {"type": "object", "properties": {
+        "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}},
+                "required": ["id"]},
+        "value": {"type": "object", "properties": VALUE_PROPERTIES}, "meta": META}})
+    stream = layout.stream
+    messages = [schema,
+                record(stream, {"id": 1}, {"at": "2024-01-01T00:00:00Z"}),
+                record(stream, {"id": 2}, {"at": "2024-01-01T00:00:00Z"}),
+                record(stream, {"id": 1}, {"at": "2024-01-02T00:00:00Z"}),
+                record(stream, {"id": 1}, action="D"),   # updated, then deleted
+                record(stream, {"id": 3}, action="D"),
+                record(stream, {"id": 3}, {"at": "2024-01-03T00:00:00.5Z"})]  # deleted, back
+    run_in_process({"sqlalchemy_url": f"sqlite:///{db}"}, messages)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute('SELECT "id", "at" FROM "canvas__kinds" ORDER BY "id"').fetchall() \
+            == [(2, "2024-01-01 00:00:00.000000"), (3, "2024-01-03 00:00:00.500000")]
+
+
+def test_adapters_are_put_back_when_the_last_connection_closes(tmp_path: Path) -> None:
+    key = (dt.datetime, sqlite3.PrepareProtocol)
+    before = sqlite3.adapters.get(key)
+    first = dialect_for_url(f"sqlite:///{tmp_path / 'a.db'}")
+    second = dialect_for_url(f"sqlite:///{tmp_path / 'b.db'}")
+    first.connect()
+    second.connect()
+    assert sqlite3.adapters[key] is sqlite_binding._ADAPTERS[dt.datetime]
+    first.close()
+    assert sqlite3.adapters[key] is sqlite_binding._ADAPTERS[dt.datetime]  # second still open
+    second.close()
+    assert sqlite3.adapters.get(key) is before
+    assert msgspec.json.encode(uuid.UUID(int=1))  # (msgspec itself is untouched)
+
+
+_KILLED_WRITER = textwrap.dedent("""
+    import os, signal, sys
+    from target_dap_sql.decoding import RecordDecoder
+    from target_dap_sql.dialects import dialect_for_url
+    from target_dap_sql.dialects.base import Batch
+    from tests.unit.target.test_sqlite_values import _layout, _records
+    layout = _layout()
+    dialect = dialect_for_url("sqlite:///" + sys.argv[1])
+    dialect.ensure_meta_tables()
+    dialect.prepare_table(layout, drop_removed_columns=False)
+    decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+    rows = [decoder.decode(r, "s")[1] for r in _records()]
+    dialect.write_batch(layout, Batch(rows[:3], []), staging=False, meta=None)
+    dialect.settle()              # committed (a slice: it loaded on the background thread)
+    dialect.conn.execute("BEGIN IMMEDIATE")
+    dialect.conn.executemany(dialect._statements_for(layout, False)[0], rows[3:])
+    os.kill(os.getpid(), signal.SIGKILL)   # mid-transaction: the second batch never commits
+""")
+
+
+def test_a_committed_batch_survives_kill_9_and_an_uncommitted_one_is_gone(
+        tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(db)],
+                          cwd=Path(__file__).resolve().parents[3], capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve()
+                                                                .parents[3])})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute('SELECT "id" FROM "canvas__kinds" ORDER BY "id"').fetchall() == [
+            (0,), (1,), (2,)]
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_commits_that_move_a_bookmark_are_synced_and_slices_are_not(tmp_path: Path) -> None:
+    """WAL + FULL for a commit with a meta row (STATE may cover it once it returns: it must
+    survive a power cut); WAL + NORMAL for a slice without one (survives kill -9, not a power
+    cut; no bookmark vouches for it, so it would be fetched again)."""
+    from target_dap_sql.meta import Bookmark, meta_row_for
+
+    layout = _layout()
+    dialect = dialect_for_url(f"sqlite:///{tmp_path / 's.db'}")
+    dialect.ensure_meta_tables()
+    dialect.prepare_table(layout, drop_removed_columns=False)
+    decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+    rows = [decoder.decode(r, "s")[1] for r in _records()]
+
+    def synchronous() -> int:
+        dialect.settle()
+        return dialect.conn.execute("PRAGMA synchronous").fetchone()[0]
+
+    assert dialect.conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    dialect.write_batch(layout, Batch(rows[:2], []), staging=False, meta=None)
+    assert synchronous() == 1  # NORMAL
+    meta = meta_row_for(layout, Bookmark(dt.datetime(2024, 1, 1), 1))
+    dialect.write_batch(layout, Batch(rows[2:4], []), staging=False, meta=meta)
+    assert synchronous() == 2  # FULL
+    dialect.write_batch(layout, Batch(rows[4:6], []), staging=False, meta=None)
+    dialect.update_meta(meta)  # any other transaction: durable again
+    assert synchronous() == 2
+    dialect.close()
