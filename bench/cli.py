@@ -106,6 +106,10 @@ def datasets_for(sizes: Sizes) -> dict[str, Dataset]:
         "big": Dataset(EmulatorSpec("big", ("submissions",), sizes.rows * sizes.memory_factor)),
         # canvas.submissions shaped like production rows: its 46 columns, mostly null, ~480 B
         "narrow": Dataset(EmulatorSpec("narrow", ("submissions",), sizes.rows, null_share=0.78)),
+        # The same rows again, advanced by the MariaDB scenarios alone.
+        "main-mariadb": Dataset(EmulatorSpec("main-mariadb", ("submissions",), sizes.rows)),
+        "narrow-mariadb": Dataset(EmulatorSpec("narrow-mariadb", ("submissions",), sizes.rows,
+                                               null_share=0.78)),
         "tables30": Dataset(EmulatorSpec("tables30", TABLES_30, sizes.tables30_rows,
                                          job_latency=3.0)),
     }
@@ -150,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
             except BenchError as exc:
                 failures.append(f"{scenario.name}: {exc}")
                 runner.log(f"bench: {scenario.name} FAILED: {exc}")
+        if runner.mariadb is not None:
+            versions["mariadb"] = runner.mariadb.version()
         machine = machine_info(postgres.version(), versions)
     finally:
         runner.close()

@@ -68,6 +68,15 @@ PACES: dict[tuple[str, str], Pace] = {
     ("changes-pg-narrow", "dap syncdb"): Pace(2.0, 9_000),
     ("changes-pg-narrow", SEED): Pace(1.5, 120_000),
     ("changes-pg-narrow", "dap initdb"): Pace(2.0, 14_000),
+    # MariaDB (2 GB buffer pool): the server's statements dominate both tools
+    ("changes-mariadb", OURS): Pace(1.5, 8_000),
+    ("changes-mariadb", "dap syncdb"): Pace(2.0, 2_500),
+    ("changes-mariadb", SEED): Pace(1.5, 30_000),
+    ("changes-mariadb", "dap initdb"): Pace(2.0, 6_000),
+    ("changes-mariadb-narrow", OURS): Pace(1.5, 10_000),
+    ("changes-mariadb-narrow", "dap syncdb"): Pace(2.0, 3_000),
+    ("changes-mariadb-narrow", SEED): Pace(1.5, 40_000),
+    ("changes-mariadb-narrow", "dap initdb"): Pace(2.0, 8_000),
     # 3 s job latency: waves of jobs for ours, one table after another for dap
     ("tables-30", OURS): Pace(15.0, 3_000),
     ("tables-30", "dap syncdb --table all"): Pace(150.0, 500),

@@ -17,8 +17,10 @@ from urllib.parse import urlsplit
 from bench.errors import BenchError, RunFailed
 from bench.measure import ProcessSpec, ProcessStats, run_pipeline
 from bench.profiling import profiled_argv, summary
-from bench.services import CLIENT_ID, CLIENT_SECRET, Emulator, EmulatorSpec, Postgres
+from bench.services import CLIENT_ID, CLIENT_SECRET, Emulator, EmulatorSpec, MariaDB, Postgres
 from bench.spec import Count, Kind, Rows, Scenario, Variant, Window, fill, fill_json
+
+SERVERS = ("postgres", "mariadb")  # Variant.database kinds that live on a database server
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Runner:
     work: Path
     postgres: Postgres
     timeout: float = 3600.0
+    mariadb: MariaDB | None = None  # started by the first variant that needs it
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
     templates: dict[tuple[str, str], Template] = field(default_factory=dict)
     records: list[RunRecord] = field(default_factory=list)
@@ -181,7 +184,7 @@ class Runner:
                 database = None
         finally:
             if database is not None:
-                self.postgres.drop(database)
+                self.server(variant.database).drop(database)
         rows = expected if variant.rows is Rows.LIVE else self.dataset(dataset_name).changes_total
         return RunRecord(scenario.name, variant.name, variant.kind.value, repeat, rows,
                          result.seconds, list(result.processes), *window)
@@ -199,11 +202,12 @@ class Runner:
         context["state"] = str(run / "state.json")
         if variant.database == "sqlite" and template is not None:
             shutil.copy(template.database, run / "dap.db")  # a file template: its copy
-        if variant.database != "postgres":
+        if variant.database not in SERVERS:
             context["db_url"] = ""
             return None
-        name = self.postgres.fresh("bench", template.database if template else None)
-        url = self.postgres.url(name)
+        server = self.server(variant.database)
+        name = server.fresh("bench", template.database if template else None)
+        url = server.url(name)
         parts = urlsplit(url)
         context.update(db_url=url, db_name=name, db_host=parts.hostname, db_port=parts.port,
                        db_user=parts.username)
@@ -229,17 +233,17 @@ class Runner:
             self.templates[key] = Template(str(kept), state)
             return
         if database is None:
-            raise BenchError(f"{variant.name}: keep_as needs a PostgreSQL or SQLite database")
+            raise BenchError(f"{variant.name}: keep_as needs a database")
         template_name = f"tpl_{dataset}_{variant.keep_as}"
-        self.postgres.rename(database, template_name)
+        self.server(variant.database).rename(database, template_name)
         self.templates[key] = Template(template_name, state)
 
     def _verify(self, count: Count, context: dict[str, Any], run: Path, expected: int,
                 what: str) -> None:
         tables = [t["table"] for t in self.emulator(context["dataset"]).tables()]
-        if count.where == "postgres":
+        if count.where in SERVERS:
             names = [fill(count.table, {**context, "table": t}) for t in tables]
-            found = self.postgres.count_rows(context["db_name"], names)
+            found = self.server(count.where).count_rows(context["db_name"], names)
         elif count.where == "sqlite":
             with sqlite3.connect(run / "dap.db") as conn:
                 found = sum(conn.execute(
@@ -255,6 +259,16 @@ class Runner:
         if found != expected:
             wanted = f"at least {expected:,}" if count.at_least else f"{expected:,}"
             raise RunFailed(f"{what}: expected {wanted} rows, found {found:,} ({run})")
+
+    def server(self, kind: str) -> Postgres | MariaDB:
+        if kind == "postgres":
+            return self.postgres
+        if kind != "mariadb":
+            raise BenchError(f"unknown database server {kind!r}")
+        if self.mariadb is None:
+            self.log("bench: starting MariaDB")
+            self.mariadb = MariaDB()
+        return self.mariadb
 
     # ---- datasets ----
 
@@ -284,6 +298,9 @@ class Runner:
         )
 
     def close(self) -> None:
+        if self.mariadb is not None:
+            self.mariadb.stop()
+            self.mariadb = None
         for data in self.datasets.values():
             if data.emulator is not None:
                 data.emulator.stop()

@@ -202,6 +202,10 @@ def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
                  database="postgres", count=Count("postgres", "bench_copy.{table}"))),
     )
     changes_narrow = changes_scenario("changes-pg-narrow", "narrow", sizes)
+    # Their own datasets: changes-pg and changes-pg-narrow advance "main" and "narrow".
+    changes_mariadb = changes_scenario("changes-mariadb", "main-mariadb", sizes, "mariadb")
+    changes_mariadb_narrow = changes_scenario("changes-mariadb-narrow", "narrow-mariadb", sizes,
+                                              "mariadb")
     tables_30 = Scenario(
         "tables-30",
         f"30 tables × {sizes.tables30_rows:,} rows, {sizes.tables30_changes:,} changes each, "
@@ -255,28 +259,39 @@ def scenarios(sizes: Sizes) -> tuple[Scenario, ...]:
         "big", (ours_pg("tap-dap | target-dap-sql"),),
     )
     return (snapshot_pg, snapshot_sqlite, changes_sqlite, tap_alone, memory, changes_pg,
-            snapshot_narrow, changes_narrow, tables_30)
+            snapshot_narrow, changes_narrow, changes_mariadb, changes_mariadb_narrow, tables_30)
 
 
-def changes_scenario(name: str, dataset: str, sizes: Sizes) -> Scenario:
-    shape = " (narrow rows)" if dataset == "narrow" else ""
+def changes_scenario(name: str, dataset: str, sizes: Sizes, database: str = "postgres") -> Scenario:
+    """rows/10 changes onto the snapshot: tap-dap | target-dap-sql against ``dap syncdb``."""
+    shape = " (narrow rows)" if dataset.startswith("narrow") else ""
+    server = "MariaDB" if database == "mariadb" else "PostgreSQL"
+    table = "canvas__{table}" if database == "mariadb" else "canvas.{table}"
+
+    def ours(variant: str, **kw: Any) -> Variant:
+        return Variant(
+            variant, Kind.OURS, (TAP_FROM_STATE if kw.get("start_from") else TAP, TARGET),
+            files={"tap.json": TAP_CONFIG, "target.json": {"sqlalchemy_url": "{db_url}"}},
+            database=database, count=Count(database, table), **kw)
+
+    def official(variant: str, command: str, **kw: Any) -> Variant:
+        return Variant(variant, Kind.ANCHOR, (dap(command),), database=database,
+                       count=Count(database, table), **kw)
+
+    reference = Reference(6_500, 230, "100k changes, 15.5 s") if dataset == "main" else None
     return Scenario(
         name,
-        f"{sizes.changes:,} changes (80% U / 20% D) onto {sizes.rows:,} rows{shape}, PostgreSQL",
+        f"{sizes.changes:,} changes (80% U / 20% D) onto {sizes.rows:,} rows{shape}, {server}",
         dataset,
-        (
-            ours_pg("tap-dap | target-dap-sql", incremental=True, start_from="ours",
-                    rows=Rows.CHANGES),
-            Variant("dap syncdb", Kind.ANCHOR, (dap("syncdb"),), database="postgres",
-                    start_from="dap", count=Count("postgres", "canvas.{table}"),
-                    rows=Rows.CHANGES, reference=Reference(6_500, 230, "100k changes, 15.5 s")
-                    if dataset == "main" else None),
-        ),
-        seeds=(ours_pg("seed: tap-dap | target-dap-sql", keep_as="ours"),
-               dap_initdb(keep_as="dap")),
+        (ours("tap-dap | target-dap-sql", start_from="ours", rows=Rows.CHANGES),
+         official("dap syncdb", "syncdb", start_from="dap", rows=Rows.CHANGES,
+                  reference=reference)),
+        seeds=(ours("seed: tap-dap | target-dap-sql", keep_as="ours"),
+               official("dap initdb", "initdb", keep_as="dap")),
         changes=Changes(sizes.changes),
     )
 
 
 SCENARIO_NAMES = ("snapshot-pg", "snapshot-sqlite", "changes-sqlite", "tap-alone", "memory-4x",
-                  "changes-pg", "snapshot-pg-narrow", "changes-pg-narrow", "tables-30")
+                  "changes-pg", "snapshot-pg-narrow", "changes-pg-narrow", "changes-mariadb",
+                  "changes-mariadb-narrow", "tables-30")

@@ -1,4 +1,5 @@
-"""The services a benchmark run needs: a DAP emulator per dataset and one PostgreSQL server."""
+"""The services a benchmark run needs: a DAP emulator per dataset, one PostgreSQL server and,
+for the MariaDB scenarios, one MariaDB server."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +177,101 @@ class Postgres:
                 if attempt == 19:
                     raise
                 time.sleep(0.25)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+class MariaDB:
+    """One throwaway MariaDB server (tests.servers) with the same interface as :class:`Postgres`.
+
+    MariaDB has neither database templates nor RENAME DATABASE: a copy is made table by table
+    (``CREATE TABLE … LIKE`` + ``INSERT … SELECT``, untimed setup) and a rename moves the tables.
+    The buffer pool is sized for the bench's tables (the server default, 128 MB, would measure
+    the disk instead of the tools); both tools get the same server.
+    """
+
+    BUFFER_POOL = "2G"
+
+    def __init__(self) -> None:
+        from tests.servers import MariaDBServer, ServerUnavailable
+
+        try:
+            self._server = MariaDBServer.start(
+                extra_args=(f"--innodb-buffer-pool-size={self.BUFFER_POOL}",))
+        except (ServerUnavailable, subprocess.CalledProcessError) as exc:
+            raise SetupError(f"MariaDB did not start: {exc}") from None
+        self._counter = 0
+
+    def url(self, database: str) -> str:
+        return self._server.url.rsplit("/", 1)[0] + "/" + database
+
+    def fresh(self, prefix: str, template: str | None = None) -> str:
+        self._counter += 1
+        name = f"{prefix}_{self._counter}"
+        self._server.create_database(name)
+        if template is not None:
+            for table in self._tables(template):
+                source, copy = f"`{template}`.`{table}`", f"`{name}`.`{table}`"
+                self._execute(f"CREATE TABLE {copy} LIKE {source}",
+                              f"INSERT INTO {copy} SELECT * FROM {source}")
+        return name
+
+    def rename(self, database: str, new_name: str) -> None:
+        self._server.create_database(new_name)  # dropped first if it exists
+        self._execute(*(f"RENAME TABLE `{database}`.`{t}` TO `{new_name}`.`{t}`"
+                        for t in self._tables(database)))
+        self.drop(database)
+
+    def drop(self, database: str) -> None:
+        self._execute(f"DROP DATABASE IF EXISTS `{database}`")
+
+    def exists(self, database: str) -> bool:
+        return bool(self._query("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
+                                (database,)))
+
+    def count_rows(self, database: str, tables: list[str]) -> int:
+        """Total rows of the given table names; a missing table is a failed run."""
+        present = set(self._tables(database))
+        total = 0
+        for table in tables:
+            if table not in present:
+                raise RunFailed(f"table {table} missing in database {database}")
+            total += self._query(f"SELECT count(*) FROM `{database}`.`{table}`")[0][0]
+        return total
+
+    def version(self) -> str:
+        return self._query("SELECT version()")[0][0]
+
+    def _tables(self, database: str) -> list[str]:
+        return [row[0] for row in self._query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+            "AND table_type = 'BASE TABLE'", (database,))]
+
+    def _connect(self) -> Any:
+        import pymysql
+
+        parts = urllib.parse.urlsplit(self._server.url)
+        return pymysql.connect(host=parts.hostname, port=parts.port, user=parts.username,
+                               autocommit=True)
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        conn = self._connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def _execute(self, *statements: str) -> None:
+        conn = self._connect()
+        try:
+            with conn.cursor() as cur:
+                for sql in statements:
+                    cur.execute(sql)
+        finally:
+            conn.close()
 
     def stop(self) -> None:
         self._server.stop()

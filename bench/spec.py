@@ -41,7 +41,7 @@ class Step:
 class Count:
     """Where the run's rows end up, to check it did the work it was timed for."""
 
-    where: str  # "postgres" | "sqlite" | "json"
+    where: str  # "postgres" | "mariadb" | "sqlite" | "json"
     table: str = ""  # postgres/sqlite: template, e.g. "canvas.{table}"; summed over the tables
     file: str = ""  # json: template of the file holding the JSON line a process printed
     key: str = "rows"  # json: the key of the count
@@ -78,7 +78,7 @@ class Variant:
     steps: tuple[Step, ...]
     files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> JSON template
     dataset: str | None = None  # default: the scenario's dataset
-    database: str = "none"  # "none" | "postgres" | "sqlite"
+    database: str = "none"  # "none" | "postgres" | "mariadb" | "sqlite"
     start_from: str | None = None  # template (database + state) the run starts from
     keep_as: str | None = None  # keep this run's database + state as a template
     state_from: str = "{run}/target.out"  # Singer STATE lines to keep with the template

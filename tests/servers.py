@@ -109,7 +109,7 @@ class MariaDBServer:
     _proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @classmethod
-    def start(cls) -> MariaDBServer:
+    def start(cls, extra_args: tuple[str, ...] = ()) -> MariaDBServer:
         mysqld = shutil.which("mariadbd") or shutil.which("mysqld") or "/usr/sbin/mariadbd"
         install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
         if not Path(mysqld).exists() or install_db is None:
@@ -127,7 +127,7 @@ class MariaDBServer:
              "--bind-address=127.0.0.1", f"--socket={datadir / 'mysqld.sock'}",
              f"--pid-file={datadir / 'mysqld.pid'}",
              "--innodb-flush-log-at-trx-commit=2", "--skip-log-bin", "--local-infile=1",
-             f"--log-error={datadir / 'error.log'}", *user_args],
+             f"--log-error={datadir / 'error.log'}", *user_args, *extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
