@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import venvs
+from bench import shapes, venvs
 from bench.errors import BenchError
 from bench.estimate import describe, estimate
 from bench.report import machine_info, render, update_readme, write_json
@@ -173,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     if summaries and not args.no_plots:
         plots = make_plots(results_json, args.results / stamp)
     text = render(stamp, command, machine, settings, chosen, summaries, plots)
+    text += "\n## Per row shape (the README's table)\n\n" + "\n".join(shapes.table(summaries)[0])
+    text += "\n"
     if profiles:
         text += "\n## Profiles (cProfile, one untimed run, top functions by own time)\n"
         for name, top in profiles.items():
@@ -183,6 +185,10 @@ def run(args: argparse.Namespace) -> int:
         (args.results / name).write_text(text)
     if not args.no_readme and not failures:
         update_readme(BENCH / "README.md", f"{stamp}.md", machine, summaries, chosen)
+        missing = shapes.update_readme(BENCH.parent / "README.md", f"{stamp}.md", summaries)
+        if missing:
+            print("bench: README.md's table left as it was; this run did not measure: "
+                  + "; ".join(missing), file=sys.stderr)
     print(args.results / f"{stamp}.md")
     return 1 if failures else 0
 

@@ -93,6 +93,9 @@ class Check:
     other: str = ""
     other_scenario: str = ""  # rss_growth: the scenario at 1× rows; speedup/slowdown: the
     # anchor's scenario when it is not the variant's own
+    # the row of the per-row-shape table (bench/shapes.py) this check fills, and its column
+    compare: str = ""
+    shape: str = "wide"  # "wide": the emulator's ~1.2 KB rows; "narrow": ~480 B
 
     def measure(self, summaries: list[Summary]) -> float | None:
         ours = find(summaries, self.scenario, self.variant)
@@ -125,33 +128,45 @@ class Check:
 
 OURS_PG = "tap-dap | target-dap-sql"
 SNAPSHOT = "snapshot → PostgreSQL"
+INITDB, COPY, SYNCDB_PG, SYNCDB_MARIADB = ("snapshot → PostgreSQL vs `dap initdb`",
+                                         "snapshot → PostgreSQL vs raw `COPY FROM`",
+                                         "changes → PostgreSQL vs `dap syncdb`",
+                                         "changes → MariaDB vs `dap syncdb`")
 CHECKS = (
     Check(f"{SNAPSHOT} within 2× of raw COPY (wall-time rows/s)", "snapshot-pg", OURS_PG,
-          "slowdown", 2.0, "raw COPY FROM"),
+          "slowdown", 2.0, "raw COPY FROM", compare=COPY),
+    Check(f"{SNAPSHOT} within 2× of raw COPY, narrow rows", "snapshot-pg-narrow", OURS_PG,
+          "slowdown", 2.0, "raw COPY FROM", compare=COPY, shape="narrow"),
     Check(f"{SNAPSHOT} ≥11× faster than dap initdb (wall-time rows/s)", "snapshot-pg", OURS_PG,
-          "speedup", 11, "dap initdb"),
-    Check(f"{SNAPSHOT} ≥30× faster than tap-dap | target-postgres (use_copy) (wall-time rows/s)",
-          "snapshot-pg", OURS_PG, "speedup", 30, "tap-dap | target-postgres (use_copy)"),
-    Check("changes ≥6× faster than dap syncdb", "changes-pg", OURS_PG, "speedup", 6,
-          "dap syncdb"),
-    Check("changes ≥6× faster than dap syncdb, narrow rows", "changes-pg-narrow", OURS_PG,
-          "speedup", 6, "dap syncdb"),
-    Check("changes → MariaDB ≥6× faster than dap syncdb", "changes-mariadb", OURS_PG,
-          "speedup", 6, "dap syncdb"),
-    Check("changes → MariaDB ≥6× faster than dap syncdb, narrow rows", "changes-mariadb-narrow",
-          OURS_PG, "speedup", 6, "dap syncdb"),
+          "speedup", 11, "dap initdb", compare=INITDB),
     Check(f"{SNAPSHOT} ≥11× faster than dap initdb, narrow rows", "snapshot-pg-narrow",
-          OURS_PG, "speedup", 11, "dap initdb"),
+          OURS_PG, "speedup", 11, "dap initdb", compare=INITDB, shape="narrow"),
+    Check(f"{SNAPSHOT} ≥30× faster than tap-dap | target-postgres (use_copy) (wall-time rows/s)",
+          "snapshot-pg", OURS_PG, "speedup", 30, "tap-dap | target-postgres (use_copy)",
+          compare="snapshot → PostgreSQL vs tap-dap | target-postgres (`use_copy`)"),
+    Check("changes ≥6× faster than dap syncdb", "changes-pg", OURS_PG, "speedup", 6,
+          "dap syncdb", compare=SYNCDB_PG),
+    Check("changes ≥6× faster than dap syncdb, narrow rows", "changes-pg-narrow", OURS_PG,
+          "speedup", 6, "dap syncdb", compare=SYNCDB_PG, shape="narrow"),
+    Check("changes → MariaDB ≥6× faster than dap syncdb", "changes-mariadb", OURS_PG,
+          "speedup", 6, "dap syncdb", compare=SYNCDB_MARIADB),
+    Check("changes → MariaDB ≥6× faster than dap syncdb, narrow rows", "changes-mariadb-narrow",
+          OURS_PG, "speedup", 6, "dap syncdb", compare=SYNCDB_MARIADB, shape="narrow"),
     Check(f"{SNAPSHOT} with 3 properties deselected ≥100% of the unmapped rows/s",
-          "snapshot-pg", PG_DESELECTED, "speedup", 1.0, OURS_PG),
+          "snapshot-pg", PG_DESELECTED, "speedup", 1.0, OURS_PG,
+          compare=f"{SNAPSHOT}, 3 properties deselected vs none"),
     Check(f"{SNAPSHOT} with 1 property hashed by a stream map ≥60% of the unmapped rows/s",
-          "snapshot-pg", PG_HASHED, "speedup", 0.6, OURS_PG),
+          "snapshot-pg", PG_HASHED, "speedup", 0.6, OURS_PG,
+          compare=f"{SNAPSHOT}, 1 property hashed by a stream map vs none"),
     Check("30 tables ≥5× faster than dap syncdb --table all", "tables-30", OURS_PG, "speedup",
-          5, "dap syncdb --table all"),
+          5, "dap syncdb --table all",
+          compare="30 tables, 3 s job latency, vs `dap syncdb --table all`"),
     Check("snapshot → SQLite within 1.3× of the time into PostgreSQL (wall-time rows/s)",
-          "snapshot-sqlite", OURS_PG, "slowdown", 1.3, OURS_PG, "snapshot-pg"),
+          "snapshot-sqlite", OURS_PG, "slowdown", 1.3, OURS_PG, "snapshot-pg",
+          compare="snapshot → SQLite vs → PostgreSQL"),
     Check("changes → SQLite within 1.3× of the time into PostgreSQL (wall-time rows/s)",
-          "changes-sqlite", CHANGES_SQLITE, "slowdown", 1.3, CHANGES_PG),
+          "changes-sqlite", CHANGES_SQLITE, "slowdown", 1.3, CHANGES_PG,
+          compare="changes → SQLite vs → PostgreSQL"),
     Check("tap peak RSS ≤100 MB", "snapshot-pg", OURS_PG, "rss", 100, "tap"),
     Check("target peak RSS ≤150 MB", "snapshot-pg", OURS_PG, "rss", 150, "target"),
     Check("tap RSS at 4× rows ≤10% more", "memory-4x", OURS_PG, "rss_growth", 0.10, "tap",
