@@ -14,9 +14,11 @@ def exit_at_once_on_success(done: SystemExit) -> None:
     takes ~0.5-1 s of CPU after the last line is written, and until the process is gone the
     pipe stays open (the target waits for EOF to commit its last batch) and whoever waits on
     the exit waits too. Everything the run produced is flushed first (logging handlers,
-    stdout, stderr); any other exit code, or a flush that fails, takes the normal way out.
+    stdout, stderr); any other exit code, or a flush that fails, takes the normal way out, and
+    so does a process under a profiler or tracer (cProfile, coverage), which write their
+    results at the normal exit.
     """
-    if done.code not in (None, 0):
+    if done.code not in (None, 0) or sys.getprofile() is not None or sys.gettrace() is not None:
         return
     logging.shutdown()
     try:
