@@ -145,3 +145,140 @@ def _encode_hashed(lines: list[bytes], dropped: frozenset[str], block_lines: int
         block = b"".join(line + b"\n" for line in lines[start : start + block_lines])
         encoder.encode_block(block, out)
     return bytes(out)
+
+
+NAMES = frozenset({"name", "email"})
+_S = b'"SECRET"'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # duplicated: first, last, both, three times, spaced, escaped
+        b'{"name":"SECRET","a":1,"name":"SECRET2"}',
+        b'{"a":1,"name":"SECRET","name":"SECRET"}',
+        b'{"name":"SECRET","name":"SECRET"}',
+        b'{"name":1,"a":2,"name":"SECRET","b":3,"name":null}',
+        b'{"name" :"SECRET","a":1,"name":"SECRET"}',
+        b'{"a":1,"n\\u0061me":"SECRET","name":"SECRET"}',
+        b'{"a":1,"\\u006e\\u0061\\u006d\\u0065":"SECRET"}',
+        b'{"a":1,"\\u006E\\u0061\\u006D\\u0065":"SECRET"}',
+        b'{"a":1,"em\\u0061il":"SECRET"}',
+        b'{"a\\/b":1,"name":"SECRET","x\\/":"\\/"}',
+        # prefixes and suffixes of the names stay
+        b'{"name2":"n2","name":"SECRET","short_name":"sn","nam":"x","names":[1]}',
+        b'{"email_address":"e","name":"SECRET","emai":1,"e":{"email":2}}',
+        # first, last, only member; every member deselected
+        b'{"name":"SECRET"}',
+        b'{"name":"SECRET","a":1}',
+        b'{"a":1,"name":"SECRET"}',
+        b'{"email":"SECRET","name":"SECRET"}',
+        b'{"email":null,"name":""}',
+        b"{}",
+        b"null",
+        # string values with the needle, escaped quotes, backslash runs, braces
+        b'{"a":",\\"name\\":\\"x\\"","name":"SECRET","b":"\\\\\\",\\"name\\":1"}',
+        b'{"name":"SECRET\\\\","a":"\\\\\\"","b":"\\\\"}',
+        b'{"name":"SECRET\\\\\\"x\\\\","a":"{","b":"}"}',
+        b'{"a":"}{","name":"SECRET\\"}{\\"","b":"x{\\"name\\":1}"}',
+        b'{"a":"\\"","name":"SECRET","b":"\\\\"}',
+        # nested objects and arrays, holding the names as inner keys (they stay)
+        b'{"a":{"name":"keep","email":["keep"]},"name":"SECRET"}',
+        b'{"name":"SECRET","a":[{"name":"keep"},{"x":{"email":"keep"}}]}',
+        b'{"name":{"x":"SECRET"},"a":1}',
+        b'{"name":["SECRET",{"y":"SECRET"}],"a":1}',
+        b'{"name":[],"a":{}}',
+        b'{"a":[[[]]],"name":[[["SECRET"]]]}',
+        # whitespace
+        b'{ "name" : "SECRET" , "a" : 1 }',
+        b'{\t"a":1,\r"name":\t"SECRET"\t}',
+        b'{"a":1 ,"name":"SECRET" ,"b":2 }',
+        b'{"a":1,"name":"SECRET" }',
+        # unicode, numbers, literals
+        b'{"a":"\xc3\xbc\xe2\x98\x83\xf0\x9f\x98\x80","name":"SECRET \xf0\x9f\x98\x80",'
+        b'"b":"\\ud83d\\ude00","c":"\\u00fc"}',
+        b'{"name":-1.5e-300,"a":1E+400,"b":-0,"email":123456789012345678901234567890}',
+        b'{"name":true,"a":false,"email":null,"b":null}',
+        b'{"a":0,"name":0.0e0}',
+    ],
+)
+@pytest.mark.parametrize("block_lines", [1, 4])
+def test_hostile_values_drop_only_the_deselected_members(value: bytes, block_lines: int) -> None:
+    lines = [_row(b'{"a":0}'), _row(value), _row(b'{"b":1}'), _row(value, action=b"D")]
+    out = _assert_exact(lines * 2, NAMES, block_lines)
+    assert b"SECRET" not in out and b'"name"' not in out.replace(b'{"name"', b"")
+
+
+def test_key_members_named_like_value_members_and_always_sent_members() -> None:
+    """A value member named like the key (or like meta) is not the key: deselection cuts the
+    value only where names are deselected; keys and meta cannot be deselected (streams.py)."""
+    lines = [
+        _row(b'{"id":2,"name":"SECRET","meta":1}'),
+        _row(b'{"_sdc_deleted_at":"x","name":"SECRET"}'),
+    ]
+    _assert_exact(lines, NAMES)
+
+
+@pytest.mark.parametrize("block_lines", [1, 3, 100_000])
+def test_a_block_mixing_good_and_bad_rows_keeps_every_row_in_order(block_lines: int) -> None:
+    good = [_row(b'{"a":%d,"name":"SECRET","b":"x"}' % i, b'{"id":%d}' % i) for i in range(300)]
+    lines = list(good)
+    lines[7] = _row(b'{"a":7,"name":"SECRET","name":"SECRET"}', b'{"id":7}')  # rewriter
+    lines[150] = _row(b'{"a":150,"name":"SECRET"}', b'{"id":150,"name":"SECRET"}')  # decoded
+    lines[151] = _row(b'{"a":151,"name":"SECRET"}', action=b"X")  # skipped action
+    out = _assert_exact(lines, NAMES, block_lines)
+    ids = [int(r["id"]) for r in _records(out)]
+    assert ids == [i for i in range(300) if i != 151]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        _row(b'{"a":1,"name":"SECRET}'),
+        _row(b'{"a":1,"name":SECRET}'),
+        _row(b'{"a":1,"name":"SECRET",}'),
+        _row(b'{"a":1,"name":"SECRET"'),
+        _row(b'{"a":1,"name" "SECRET"}'),
+        _row(b'{"name":"\\q"}'),
+        _row(b'"name"'),
+        _row(b'["name","SECRET"]'),
+        _row(b'{"name":"SECRET"}', key=b'"id"'),
+        _row(b'{"name":"SECRET"}', key=b"{}"),
+        b'{"key":{"id":1},"value":{"name":"SECRET"},"meta":{"ts":1}}',
+        b'{"key":{"id":1},"value":{"name":"SECRET"}}',
+        b'{"key":{"id":1},"value":{"name":"SECRET"},"meta":{"ts":"x"}',
+        b"name",
+    ],
+)
+@pytest.mark.parametrize("dropped", [NAMES, frozenset({'q"uote'}), frozenset({" lead"})])
+def test_malformed_rows_fail_as_without_deselection(line: bytes, dropped: frozenset[str]) -> None:
+    from tap_dap.errors import MalformedDataError
+
+    block = b"".join([_row(b'{"a":1}') + b"\n", _row(b'{"name":1,"name":2}') + b"\n", line])
+    errors = []
+    for names in (frozenset(), dropped):
+        encoder = RecordEncoder("s", version=None, where="w", dropped=names)
+        with pytest.raises(MalformedDataError) as caught:
+            encoder.encode_block(block + b"\n", bytearray())
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "line 3" in errors[0]
+
+
+def test_a_ten_megabyte_value() -> None:
+    # Long runs without escapes (the fast searches), then the hostile bytes the rows end with.
+    big = b'"' + (b"x" * 100_000 + b'\\"{,\\"name\\":') * 100 + b'"'
+    assert len(big) > 10_000_000
+    secret = b'"SECRET' + big[1:]
+    lines = [_row(b'{"a":' + big + b',"name":"SECRET","b":' + big + b"}"),
+             _row(b'{"name":' + secret + b',"a":1}'),
+             _row(b'{"a":1,"name":"SECRET","name":' + secret + b"}")]  # fmt: skip
+    _assert_exact(lines, NAMES, 1)
+    _assert_exact(lines, NAMES, 3)
+
+
+@pytest.mark.parametrize("count", [50, 500])
+def test_many_deselected_names_most_not_in_the_rows(count: int) -> None:
+    names = frozenset({f"col{i}" for i in range(count)} | {"name"})
+    value = b"{" + b",".join(b'"col%d":"SECRET"' % i for i in range(0, count, 3)) + b',"a":1}'
+    lines = [_row(value), _row(b'{"name":"SECRET","col7x":1,"xcol7":2}')]
+    _assert_exact(lines * 10, names, 7)
