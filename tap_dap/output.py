@@ -85,6 +85,14 @@ def _object_body(value: msgspec.Raw) -> bytes | None:
     return body
 
 
+def _is_text(name: str) -> bool:
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class RecordEncoding:
     """How one stream's rows become RECORD lines: the stream name they carry (a map's alias)
@@ -128,6 +136,9 @@ class RecordEncoder:
         self._suffix = b"}" + (b',"version":%d' % version if version is not None else b"") + b"}\n"
         self._upsert_end = _UPSERT_END + self._suffix
         self.where = where
+        # A name with a lone surrogate is no UTF-8 text: no row holds it (msgspec refuses such
+        # an escape), and the byte searches cannot spell it (orjson refuses it).
+        dropped = frozenset(name for name in dropped if _is_text(name))
         self._dropped = tuple(dropped)
         self._rewriter = MemberRewriter(dropped, hashed or {}) if dropped or hashed else None
         # The block check of the deselected names (Projection.block_is_exact): msgspec takes

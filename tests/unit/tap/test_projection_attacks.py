@@ -296,3 +296,12 @@ def test_many_deselected_names_most_not_in_the_rows(count: int) -> None:
     value = b"{" + b",".join(b'"col%d":"SECRET"' % i for i in range(0, count, 3)) + b',"a":1}'
     lines = [_row(value), _row(b'{"name":"SECRET","col7x":1,"xcol7":2}')]
     _assert_exact(lines * 10, names, 7)
+
+
+@pytest.mark.parametrize("odd", ["\ud800", "x\udc00y", "\ud83d"])
+def test_a_deselected_name_no_row_can_hold_is_ignored(odd: str) -> None:
+    """A catalog may name anything (Python's json reads lone surrogates); such a name is no
+    UTF-8 text, so no row holds it (msgspec rejects the escape): it must not stop the tap."""
+    lines = [_row(b'{"a":1,"name":"SECRET"}'), _row(b'{"b":"\\ud83d\\ude00"}')]
+    _assert_exact(lines, frozenset({odd, "name"}))
+    _assert_exact(lines, frozenset({odd}) | NAMES, 1)
