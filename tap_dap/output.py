@@ -118,7 +118,8 @@ class RecordEncoder:
     rewritten as bytes (tap_dap.rewrite; members only dropped take the cheaper projection of
     tap_dap.projection), other streams keep the splice-only path. A row the byte rewrite
     cannot handle exactly is decoded instead, and its hashing left to ``map_line``: the SDK's
-    own stream map of one unmapped RECORD line.
+    own stream map of one unmapped RECORD line. A dropped name is dropped from the whole record,
+    as the SDK does: a key member of that name (never a key property) goes too.
     """
 
     def __init__(
