@@ -387,3 +387,23 @@ def test_random_rows_equal_the_exact_path(seed: int) -> None:
     dropped = frozenset(rng.sample(names, rng.randrange(1, 5)))
     lines = [_fuzz_row(rng, i, dropped) for i in range(30)]
     _assert_exact(lines, dropped, rng.choice([1, 4, 1000]))
+
+
+def test_a_block_of_100k_rows_with_one_bad_row_and_crlf_endings() -> None:
+    value = b'{"a":%d,"name":"SECRET","b":"x, y"}'
+    lines = [_row(value % i, b'{"id":%d}' % i) for i in range(100_000)]
+    lines[54_321] = _row(b'{"a":1,"name":"SECRET", "name":"SECRET"}', b'{"id":54321}')
+    block = b"".join(line + b"\r\n" for line in lines)
+    encoder = RecordEncoder("s", version=None, where="w", dropped=NAMES)
+    out = bytearray()
+    assert encoder.encode_block(block, out) == 100_000
+    assert b"SECRET" not in out
+    records = out.split(b"\n")
+    assert len(records) == 100_001 and records[-1] == b""
+    assert json.loads(records[54_321])["record"] == {
+        "id": 54321, "a": 1, "meta": {"action": "U", "ts": "2024-01-01T00:00:00Z"},
+        "_sdc_deleted_at": None,
+    }  # fmt: skip
+    assert [json.loads(r)["record"]["id"] for r in records[::9999] if r] == list(
+        range(0, 100_000, 9999)
+    )
