@@ -58,6 +58,18 @@ _BAD_VALUE = "'value' not an object"
 _OPEN_BRACE, _CLOSE_BRACE, _COMMA, _QUOTE = b"{},\""  # byte values, as bytearray items are
 
 
+class _Decode:
+    """A rewriter that sends every row to the exact path (RecordEncoder._append_exact)."""
+
+    @staticmethod
+    def apply(out: bytearray, at: int) -> bool:
+        return False
+
+
+_DECODE = _Decode()
+_Rewriter = MemberRewriter | Projection | _Decode | None
+
+
 class _InvalidRow(Exception):
     """A row that decoded but breaks the DAP contract; the block is redone line by line."""
 
@@ -71,6 +83,14 @@ def _object_body(value: msgspec.Raw) -> bytes | None:
     if body[:1] and body[0] in _WHITESPACE:
         body = body.strip()
     return body
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -98,7 +118,8 @@ class RecordEncoder:
     rewritten as bytes (tap_dap.rewrite; members only dropped take the cheaper projection of
     tap_dap.projection), other streams keep the splice-only path. A row the byte rewrite
     cannot handle exactly is decoded instead, and its hashing left to ``map_line``: the SDK's
-    own stream map of one unmapped RECORD line.
+    own stream map of one unmapped RECORD line. A dropped name is dropped from the whole record,
+    as the SDK does: a key member of that name (never a key property) goes too.
     """
 
     def __init__(
@@ -116,11 +137,15 @@ class RecordEncoder:
         self._suffix = b"}" + (b',"version":%d' % version if version is not None else b"") + b"}\n"
         self._upsert_end = _UPSERT_END + self._suffix
         self.where = where
+        # A name with a lone surrogate is no UTF-8 text: no row holds it (msgspec refuses such
+        # an escape), and the byte searches cannot spell it (orjson refuses it).
+        dropped = frozenset(name for name in dropped if _is_text(name))
         self._dropped = tuple(dropped)
         self._rewriter = MemberRewriter(dropped, hashed or {}) if dropped or hashed else None
-        self._projection = (
-            Projection(dropped) if dropped and not hashed and Projection.fits(dropped) else None
-        )
+        # The block check of the deselected names (Projection.block_is_exact): msgspec takes
+        # no name with a quote, a backslash or a control character; such names decode every row.
+        self._check = Projection(dropped) if dropped and Projection.fits(dropped) else None
+        self._projection = self._check if not hashed else None
         if hashed and map_line is None:
             raise ValueError("hashing members needs map_line for the rows it cannot rewrite")
         self._map_line = map_line if hashed else None
@@ -139,17 +164,7 @@ class RecordEncoder:
         skipped_before = self.skipped_actions
         try:
             rows = _LINE_DECODER.decode_lines(block)
-            projection = self._projection
-            if projection is None:
-                self._append_rows(rows, out, self._rewriter)
-            else:
-                self._append_rows(rows, out, projection)
-                if not projection.block_is_exact(out, start):
-                    # Rare (a duplicated or spaced member, an escaped name): the rows again,
-                    # each proven exact on its own.
-                    del out[start:]
-                    self.skipped_actions = skipped_before
-                    self._append_rows(rows, out, self._rewriter)
+            self._append_block(rows, out, start, skipped_before)
         except (msgspec.DecodeError, _InvalidRow):
             # Rare: redo the block line by line, only to name the offending line.
             del out[start:]
@@ -157,6 +172,43 @@ class RecordEncoder:
             return self._encode_lines(block, out)
         self._lines_read += len(rows)
         return len(rows) - (self.skipped_actions - skipped_before)
+
+    def _append_block(
+        self, rows: list[Any], out: bytearray, start: int, skipped_before: int
+    ) -> None:
+        """Append the rows; with deselected names, each way of cutting them is kept only when
+        the block check proves no record of the block holds one, else the next is tried."""
+        if not self._dropped:
+            self._append_rows(rows, out, self._rewriter)
+            return
+        check = self._check
+        if check is not None:
+            for rewriter in (self._projection, self._rewriter):
+                if rewriter is None:
+                    continue
+                self._append_rows(rows, out, rewriter)
+                if check.block_is_exact(out, start):
+                    return
+                # Rare: a duplicated or spaced member, an escaped name (the projection misses
+                # them, the rewriter does not), a member in a row's key (both miss it).
+                del out[start:]
+                self.skipped_actions = skipped_before
+        self._append_decoded(rows, out)
+
+    def _append_decoded(self, rows: list[Any], out: bytearray) -> None:
+        """Every row decoded, the deselected members dropped from its key too: deselected names
+        are never key properties, so a key member of that name is one the source added, and
+        the SDK drops it from the record as well."""
+        dropped = self._dropped
+        for row in rows:
+            key = row.key
+            if bytes(key)[:1] == b"{" and row.meta.action in ("U", "D"):
+                members = _MEMBERS_DECODER.decode(key)
+                if members is not None and any(name in members for name in dropped):
+                    for name in dropped:
+                        members.pop(name, None)
+                    row = _DAPLine(msgspec.Raw(_encode(members)), row.meta, row.value)
+            self._append_rows((row,), out, _DECODE)
 
     def _encode_lines(self, block: bytes, out: bytearray) -> int:
         records = 0
@@ -166,7 +218,7 @@ class RecordEncoder:
             self._lines_read += 1
             skipped_before = self.skipped_actions
             try:
-                self._append_rows([_LINE_DECODER.decode(line)], out, self._rewriter)
+                self._append_block([_LINE_DECODER.decode(line)], out, len(out), skipped_before)
             except (msgspec.DecodeError, _InvalidRow) as exc:
                 raise self._malformed(self._lines_read, str(exc)) from None
             records += 1 - (self.skipped_actions - skipped_before)
@@ -187,9 +239,7 @@ class RecordEncoder:
         self._append_rows((plain,), line, None)
         out += self._map_line(bytes(line))
 
-    def _append_rows(
-        self, rows: Iterable[Any], out: bytearray, rewriter: MemberRewriter | Projection | None
-    ) -> None:
+    def _append_rows(self, rows: Iterable[Any], out: bytearray, rewriter: _Rewriter) -> None:
         # The hot loop of the tap, hence the byte-level style: every row is appended raw and
         # patched in place (the key's closing "}" becomes the "," before the value's members),
         # instead of slicing copies. A valid JSON value ending in "}" is an object, one ending

@@ -13,7 +13,9 @@ hashing) and splits the work in two:
   member of a deselected name left in a record fails it. msgspec compares decoded names, so
   this one pass, whatever the number of names, catches every spelling the search misses: a
   duplicated member, a member with JSON whitespace around it, a name spelled with ``\\u``
-  escapes. Such a block (rare) is redone by the exact member rewriter.
+  escapes. Such a block (rare) is redone by the exact member rewriter, and checked again: a
+  member in a row's key (one the source added: deselected names are never key properties) is
+  found by neither, and that block is decoded (tap_dap.output.RecordEncoder._append_block).
 
 Why a found ``,"name":`` is a member of the row's value: inside a JSON string every ``"`` is
 escaped, so ``,"`` opens a string; the name's first character cannot follow a closing quote
