@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=3, help="measured runs per variant")
     parser.add_argument("--scenarios", default=",".join(SCENARIO_NAMES),
                         help=f"comma list of: {', '.join(SCENARIO_NAMES)}")
-    parser.add_argument("--skip", default="", help="comma list of variant names to leave out")
+    parser.add_argument("--skip", default="",
+                        help="comma list of variant names to leave out (names may hold commas)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--results", type=Path, default=BENCH / "results")
     parser.add_argument("--work", type=Path, default=BENCH / "work")
@@ -56,7 +57,7 @@ def select(all_scenarios: tuple[Scenario, ...], names: str, skip: str) -> list[S
     if unknown:
         raise BenchError(f"--scenarios: unknown {', '.join(unknown)}; "
                          f"choose from {', '.join(SCENARIO_NAMES)}")
-    skipped = {n.strip() for n in skip.split(",") if n.strip()}
+    skipped = skipped_variants(skip, {v.name for s in all_scenarios for v in s.variants})
     chosen = []
     for scenario in all_scenarios:
         if scenario.name in wanted:
@@ -64,6 +65,25 @@ def select(all_scenarios: tuple[Scenario, ...], names: str, skip: str) -> list[S
             chosen.append(Scenario(scenario.name, scenario.title, scenario.dataset, variants,
                                    scenario.seeds, scenario.changes))
     return chosen
+
+
+def skipped_variants(skip: str, known: set[str]) -> set[str]:
+    """The variant names of a comma list; a name may hold commas itself ("tap-dap, 3 properties
+    deselected | …"), so the longest run of pieces that names a variant wins. An unknown name is
+    an error: a typo would otherwise run the variant it meant to leave out."""
+    pieces, names, start = skip.split(","), set(), 0
+    while start < len(pieces):
+        for end in range(len(pieces), start, -1):
+            candidate = ",".join(pieces[start:end]).strip()
+            if candidate in known:
+                names.add(candidate)
+                start = end
+                break
+        else:
+            if pieces[start].strip():
+                raise BenchError(f"--skip: no variant named {pieces[start].strip()!r}")
+            start += 1
+    return names
 
 
 def _placeholders(chosen: list[Scenario]) -> set[str]:

@@ -99,3 +99,16 @@ def test_probes_do_the_remote_work_themselves() -> None:
         assert step.argv[5] == "{base_url}"
         assert dict(step.env) == {"DAP_CLIENT_ID": "{client_id}",
                                   "DAP_CLIENT_SECRET": "{client_secret}"}
+
+
+def test_skip_takes_variant_names_with_commas_and_refuses_unknown_ones() -> None:
+    from bench.cli import skipped_variants
+    from bench.errors import BenchError
+    from bench.scenarios import PG_DESELECTED
+
+    known = {PG_DESELECTED, "dap initdb", "raw COPY FROM"}
+    assert "," in PG_DESELECTED
+    assert skipped_variants(f" dap initdb,{PG_DESELECTED}, raw COPY FROM,", known) == known
+    assert skipped_variants("", known) == set()
+    with pytest.raises(BenchError, match="--skip: no variant named 'dap initbd'"):
+        skipped_variants("dap initbd", known)
