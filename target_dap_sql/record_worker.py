@@ -56,7 +56,8 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> None:
         if codec:
             codecs[codec_id] = pickle.loads(codec)
         try:
-            rows = codecs[codec_id].decode_run(data.split(b"\n"))
+            # (lines read from a file object keep their b"\n": empty pieces are none of them)
+            rows = codecs[codec_id].decode_run([line for line in data.split(b"\n") if line])
             result: tuple[str, Any] = ("ok", rows) if rows is not None else ("invalid", None)
         except Exception as exc:  # a bug, not bad input: the target stops with this text
             result = ("error", f"{type(exc).__name__}: {exc}")
