@@ -42,7 +42,7 @@ from target_dap_sql.sinks import SLICE_ROWS, StreamSink
 #: A stream goes to the workers after this many records (decoded here until then, ~0.3 s):
 #: starting a worker costs ~0.3 s of CPU (the interpreter and its imports). The environment
 #: variable is for tests that run workers on small inputs.
-MIN_ROWS = int(os.environ.get("TARGET_DAP_SQL_WORKERS_MIN_ROWS", 3 * SLICE_ROWS))
+MIN_ROWS = int(os.environ.get("DAP_TARGET_WORKERS_MIN_ROWS", 3 * SLICE_ROWS))
 #: Runs in flight per worker: one being decoded and one waiting, so no worker idles while this
 #: process adds a result.
 IN_FLIGHT_PER_WORKER = 2
