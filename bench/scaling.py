@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     configs = [(int(c), int(w)) for c in args.cpus.split(",") for w in args.workers.split(",")]
     if max(c for c, _ in configs) > len(os.sched_getaffinity(0)):
         parser.error("--cpus: more cores than this process may use")
+    # stopped by a signal: still stop the servers below (the finally clause)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     WORK.mkdir(parents=True, exist_ok=True)
     venvs.compile_bytecode([str(BIN / "tap-dap")])
     emulator = Emulator(EmulatorSpec("scaling", ("submissions",), args.rows), str(

@@ -44,5 +44,6 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
     th.Property("workers", th.IntegerType,
                 description="Processes that decode and encode records in parallel, for "
                 "streams of at least 30,000 records into PostgreSQL (default: the cores this "
-                "process may use; 1: decode in the target's own process)."),
+                "process may use, or 1 with fewer than 3 cores; 1: decode in the target's own "
+                "process)."),
 ).to_dict()

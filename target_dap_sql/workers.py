@@ -43,6 +43,11 @@ from target_dap_sql.sinks import SLICE_ROWS, StreamSink
 #: starting a worker costs ~0.3 s of CPU (the interpreter and its imports). The environment
 #: variable is for tests that run workers on small inputs.
 MIN_ROWS = int(os.environ.get("DAP_TARGET_WORKERS_MIN_ROWS", 3 * SLICE_ROWS))
+#: Fewer cores than this: no workers unless the `workers` setting asks for them. Workers cost
+#: ~5 µs of CPU per row more than decoding in-process (pipes, pickling, their start), which only
+#: pays when the tap, PostgreSQL, this process and its workers do not share 2 cores
+#: (docs/performance.md, "Record workers": on 2 cores workers=2 was slower).
+MIN_CORES = 3
 #: Runs in flight per worker: one being decoded and one waiting, so no worker idles while this
 #: process adds a result.
 IN_FLIGHT_PER_WORKER = 2
@@ -67,11 +72,12 @@ class WorkerError(TargetDapSQLError):
 
 
 def default_workers() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on, or 1 (no workers) below `MIN_CORES`."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return cores if cores >= MIN_CORES else 1
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.emulator_fixture import RunningEmulator
+from tests.reliability import test_kill9
 from tests.reliability.outcomes import assert_recovered, dump
 from tests.reliability.pipeline import TAP, TARGET, Workdir
 from tests.reliability.test_kill9 import (
@@ -97,6 +98,7 @@ def test_kill9_with_workers_then_rerun(point: tuple[str, str, int, bool],
                                        tmp_path: Path, pg_url: str, workers_early: str,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DAP_TARGET_WORKERS_MIN_ROWS", "5")  # its tables have 30 rows
+    monkeypatch.setitem(test_kill9.TARGET_SETTINGS, "workers", 2)  # whatever the cores
     kill_and_rerun(emulator_factory, tmp_path, pg_url, point)
     # the killed target's workers saw their input end and left
     assert wait_until(lambda: workers_alive(workers_early) == [])
