@@ -160,7 +160,10 @@ class SQLReplicator:
             "namespaces": [namespace], "tables": [table],
             "on_snapshot_required": on_refusal,
         }
-        target_config = {**self._target_settings, "sqlalchemy_url": self._connection.url}
+        # No record worker processes unless asked: a library call that loads tables on threads
+        # of its caller should not start N processes per table.
+        target_config = {"workers": 1, **self._target_settings,
+                         "sqlalchemy_url": self._connection.url}
         logger.info("%s.%s: %s", namespace, table,
                     "synchronizing" if state else "taking a snapshot")
         try:

@@ -22,6 +22,9 @@ from target_dap_sql.value_checks import explain_generic, generic_checks
 FieldTypeFn = Callable[[Column, TableLayout], Any]
 #: A dialect hook: per-column converters applied after decoding (index, function).
 Converters = list[tuple[int, Callable[[Any], Any]]]
+#: A decoded record: (key, row, is_delete). The row is a tuple of column values, or the bytes a
+#: dialect's row codec encoded it to (dialects/pg_codec.py).
+Decoded = tuple[Any, Any, bool]
 
 _INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
@@ -149,7 +152,12 @@ class RecordDecoder:
         # A check runs before the dialect's converter of the same column: it sees the JSON value.
         self._converters = checks + converters
 
-    def decode(self, raw: bytes | msgspec.Raw, stream: str) -> tuple[Any, tuple, bool]:
+    @property
+    def renames_columns(self) -> bool:
+        """Whether records need re-keying (`decode_run` then always declines)."""
+        return bool(self._stand_ins)
+
+    def decode(self, raw: bytes | msgspec.Raw, stream: str) -> Decoded:
         if self._stand_ins:
             raw = self._rename(raw, stream)
         try:
@@ -164,7 +172,7 @@ class RecordDecoder:
         return self._finish((obj,), stream, upserts_checked=True)[0]
 
     def _finish(self, structs: Iterable[Any], stream: str, *, upserts_checked: bool
-                ) -> list[tuple[Any, tuple, bool]]:
+                ) -> list[Decoded]:
         """(key, row, is_delete) of decoded record structs: the one loop of both decode paths.
 
         Without `upserts_checked` (decoded with the lenient struct) an upsert that lacks a
@@ -187,7 +195,7 @@ class RecordDecoder:
             out.append((key_of(row), row, deleted))
         return out
 
-    def decode_run(self, lines: list[bytes]) -> list[tuple[Any, tuple, bool]] | None:
+    def decode_run(self, lines: list[bytes]) -> list[Decoded] | None:
         """Decode whole RECORD message lines of this stream as one JSON array.
 
         Returns (key, row, is_delete) per line, or None when any line needs the line-by-line
@@ -220,7 +228,7 @@ class RecordDecoder:
             return None
 
     def _decode_lenient(self, raw: bytes | msgspec.Raw, strict_error: str,
-                        stream: str) -> tuple[Any, tuple, bool]:
+                        stream: str) -> Decoded:
         """A record the upsert struct rejected: fine if it is a delete, else one clear error."""
         assert self._lenient is not None
         try:

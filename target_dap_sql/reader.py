@@ -94,6 +94,9 @@ class DapMessageReader(GenericSingerReader[bytes]):
         #: Takes a run of RECORD lines of one stream (all starting with `_run_prefix`); returns
         #: False to have them handled line by line instead (errors, unusual records).
         self.on_record_run: Callable[[str, list[bytes]], bool] | None = None
+        #: Called before any line is handled on its own (not as part of a run): runs the target
+        #: handed to record workers are added first, so the order of the input is kept.
+        self.settle_runs: Callable[[], None] | None = None
         self._run_stream: str | None = None
         self._run_prefix: bytes | None = None
         self._callbacks: dict[str, Callable[[Any], None]] = {}
@@ -164,6 +167,7 @@ class DapMessageReader(GenericSingerReader[bytes]):
         while index < count:
             prefix = self._run_prefix
             if prefix is None or nul_possible or not lines[index].startswith(prefix):
+                self._settle_runs()
                 self._message(lines[index], stats, nul_possible)
                 index += 1
                 continue
@@ -176,9 +180,24 @@ class DapMessageReader(GenericSingerReader[bytes]):
                 self.line_number += len(run)
                 stats["RECORD"] += len(run)
             else:  # line by line, so an error names its exact line
+                self._settle_runs()
                 for line in run:
                     self._message(line, stats, nul_possible)
             index = end
+
+    def _settle_runs(self) -> None:
+        if self.settle_runs is not None:
+            self.settle_runs()
+
+    def replay(self, lines: list[bytes], first_line: int) -> None:
+        """Handle a run of RECORD lines (already counted) again line by line, numbered from
+        ``first_line``: a record worker could not decode it, and an error must name its line."""
+        resume, self.line_number = self.line_number, first_line - 1
+        try:
+            for line in lines:  # a run holds no NUL escape (its group had none)
+                self._message(line, Counter(), nul_possible=False)
+        finally:
+            self.line_number = resume
 
     def _message(self, line: bytes | str, stats: Counter[str], nul_possible: bool) -> None:
         self.line_number += 1

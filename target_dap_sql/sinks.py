@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 from singer_sdk import metrics
 
-from target_dap_sql.decoding import RecordDecoder
-from target_dap_sql.dialects.base import Batch, Dialect
+from target_dap_sql.decoding import Decoded, RecordDecoder
+from target_dap_sql.dialects.base import Batch, Dialect, RowCodec
 from target_dap_sql.layout import TableLayout
 from target_dap_sql.meta import Bookmark, MetaRow, bookmark_from_state, meta_row_for
 
@@ -42,7 +42,10 @@ class StreamSink:
         self.decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
         self._upserts: dict[Any, tuple] = {}
         self._deletes: dict[Any, tuple] = {}
-        self._appended: list[tuple] = []
+        self._appended: list[Any] = []
+        #: Set once the stream's rows are decoded by record workers (workers.py): the buffered
+        #: rows are then the codec's encoded rows, and rows decoded here are encoded too.
+        self.codec: RowCodec | None = None
         self.committed_bookmark: Bookmark | None = None
         #: Version of the snapshot being staged, or None when loading into the live table.
         self.snapshot_version: int | None = None
@@ -65,13 +68,24 @@ class StreamSink:
         return self.snapshot_version is not None
 
     def add(self, raw: bytes | msgspec.Raw) -> None:
-        self.add_decoded([self.decoder.decode(raw, self.stream)])
+        decoded = [self.decoder.decode(raw, self.stream)]
+        self.add_decoded(decoded if self.codec is None else self.codec.encode(decoded))
+
+    def use_codec(self, codec: RowCodec) -> None:
+        """From now on rows arrive encoded by ``codec``; the rows buffered so far are encoded
+        here (at most a slice, once per stream)."""
+        for rows in (self._upserts, self._deletes):
+            rows.update((k, row) for k, row, _ in codec.encode(
+                [(k, row, False) for k, row in rows.items()]))  # same keys: order kept
+        self._appended = [row for _, row, _ in codec.encode(
+            [(None, row, False) for row in self._appended])]
+        self.codec = codec
 
     def room(self, batch_rows: int) -> int:
         """How many more records can be added before a flush is due (at least 1)."""
         return max(1, min(batch_rows, SLICE_ROWS) - self.size)
 
-    def add_decoded(self, decoded: list[tuple[Any, tuple, bool]]) -> None:
+    def add_decoded(self, decoded: list[Decoded]) -> None:
         """Add (key, row, is_delete) records in order; a full slice is committed."""
         self.snapshot_records += len(decoded)
         self.records_received += len(decoded)
@@ -93,9 +107,12 @@ class StreamSink:
     def _take(self) -> Batch:
         upserts = list(self._upserts.values())
         deletes = list(self._deletes.values())
+        keys = None
+        if self.codec is not None:
+            keys = (list(self._upserts) + [None] * len(self._appended), list(self._deletes))
         upserts.extend(self._appended)
         self._upserts, self._deletes, self._appended = {}, {}, []
-        return Batch(upserts, deletes)
+        return Batch(upserts, deletes, self.codec is not None, keys)
 
     def meta_for(self, state: Any) -> tuple[MetaRow | None, Bookmark | None]:
         """The meta row to write with the next commit, if the stream's bookmark moved."""

@@ -18,7 +18,6 @@ from types import FrameType
 from typing import Any, ClassVar
 
 from singer_sdk import Target
-from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import (
     CapabilitiesEnum,
     PluginCapabilities,
@@ -27,6 +26,7 @@ from singer_sdk.helpers.capabilities import (
 from singer_sdk.plugin_base import _ConfigInput
 
 from target_dap_sql.config_files import check_env_settings, read_config_files
+from target_dap_sql.decoding import Decoded
 from target_dap_sql.dialects import Dialect, dialect_for_url
 from target_dap_sql.dialects.base import key_change_error
 from target_dap_sql.errors import (
@@ -41,7 +41,9 @@ from target_dap_sql.layout import LayoutOptions, build_layout
 from target_dap_sql.mapping import InputMaps
 from target_dap_sql.meta import MetaRow, bookmark_of
 from target_dap_sql.reader import DapMessageReader, Envelope
+from target_dap_sql.settings import CONFIG_JSONSCHEMA
 from target_dap_sql.sinks import StreamSink
+from target_dap_sql.workers import ParallelRuns, default_workers
 
 #: Seconds between progress lines while records arrive.
 PROGRESS_SECONDS = 10.0
@@ -63,44 +65,7 @@ class TargetDapSQL(Target):
         TargetCapabilities.HARD_DELETE,
         TargetCapabilities.VALIDATE_RECORDS,
     ]
-    config_jsonschema = th.PropertiesList(
-        th.Property("sqlalchemy_url", th.StringType, secret=True, default="sqlite:///dap.db",
-                    title="Database URL",
-                    description="sqlite:///PATH (default: dap.db in the working directory) or "
-                    "postgresql://USER:PASSWORD@HOST:PORT/DB (postgresql+psycopg:// also works) or "
-                    "mysql://USER:PASSWORD@HOST:PORT/DB (MariaDB >= 10.5, MySQL >= 8.0)."),
-        th.Property("default_target_schema", th.StringType,
-                    description="Schema (PostgreSQL) or table prefix (SQLite, MariaDB/MySQL) for "
-                    "every stream, instead of the DAP namespace / the stream name's prefix."),
-        th.Property("enum_type", th.StringType, default="native", allowed_values=["native", "text"],
-                    description="DAP enums as native enum types (official layout) or as text."),
-        th.Property("batch_size_rows", th.IntegerType, default=50_000,
-                    description="Commit a stream with its meta row (moving its bookmark) once "
-                    "it buffers this many distinct keys; rows load in slices of 10,000 in "
-                    "between, moving no bookmark."),
-        # a number or a numeric string: see NUMBER_OR_NUMERIC_STRING in tap_dap/settings.py
-        th.Property("batch_max_seconds", th.CustomType({
-            "type": ["number", "string"], "pattern": r"^\s*[0-9]*\.?[0-9]+\s*$"}), default=60,
-                    description="Commit all streams and emit STATE at least this often."),
-        th.Property("validate_records", th.BooleanType, default=True,
-                    description="Check enums, maxLength and integer ranges while decoding "
-                    "(cheap). Types and key properties are always checked."),
-        th.Property("hard_delete", th.BooleanType, default=True,
-                    description="Delete rows on DAP deletes; false sets _sdc_deleted_at instead."),
-        th.Property("drop_removed_columns", th.BooleanType, default=False,
-                    description="Drop columns that vanished from the schema (default: keep)."),
-        th.Property("add_record_metadata", th.BooleanType, default=False,
-                    description="Add _sdc_deleted_at and _sdc_batched_at columns."),
-        th.Property("allow_empty_snapshots", th.BooleanType, default=False,
-                    description="Let a snapshot with no records replace a table that has rows "
-                    "even when tap-dap did not report the DAP table as empty (e.g. a mapper "
-                    "dropped or filtered every record). Default: refuse, leaving the table as "
-                    "it was."),
-        th.Property("sanitize_null_characters", th.BooleanType, default=False,
-                    description="PostgreSQL cannot store NUL (U+0000) in text or JSON: replace "
-                    "it with U+FFFD instead of stopping with an error naming the line, stream, "
-                    "column and key. SQLite and MySQL store NUL as it is."),
-    ).to_dict()
+    config_jsonschema = CONFIG_JSONSCHEMA
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -125,6 +90,9 @@ class TargetDapSQL(Target):
             raise ConfigError(f"setting batch_size_rows must be at least 1, got {rows!r}")
         if self._batch_seconds < 0:
             raise ConfigError(f"setting batch_max_seconds must not be negative, got {seconds!r}")
+        workers = self.config.get("workers")
+        if workers is not None and int(workers) < 1:
+            raise ConfigError(f"setting workers must be at least 1, got {workers!r}")
         self._sinks: dict[str, StreamSink] = {}
         self._schemas_seen: dict[str, tuple[bytes, list[str] | None]] = {}
         self._object_owners: dict[str, str] = {}  # database object name -> its stream
@@ -138,8 +106,11 @@ class TargetDapSQL(Target):
             self.message_reader.nul_handling = (
                 "replace" if self.config.get("sanitize_null_characters") else "reject")
             self.message_reader.on_nul = self._refuse_nul_characters
-        if isinstance(self.message_reader, DapMessageReader):
-            self.message_reader.on_record_run = self._process_record_run
+        reader = self.message_reader
+        self._runs = ParallelRuns(default_workers() if workers is None else int(workers),
+                                  self._add_run, getattr(reader, "replay", None))  # type: ignore[arg-type]
+        if isinstance(reader, DapMessageReader):
+            reader.on_record_run, reader.settle_runs = self._process_record_run, self._runs.drain
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
@@ -269,9 +240,18 @@ class TargetDapSQL(Target):
         if self._maps.is_mapped(stream):
             return False
         sink = self._sinks.get(stream)
-        decoded = sink.decoder.decode_run(lines) if sink is not None else None
-        if sink is None or decoded is None:
+        if sink is None:
             return False
+        if self._runs.take(sink, lines, self.message_reader.line_number + 1):  # type: ignore[attr-defined]
+            return True
+        decoded = sink.decoder.decode_run(lines)
+        if decoded is None:
+            return False
+        self._add_run(sink, decoded)
+        return True
+
+    def _add_run(self, sink: StreamSink, decoded: list[Decoded]) -> None:
+        """Add decoded records of one stream (here, or by record workers, in input order)."""
         start = 0
         while start < len(decoded):
             # Flush points fall on the same records as line by line.
@@ -279,7 +259,6 @@ class TargetDapSQL(Target):
             sink.add_decoded(decoded[start:end] if start or end < len(decoded) else decoded)
             start = end
             self._after_records(sink)
-        return True
 
     def _after_records(self, sink: StreamSink) -> None:
         if sink.size >= self._batch_rows:
@@ -381,9 +360,12 @@ class TargetDapSQL(Target):
             with contextlib.suppress(Exception):
                 self._dialect.close()
             raise
+        finally:  # also on SIGTERM (SystemExit): no worker outlives the target
+            self._runs.close()
 
     def process_endofpipe(self) -> None:
         try:
+            self._runs.drain()
             for sink in self._sinks.values():
                 if sink.in_snapshot:
                     self.logger.warning(

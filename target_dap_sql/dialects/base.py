@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-from target_dap_sql.decoding import Converters
+from target_dap_sql.decoding import Converters, Decoded
 from target_dap_sql.errors import SchemaError
 from target_dap_sql.layout import Column, SqlType, TableLayout
 from target_dap_sql.meta import MetaRow
@@ -49,8 +49,12 @@ _JSON_ENCODE = msgspec.json.Encoder().encode
 class Batch:
     """One deduplicated batch of a stream: the last action per key, split by kind."""
 
-    upserts: Sequence[tuple]
-    deletes: Sequence[tuple]  # full rows (key + `_sdc_deleted_at` matter) of deleted keys
+    upserts: Sequence[Any]
+    deletes: Sequence[Any]  # full rows (key + `_sdc_deleted_at` matter) of deleted keys
+    #: The rows are what the dialect's row codec encoded (bytes), not tuples of values.
+    encoded: bool = False
+    #: The keys of `upserts` and of `deletes`, in their order (encoded rows do not show them).
+    keys: tuple[Sequence[Any], Sequence[Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.upserts) + len(self.deletes)
@@ -165,6 +169,21 @@ def widened(old: SqlType, new: SqlType) -> SqlType | None:
     return None
 
 
+class RowCodec(Protocol):
+    """Decodes a layout's RECORD runs and encodes the rows as its dialect will load them, in a
+    record worker process (target_dap_sql/workers.py). Picklable: it is sent to the workers."""
+
+    def decode_run(self, lines: list[bytes]) -> Any:
+        """Like `RecordDecoder.decode_run` (None: take them line by line), with the rows
+        encoded and packed in whatever picklable form crosses a pipe cheaply."""
+
+    def unpack(self, run: Any) -> list[Decoded]:
+        """The (key, encoded row, is_delete) records of what `decode_run` returned."""
+
+    def encode(self, decoded: list[Decoded]) -> list[Decoded]:
+        """Rows `RecordDecoder.decode` gave, encoded as `unpack` gives them."""
+
+
 class StoredColumn(Protocol):
     """What schema evolution needs to know of a column already in the table."""
 
@@ -225,6 +244,12 @@ class Dialect(ABC):
     def converters(self, layout: TableLayout) -> Converters:
         """Per-column Python conversions after decoding; keep empty on fast paths."""
         return []
+
+    def row_codec(self, layout: TableLayout) -> RowCodec | None:
+        """What record worker processes decode and encode this layout's rows with, or None to
+        decode in the target's own process (when shipping decoded rows back would cost more
+        than decoding them). Called once the table is prepared."""
+        return None
 
     @abstractmethod
     def connect(self) -> None:

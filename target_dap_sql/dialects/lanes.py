@@ -14,7 +14,7 @@ a slice that moves the bookmark commits its meta row after both lanes have commi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from target_dap_sql.dialects.base import Batch
@@ -36,14 +36,20 @@ def key_of(layout: TableLayout) -> Callable[[tuple], Any]:
 
 def split(batch: Batch, key: Callable[[tuple], Any]) -> tuple[Batch, Batch]:
     """The batch's rows in two halves by the hash of their key (one key, one half)."""
-    halves: tuple[tuple[list[tuple], list[tuple]], ...] = (([], []), ([], []))
+    halves: tuple[tuple[list[Any], ...], ...] = (([], [], [], []), ([], [], [], []))
     for index, rows in enumerate((batch.upserts, batch.deletes)):
-        _split_rows(rows, key, halves[0][index], halves[1][index])
-    return Batch(*halves[0]), Batch(*halves[1])
+        keys = batch.keys[index] if batch.keys is not None else map(key, rows)
+        _split_rows(rows, keys, halves[0][index::2], halves[1][index::2])
+    return tuple(  # type: ignore[return-value]
+        Batch(rows, deletes, batch.encoded, (row_keys, delete_keys))
+        for rows, deletes, row_keys, delete_keys in halves)
 
 
-def _split_rows(rows: Sequence[tuple], key: Callable[[tuple], Any], even: list[tuple],
-                odd: list[tuple]) -> None:
-    put = (even.append, odd.append)
-    for row in rows:
-        put[hash(key(row)) & 1](row)
+def _split_rows(rows: Sequence[Any], keys: Iterable[Any], even: tuple[list[Any], ...],
+                odd: tuple[list[Any], ...]) -> None:
+    """Rows (and their keys) into ``even`` or ``odd`` (each: rows list, keys list)."""
+    put = ((even[0].append, even[1].append), (odd[0].append, odd[1].append))
+    for row, row_key in zip(rows, keys, strict=True):
+        add_row, add_key = put[hash(row_key) & 1]
+        add_row(row)
+        add_key(row_key)

@@ -9,44 +9,25 @@ are COPYed straight into the staging table (the server-side INSERT … SELECT co
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from collections.abc import Sequence
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import msgspec
 import psycopg
 from psycopg import sql
 
-from target_dap_sql.decoding import constrained
+from target_dap_sql.dialects import pg_codec
 from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import STAGING_SUFFIX, Batch, logger, quote, shortened
 from target_dap_sql.dialects.connection import ConnectionDialect
+from target_dap_sql.dialects.pg_codec import COPY_HEADER, COPY_TRAILER, PgRowCodec, copy_type
 from target_dap_sql.dialects.pg_schema import PgSchemaManager
 from target_dap_sql.dialects.pg_types import MAX_IDENTIFIER_BYTES, pg_enum_type
 from target_dap_sql.dialects.urls import url_password
 from target_dap_sql.errors import ConfigError, DatabaseError
-from target_dap_sql.layout import DELETED_AT, Column, SqlType, TableLayout
+from target_dap_sql.layout import DELETED_AT, Column, TableLayout
 from target_dap_sql.meta import MetaRow
 
-_AWARE = Annotated[dt.datetime, msgspec.Meta(tz=True)]
-
-# kind → (msgspec decode type, COPY type of the temp table column)
-_LOAD_TYPES: dict[str, tuple[Any, str]] = {
-    "smallint": (int, "int2"), "integer": (int, "int4"), "bigint": (int, "int8"),
-    "real": (float, "float4"), "double": (float, "float8"),
-    "decimal": (Decimal, "numeric"), "numeric": (Decimal, "numeric"),
-    "boolean": (bool, "bool"),
-    "text": (str, "text"), "varchar": (str, "text"), "char": (str, "text"), "enum": (str, "text"),
-    # DAP timestamps always carry `Z`; other taps' timestamps are parsed by the server (lenient).
-    "timestamp": (_AWARE, "timestamptz"), "timestamptz": (str, "text"),
-    "date": (dt.date, "date"), "time": (str, "text"), "interval": (str, "text"),
-    "uuid": (uuid.UUID, "uuid"), "inet": (str, "text"),
-    # Raw JSON bytes go through bytea untouched; the server parses them into jsonb.
-    "json": (msgspec.Raw, "bytea"),
-}
 #: Kinds whose binary COPY value (above) the column's own type reads unchanged: a snapshot batch of
 #: only these goes straight into the staging table, with no temp table and no INSERT … SELECT.
 #: (An aware datetime is sent as timestamptz; with the session in UTC that is the same 8 bytes a
@@ -103,6 +84,7 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
         self._temp_tables: dict[int, str] = {}
         #: Per layout in a snapshot: (COPY into staging, its types), or None to use the temp table.
         self._direct_copy: dict[int, tuple[sql.SQL, list[str]] | None] = {}
+        self._utf8 = False
 
     # --- names ------------------------------------------------------------------------------
 
@@ -135,18 +117,12 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
     # --- decoding ---------------------------------------------------------------------------
 
     def field_type(self, column: Column, layout: TableLayout) -> Any:
-        return self._decode_type(column.type, layout)
+        return pg_codec.field_type(column, layout)
 
-    def _decode_type(self, sql_type: SqlType, layout: TableLayout) -> Any:
-        if sql_type.kind == "array":
-            # psycopg dumps lists in Python (slow); raw JSON is converted on the server instead.
-            return msgspec.Raw
-        base = _LOAD_TYPES[sql_type.kind][0]
-        return constrained(base, sql_type, layout)
-
-    @staticmethod
-    def _copy_type(sql_type: SqlType) -> str:
-        return "bytea" if sql_type.kind == "array" else _LOAD_TYPES[sql_type.kind][1]
+    def row_codec(self, layout: TableLayout) -> PgRowCodec | None:
+        # The codec dumps text as UTF-8, what the connection sends only when its client
+        # encoding is UTF-8 (the default for a UTF-8 database).
+        return PgRowCodec(layout) if self._utf8 else None
 
     # --- connection -------------------------------------------------------------------------
 
@@ -160,6 +136,7 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
                                 f"{self._failure_text(exc)}") from None
         self._conn.execute("SET TIME ZONE 'UTC'")
         self._conn.commit()
+        self._utf8 = self._conn.info.encoding == "utf-8"
 
     def _close_connection(self, conn: psycopg.Connection) -> None:
         conn.rollback()
@@ -205,7 +182,7 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
             columns = ", ".join(quote(c.name) for c in layout.record_columns)
             self._direct_copy[layout.uid] = (
                 sql.SQL(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"),  # type: ignore[arg-type]
-                [self._copy_type(c.type) for c in layout.record_columns],
+                [copy_type(c.type) for c in layout.record_columns],
             )
 
     def read_meta_rows(self) -> list[MetaRow]:
@@ -218,7 +195,7 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
         name = self._temp_tables.get(layout.uid)
         if name is None:
             name = f"_dap_load_{len(self._temp_tables) + 1}"
-            cols = [f"{quote(c.name)} {self._copy_type(c.type)}" for c in layout.record_columns]
+            cols = [f"{quote(c.name)} {copy_type(c.type)}" for c in layout.record_columns]
             cols.append('"_dap_deleted" bool')
             self._run_or_roll_back(
                 f"creating the load table of {layout.stream}", self.conn.execute,
@@ -271,24 +248,31 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
                       f"FROM {temp} s WHERE s._dap_deleted AND {match}")
         else:
             delete = f"DELETE FROM {table} t USING {temp} s WHERE s._dap_deleted AND {match}"
-        types = [self._copy_type(c.type) for c in layout.record_columns] + ["bool"]
+        types = [copy_type(c.type) for c in layout.record_columns] + ["bool"]
         return sql.SQL(copy), sql.SQL(insert), sql.SQL(delete), types  # type: ignore[arg-type]
 
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
         upserts = batch.upserts
-        if staging and upserts and self._copy_into_staging(layout, upserts):
+        if staging and upserts and self._copy_into_staging(layout, upserts, batch.encoded):
             upserts = ()
         if not upserts and not batch.deletes:
             return
         copy_sql, insert_sql, delete_sql, types = self._statements_for(layout, staging)
         cur = self.conn.cursor()
         with cur.copy(copy_sql) as copy:
-            copy.set_types(types)
-            write = copy.write_row
-            for row in upserts:
-                write((*row, False))
-            for row in batch.deletes:
-                write((*row, True))
+            if batch.encoded:  # binary tuples a row codec made (pg_codec.py)
+                width = len(layout.record_columns)
+                copy.write(b"".join([COPY_HEADER,
+                                     *pg_codec.with_flags(upserts, width, deleted=False),
+                                     *pg_codec.with_flags(batch.deletes, width, deleted=True),
+                                     COPY_TRAILER]))
+            else:
+                copy.set_types(types)
+                write = copy.write_row
+                for row in upserts:
+                    write((*row, False))
+                for row in batch.deletes:
+                    write((*row, True))
         if upserts:
             cur.execute(insert_sql)
         if batch.deletes:
@@ -299,7 +283,7 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
             cur.execute("SET LOCAL enable_hashjoin TO off")
             cur.execute(delete_sql)
 
-    def _copy_into_staging(self, layout: TableLayout, rows: Sequence[tuple]) -> bool:
+    def _copy_into_staging(self, layout: TableLayout, rows: Sequence[Any], encoded: bool) -> bool:
         """COPY a snapshot batch straight into staging; False if it must merge instead.
 
         A snapshot's keys are unique, so plain COPY is right and skips the temp table and the
@@ -314,10 +298,13 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
         cur.execute("SAVEPOINT dap_direct_copy")
         try:
             with cur.copy(copy_sql) as copy:
-                copy.set_types(types)
-                write = copy.write_row
-                for row in rows:
-                    write(row)
+                if encoded:
+                    copy.write(b"".join([COPY_HEADER, *rows, COPY_TRAILER]))
+                else:
+                    copy.set_types(types)
+                    write = copy.write_row
+                    for row in rows:
+                        write(row)
         except psycopg.errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT dap_direct_copy")
             self._direct_copy[layout.uid] = None

@@ -1,0 +1,179 @@
+"""Record worker processes under the real console scripts: the same database as one process and as
+the emulator's truth; kill -9 of the target, kill -9 of a worker and SIGTERM leave a consistent
+database, no process behind, and a rerun that converges.
+
+Workers start after DAP_TARGET_WORKERS_MIN_ROWS records (30,000 by default); these tests set it
+low so that the emulator's small tables go through them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator_fixture import RunningEmulator
+from tests.reliability import test_kill9
+from tests.reliability.outcomes import assert_recovered, dump
+from tests.reliability.pipeline import TAP, TARGET, Workdir
+from tests.reliability.test_kill9 import (
+    TABLES,
+    assert_meta_never_ahead,
+    kill_and_rerun,
+    point_id,
+)
+
+SERVE = {"tables": "accounts,courses,users", "rows": 400, "rows_per_object": 100, "seed": 21}
+MIN_ROWS = {"DAP_TARGET_WORKERS_MIN_ROWS": "50"}
+
+
+@pytest.fixture(autouse=True)
+def workers_early(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Workers from the 50th record of a stream; a mark in the environment that finds them."""
+    mark = uuid.uuid4().hex
+    for name, value in {**MIN_ROWS, "DAP_TEST_MARK": mark}.items():
+        monkeypatch.setenv(name, value)
+    return mark
+
+
+def workers_alive(mark: str) -> list[int]:
+    """Record worker processes of this test that have not ended (zombies count as alive)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            environ = (proc / "environ").read_bytes()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"DAP_TEST_MARK={mark}".encode() in environ and b"record_worker" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def wait_until(condition: Callable[[], Any], seconds: float = 20) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.postgres
+def test_workers_reach_the_truth_and_one_process_database(
+        emulator_factory: Callable[..., RunningEmulator], tmp_path: Path,
+        postgres_server: Any, workers_early: str) -> None:
+    emu = emulator_factory(**SERVE)
+    jobs = {}
+    for count in (1, 2, 3):
+        url = postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+        jobs[count] = Workdir(tmp_path / f"workers-{count}", emu, url)
+        jobs[count].target_config.update(workers=count, batch_size_rows=150)
+    for phase in ("snapshot", "changes"):
+        if phase == "changes":
+            for _, table in TABLES:
+                emu.advance("canvas", table, inserts=40, updates=150, deletes=60)
+        for job in jobs.values():
+            assert_recovered(job, job.run(), TABLES)
+    # every table alike; the meta rows' timestamps are each run's own DAP job's
+    tables = [{name: rows for name, rows in dump(job.db_url).items()
+               if name != "instructure_dap.table_sync"} for job in jobs.values()]
+    assert len(tables[0]) == 4 and tables[0] == tables[1] == tables[2]
+    assert workers_alive(workers_early) == []
+
+
+# kill -9 of the target (or the whole pipeline) while workers decode: as tests/reliability's own
+@pytest.mark.postgres
+@pytest.mark.parametrize("point", [("snapshot", "target", 60_000, False),
+                                   ("incremental", "pipeline", 20_000, False)], ids=point_id)
+def test_kill9_with_workers_then_rerun(point: tuple[str, str, int, bool],
+                                       emulator_factory: Callable[..., RunningEmulator],
+                                       tmp_path: Path, pg_url: str, workers_early: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAP_TARGET_WORKERS_MIN_ROWS", "5")  # its tables have 30 rows
+    monkeypatch.setitem(test_kill9.TARGET_SETTINGS, "workers", 2)  # whatever the cores
+    kill_and_rerun(emulator_factory, tmp_path, pg_url, point)
+    # the killed target's workers saw their input end and left
+    assert wait_until(lambda: workers_alive(workers_early) == [])
+
+
+def _tap_output(emu: RunningEmulator, workdir: Workdir) -> bytes:
+    (workdir.path / "tap.json").write_text(__import__("json").dumps(workdir.tap_config))
+    return subprocess.run([TAP, "--config", str(workdir.path / "tap.json")], check=True,
+                          capture_output=True, timeout=120).stdout
+
+
+def _interrupted_target(workdir: Workdir, data: bytes, mark: str,
+                        interrupt: Callable[[subprocess.Popen, list[int]], None]
+                        ) -> tuple[int, str, list[int]]:
+    """The target fed two thirds of ``data``, then ``interrupt``-ed once its workers run, then
+    the rest; returns its exit code, stderr, and the workers it had."""
+    (workdir.path / "target.json").write_text(__import__("json").dumps(workdir.target_config))
+    target = subprocess.Popen([TARGET, "--config", str(workdir.path / "target.json")],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, cwd=workdir.path)
+    assert target.stdin is not None and target.stderr is not None
+    cut = data.index(b"\n", len(data) * 2 // 3) + 1
+    target.stdin.write(data[:cut])
+    target.stdin.flush()
+    workers = wait_until(lambda: len(workers_alive(mark)) == 2 and workers_alive(mark))
+    assert workers, "no workers started"
+    interrupt(target, workers)
+    try:
+        target.stdin.write(data[cut:])
+        target.stdin.close()
+    except BrokenPipeError:  # the target already stopped
+        pass
+    stderr = target.stderr.read().decode()
+    return target.wait(60), stderr, workers
+
+
+@pytest.mark.postgres
+def test_a_killed_worker_fails_the_run_with_one_line_and_the_rerun_converges(
+        emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
+        workers_early: str) -> None:
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, pg_url)
+    workdir.target_config.update(workers=2)
+    data = _tap_output(emu, workdir)
+
+    def kill_a_worker(target: subprocess.Popen, workers: list[int]) -> None:
+        os.kill(workers[0], signal.SIGKILL)
+
+    code, stderr, workers = _interrupted_target(workdir, data, workers_early, kill_a_worker)
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"record worker process {workers[0]} ended unexpectedly (killed by signal 9 (SIGKILL)); "
+        "rows after the last STATE are loaded again by the next run"), stderr
+    assert workers_alive(workers_early) == []  # the other worker ended, every one was reaped
+    assert_meta_never_ahead(workdir, emu, None)
+    assert_recovered(workdir, workdir.run(), TABLES)
+
+
+@pytest.mark.postgres
+def test_sigterm_ends_the_target_and_its_workers(
+        emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
+        workers_early: str) -> None:
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, pg_url)
+    workdir.target_config.update(workers=2)
+    data = _tap_output(emu, workdir)
+
+    def terminate(target: subprocess.Popen, workers: list[int]) -> None:
+        target.send_signal(signal.SIGTERM)
+        target.wait(60)
+
+    code, stderr, _ = _interrupted_target(workdir, data, workers_early, terminate)
+    assert code == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    assert workers_alive(workers_early) == []
+    assert_meta_never_ahead(workdir, emu, None)
