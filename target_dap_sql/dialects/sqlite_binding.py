@@ -11,10 +11,10 @@ So rows go to `executemany` as msgspec decoded them (checked in C as before), an
 adapters bind the rest:
 
 - None stays None, a bool becomes its int: what sqlite3 bound them as anyway, found faster;
-- a datetime, date or UUID becomes its msgspec JSON encoding (~0.1 µs), e.g.
-  `b'"2024-03-17T23:30:55Z"'`, and the INSERT turns it into the stored text in SQL (`value_sql`):
-  inside SQLite's step, where `sqlite3` has released the GIL, so on the background load thread it
-  overlaps the next slice's decoding.
+- a datetime (in UTC if it has an offset), date or UUID becomes its msgspec JSON encoding
+  (~0.1 µs), e.g. `b'"2024-03-17T23:30:55Z"'`, and the INSERT turns it into the stored text in
+  SQL (`value_sql`): inside SQLite's step, where `sqlite3` has released the GIL, so on the
+  background load thread it overlaps the next slice's decoding.
 
 `sqlite3` keeps adapters per process, not per connection, and an app embedding the target may
 use sqlite3 itself (other threads, between batches). So the datetime, date and UUID adapters
@@ -40,6 +40,7 @@ from typing import Any
 import msgspec
 
 _ENCODE = msgspec.json.Encoder().encode
+_UTC = dt.UTC
 #: What our own statements bind; `value_sql` knows what to cut from the JSON text.
 _ADAPTERS: dict[type, Any] = {
     # A dict's `get` returns None for None without a Python frame: the cheapest "keep it".
@@ -69,10 +70,24 @@ def _dispatcher(ours: Callable[[Any], Any], previous: Callable[[Any], Any] | Non
     return adapt
 
 
+def _timestamp_json(value: dt.datetime) -> bytes:
+    """A datetime's JSON text, naive or in UTC (`Z`): another offset is converted here, not by
+    SQLite's date functions, which read an offset beyond ±14:00 as NULL and write years 0 and
+    10000. A DAP timestamp is UTC: this costs it one attribute look-up."""
+    tz = value.tzinfo
+    if tz is not None and tz is not _UTC:
+        try:
+            value = value.astimezone(_UTC)
+        except OverflowError:
+            raise sqlite3.DataError(f"timestamp {value.isoformat()} is out of range "
+                                    "(years 1 to 9999) in UTC") from None
+    return _ENCODE(value)
+
+
 def _install(kind: type, key: Any) -> None:
     previous = sqlite3.adapters.get(key)
     _previous[key] = previous
-    ours = _ADAPTERS[kind]
+    ours = _timestamp_json if kind is dt.datetime else _ADAPTERS[kind]
     adapter = ours if kind in _SAME_FOR_ALL and previous is None else _dispatcher(ours, previous)
     _installed[key] = adapter
     sqlite3.adapters[key] = adapter
@@ -125,19 +140,13 @@ def value_sql(p: str, kind: str) -> str:
     """SQL for the stored value of a column of `kind` bound as parameter `p` (e.g. `?3`).
 
     A UUID or date is its JSON string without the quotes. A timestamp is stored as naive UTC
-    `YYYY-MM-DD HH:MM:SS.ffffff` (fraction always written): msgspec writes
-    `"YYYY-MM-DDTHH:MM:SS[.ffffff][Z|±HH:MM]"`. Without an offset or with `Z` (DAP's), the text is
-    cut and joined; another offset goes through SQLite's `strftime`, to whole seconds only, so
-    the copied fraction never rounds up into the next second. Substrings of a BLOB are BLOBs
-    (compared with X'…' literals); `||` and CAST make text.
+    `YYYY-MM-DD HH:MM:SS.ffffff` (fraction always written): it is bound as
+    `"YYYY-MM-DDTHH:MM:SS[.ffffff][Z]"` (`_timestamp_json`), cut and joined. Substrings of a BLOB
+    are BLOBs (compared with X'…' literals); `||` and CAST make text, and NULL stays NULL.
     """
     if kind in ("uuid", "date"):
         return f"CAST(substr({p}, 2, {36 if kind == 'uuid' else 10}) AS TEXT)"
     if kind != "timestamp":
         return p
     fraction = f"CASE WHEN substr({p}, 21, 1) = X'2E' THEN substr({p}, 21, 7) ELSE '.000000' END"
-    return (f"CASE WHEN {p} IS NULL THEN NULL "
-            f"WHEN substr({p}, -2, 1) = X'5A' OR length({p}) IN (21, 28) "
-            f"THEN substr({p}, 2, 10) || ' ' || substr({p}, 13, 8) || {fraction} "
-            f"ELSE strftime('%Y-%m-%d %H:%M:%S', "
-            f"CAST(substr({p}, 2, 19) || substr({p}, -7, 6) AS TEXT)) || {fraction} END")
+    return f"substr({p}, 2, 10) || ' ' || substr({p}, 13, 8) || {fraction}"

@@ -54,6 +54,9 @@ TIMESTAMPS = [
     "2024-03-17T23:30:55.000001", "2024-03-17T23:59:59.999999+05:30",
     "2024-01-01T00:00:00.000000-01:00", "2024-02-29T12:00:00+14:00", "0001-01-01T00:00:00Z",
     "9999-12-31T23:59:59.999999Z", "2024-03-17T23:30:55.999999-00:00",
+    # offsets beyond SQLite's ±14:00 (its date functions read them as NULL)
+    "2024-02-29T12:00:00.25+23:59", "2024-02-29T12:00:00-15:00", "0001-01-02T00:00:00+23:59",
+    "9999-12-30T23:59:59.999999-23:59",
 ]
 VALUES: list[dict[str, Any]] = [
     {"big": 2**63 - 1, "small": -2**31, "ratio": 0.1, "price": 12.34, "flag": True,
@@ -353,3 +356,27 @@ def test_an_adapter_the_app_registers_meanwhile_binds_its_values_not_ours(
             sqlite3.adapters.pop(key, None)
         else:
             sqlite3.adapters[key] = saved
+
+
+def test_a_timestamp_outside_years_1_to_9999_in_utc_is_an_error_not_a_value(
+        tmp_path: Path) -> None:
+    from target_dap_sql.errors import DatabaseError
+
+    layout = _layout()
+    dialect = dialect_for_url(f"sqlite:///{tmp_path / 'y.db'}")
+    dialect.ensure_meta_tables()
+    dialect.prepare_table(layout, drop_removed_columns=False)
+    decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+    for at in ("0001-01-01T00:00:00+05:30", "9999-12-31T23:00:00-01:00"):
+        record = json.dumps({"id": 1, "at": at, "meta": {"action": "U"}}).encode()
+        row = decoder.decode(record, "s")[1]
+        try:
+            dialect.write_batch(layout, Batch([row], []), staging=False, meta=None)
+            dialect.settle()
+        except DatabaseError as exc:
+            assert "out of range" in str(exc) and at in str(exc)
+        else:
+            stored = dialect.conn.execute('SELECT "at" FROM "canvas__kinds"').fetchall()
+            raise AssertionError(f"{at} stored as {stored}")
+    assert dialect.conn.execute('SELECT COUNT(*) FROM "canvas__kinds"').fetchone() == (0,)
+    dialect.close()
