@@ -242,6 +242,11 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
         upsert, delete, delete_params, delete_many = self._statements_for(layout, staging)
+        with sqlite_binding.binding():  # our adapters encode only here (sqlite_binding.py)
+            self._apply_bound(batch, upsert, delete, delete_params, delete_many)
+
+    def _apply_bound(self, batch: Batch, upsert: str, delete: str, delete_params: Any,
+                     delete_many: tuple[str, int] | None) -> None:
         if batch.upserts:
             self.conn.executemany(upsert, batch.upserts)
         if batch.deletes:

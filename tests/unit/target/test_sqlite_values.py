@@ -54,6 +54,9 @@ TIMESTAMPS = [
     "2024-03-17T23:30:55.000001", "2024-03-17T23:59:59.999999+05:30",
     "2024-01-01T00:00:00.000000-01:00", "2024-02-29T12:00:00+14:00", "0001-01-01T00:00:00Z",
     "9999-12-31T23:59:59.999999Z", "2024-03-17T23:30:55.999999-00:00",
+    # offsets beyond SQLite's ±14:00 (its date functions read them as NULL)
+    "2024-02-29T12:00:00.25+23:59", "2024-02-29T12:00:00-15:00", "0001-01-02T00:00:00+23:59",
+    "9999-12-30T23:59:59.999999-23:59",
 ]
 VALUES: list[dict[str, Any]] = [
     {"big": 2**63 - 1, "small": -2**31, "ratio": 0.1, "price": 12.34, "flag": True,
@@ -200,9 +203,10 @@ def test_adapters_are_put_back_when_the_last_connection_closes(tmp_path: Path) -
     second = dialect_for_url(f"sqlite:///{tmp_path / 'b.db'}")
     first.connect()
     second.connect()
-    assert sqlite3.adapters[key] is sqlite_binding._ADAPTERS[dt.datetime]
+    installed = sqlite3.adapters[key]
+    assert installed is sqlite_binding._installed[key] and installed is not before
     first.close()
-    assert sqlite3.adapters[key] is sqlite_binding._ADAPTERS[dt.datetime]  # second still open
+    assert sqlite3.adapters[key] is installed  # second still open
     second.close()
     assert sqlite3.adapters.get(key) is before
     assert msgspec.json.encode(uuid.UUID(int=1))  # (msgspec itself is untouched)
@@ -211,7 +215,7 @@ def test_adapters_are_put_back_when_the_last_connection_closes(tmp_path: Path) -
 _KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     from target_dap_sql.decoding import RecordDecoder
-    from target_dap_sql.dialects import dialect_for_url
+    from target_dap_sql.dialects import dialect_for_url, sqlite_binding
     from target_dap_sql.dialects.base import Batch
     from tests.unit.target.test_sqlite_values import _layout, _records
     layout = _layout()
@@ -223,7 +227,8 @@ _KILLED_WRITER = textwrap.dedent("""
     dialect.write_batch(layout, Batch(rows[:3], []), staging=False, meta=None)
     dialect.settle()              # committed (a slice: it loaded on the background thread)
     dialect.conn.execute("BEGIN IMMEDIATE")
-    dialect.conn.executemany(dialect._statements_for(layout, False)[0], rows[3:])
+    with sqlite_binding.binding():
+        dialect.conn.executemany(dialect._statements_for(layout, False)[0], rows[3:])
     os.kill(os.getpid(), signal.SIGKILL)   # mid-transaction: the second batch never commits
 """)
 
@@ -268,4 +273,110 @@ def test_commits_that_move_a_bookmark_are_synced_and_slices_are_not(tmp_path: Pa
     dialect.write_batch(layout, Batch(rows[4:6], []), staging=False, meta=None)
     dialect.update_meta(meta)  # any other transaction: durable again
     assert synchronous() == 2
+    dialect.close()
+
+
+def _bound_elsewhere() -> list[Any]:
+    """What an unrelated sqlite3 connection of the same process stores for these values."""
+    conn = sqlite3.connect(":memory:")
+    out: list[Any] = []
+    for value in (dt.datetime(2024, 1, 2, 3, 4, 5), dt.date(2024, 1, 2), True, None,
+                  uuid.UUID(int=1)):
+        try:
+            out.append(conn.execute("SELECT ?, typeof(?)", (value, value)).fetchone())
+        except sqlite3.Error as exc:
+            out.append(type(exc).__name__)
+    conn.close()
+    return out
+
+
+def test_other_sqlite3_users_in_the_process_bind_as_without_the_target(tmp_path: Path) -> None:
+    """`sqlite3` adapters are process-global: an app embedding dap_replicator that also uses
+    sqlite3 (another thread, or between batches) must store what it stored without us."""
+    import threading
+    import warnings
+
+    warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: default date adapters
+    before = _bound_elsewhere()
+    layout = _layout()
+    dialect = dialect_for_url(f"sqlite:///{tmp_path / 'o.db'}")
+    dialect.ensure_meta_tables()
+    dialect.prepare_table(layout, drop_removed_columns=False)
+    assert _bound_elsewhere() == before  # connection open, between batches
+    decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+    rows = [decoder.decode(r, "s")[1] for r in _records()]
+    seen: list[list[Any]] = []
+    stop = threading.Event()
+
+    def other_thread() -> None:
+        while not stop.is_set():
+            seen.append(_bound_elsewhere())
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    try:
+        for i in range(200):  # background loads while the other thread binds
+            batch = [(i * 100 + j, *row[1:]) for j, row in enumerate(rows)]
+            dialect.write_batch(layout, Batch(batch, []), staging=False, meta=None)
+        dialect.settle()
+    finally:
+        stop.set()
+        thread.join()
+    assert seen and all(s == before for s in seen)
+    stored = dialect.conn.execute('SELECT "at" FROM "canvas__kinds" WHERE "id" = 0').fetchone()
+    assert stored == ("2024-03-17 23:30:55.000000",)
+    dialect.close()
+
+
+def test_an_adapter_the_app_registers_meanwhile_binds_its_values_not_ours(
+        tmp_path: Path) -> None:
+    key = (dt.datetime, sqlite3.PrepareProtocol)
+    saved = sqlite3.adapters.get(key)
+    layout = _layout()
+    dialect = dialect_for_url(f"sqlite:///{tmp_path / 'r.db'}")
+    dialect.ensure_meta_tables()
+    dialect.prepare_table(layout, drop_removed_columns=False)
+    try:
+        sqlite3.register_adapter(dt.datetime, lambda v: "app:" + v.isoformat())
+        decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+        rows = [decoder.decode(r, "s")[1] for r in _records()]
+        dialect.write_batch(layout, Batch(rows[:1], []), staging=False, meta=None)
+        dialect.settle()
+        assert dialect.conn.execute('SELECT "at" FROM "canvas__kinds"').fetchone() == (
+            "2024-03-17 23:30:55.000000",)
+        other = sqlite3.connect(":memory:")
+        assert other.execute("SELECT ?", (dt.datetime(2024, 1, 1),)).fetchone() == (
+            "app:2024-01-01T00:00:00",)
+        dialect.close()
+        # the app's adapter stays after the last connection closes
+        assert other.execute("SELECT ?", (dt.datetime(2024, 1, 1),)).fetchone() == (
+            "app:2024-01-01T00:00:00",)
+    finally:
+        if saved is None:
+            sqlite3.adapters.pop(key, None)
+        else:
+            sqlite3.adapters[key] = saved
+
+
+def test_a_timestamp_outside_years_1_to_9999_in_utc_is_an_error_not_a_value(
+        tmp_path: Path) -> None:
+    from target_dap_sql.errors import DatabaseError
+
+    layout = _layout()
+    dialect = dialect_for_url(f"sqlite:///{tmp_path / 'y.db'}")
+    dialect.ensure_meta_tables()
+    dialect.prepare_table(layout, drop_removed_columns=False)
+    decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+    for at in ("0001-01-01T00:00:00+05:30", "9999-12-31T23:00:00-01:00"):
+        record = json.dumps({"id": 1, "at": at, "meta": {"action": "U"}}).encode()
+        row = decoder.decode(record, "s")[1]
+        try:
+            dialect.write_batch(layout, Batch([row], []), staging=False, meta=None)
+            dialect.settle()
+        except DatabaseError as exc:
+            assert "out of range" in str(exc) and at in str(exc)
+        else:
+            stored = dialect.conn.execute('SELECT "at" FROM "canvas__kinds"').fetchall()
+            raise AssertionError(f"{at} stored as {stored}")
+    assert dialect.conn.execute('SELECT COUNT(*) FROM "canvas__kinds"').fetchone() == (0,)
     dialect.close()
