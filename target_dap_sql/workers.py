@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 
 from target_dap_sql.decoding import Decoded
 from target_dap_sql.errors import TargetDapSQLError
-from target_dap_sql.record_worker import RESULT_HEADER, TASK_HEADER, read_exactly
+from target_dap_sql.record_worker import RESULT_HEADER, TASK_HEADER
 from target_dap_sql.sinks import SLICE_ROWS, StreamSink
 
 #: A stream goes to the workers after this many records (decoded here until then, ~0.3 s):
@@ -54,6 +55,10 @@ IN_FLIGHT_PER_WORKER = 2
 #: Pipe size asked for (a run is up to 1 MiB; the default 64 KiB costs many wake-ups per run).
 PIPE_BYTES = 1024 * 1024
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+#: A worker that takes no bytes and sends none for this long fails the run (it was stopped,
+#: e.g. SIGSTOP, or is stuck): without a bound the target would wait for it forever, silently.
+#: A run takes well under a second to decode. The environment variable is for tests.
+STALL_SECONDS = float(os.environ.get("DAP_TARGET_WORKERS_TIMEOUT", 300))
 
 
 #: The worker's start: singer_sdk as a bare package, so that `singer_sdk.exceptions` (the base
@@ -171,12 +176,15 @@ class ParallelRuns:
     def _start(self) -> _Worker:
         process = subprocess.Popen(
             [sys.executable, "-P", "-c", _BOOTSTRAP],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
             # not in a session of its own: a signal to the pipeline's process group ends it too
         )
         for pipe in (process.stdin, process.stdout):
+            assert pipe is not None
             with contextlib.suppress(OSError):
-                fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
+                fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+            # non-blocking: every wait for a worker is a poll with a bound (_wait)
+            os.set_blocking(pipe.fileno(), False)
         return _Worker(process, set())
 
     def _send(self, worker: _Worker, plan: tuple[int, bytes], lines: list[bytes],
@@ -188,25 +196,53 @@ class ParallelRuns:
         pipe = worker.process.stdin
         assert pipe is not None
         try:
-            pipe.write(TASK_HEADER.pack(codec_id, len(codec), len(data)))
-            pipe.write(codec)
-            pipe.write(data)
-            pipe.flush()
+            for piece in (TASK_HEADER.pack(codec_id, len(codec), len(data)), codec, data):
+                view = memoryview(piece)
+                while view:
+                    try:
+                        view = view[os.write(pipe.fileno(), view):]
+                    except BlockingIOError:  # the pipe is full: the worker is busy
+                        self._wait(worker, pipe.fileno(), select.POLLOUT, stream)
         except (BrokenPipeError, ValueError):
             raise self._died(worker, stream) from None
         worker.codecs_sent.add(codec_id)
 
+    def _read(self, worker: _Worker, size: int, stream: str) -> bytearray | None:
+        """``size`` bytes from the worker, or None if its output ended (it died)."""
+        pipe = worker.process.stdout
+        assert pipe is not None
+        data = bytearray()
+        while len(data) < size:
+            try:
+                chunk = os.read(pipe.fileno(), min(size - len(data), PIPE_BYTES))
+            except BlockingIOError:  # nothing yet: the worker is decoding
+                self._wait(worker, pipe.fileno(), select.POLLIN, stream)
+                continue
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    def _wait(self, worker: _Worker, fd: int, event: int, stream: str) -> None:
+        """Until ``fd`` is ready for ``event``; a worker that stays silent fails the run."""
+        poller = select.poll()
+        poller.register(fd, event)
+        if not poller.poll(STALL_SECONDS * 1000):
+            raise WorkerError(
+                f"stream '{stream}': record worker process {worker.process.pid} sent nothing "
+                f"for {STALL_SECONDS:g} s (stopped or stuck); rows after the last STATE are "
+                "loaded again by the next run")
+
     def _add_oldest(self) -> None:
         run = self._pending.popleft()
-        pipe = run.worker.process.stdout
-        assert pipe is not None
-        header = read_exactly(pipe, RESULT_HEADER.size)
-        payload = header and read_exactly(pipe, RESULT_HEADER.unpack(header)[0])
+        stream = run.sink.stream
+        header = self._read(run.worker, RESULT_HEADER.size, stream)
+        payload = header and self._read(run.worker, RESULT_HEADER.unpack(header)[0], stream)
         if not payload:
-            raise self._died(run.worker, run.sink.stream)
+            raise self._died(run.worker, stream)
         status, value = pickle.loads(payload)
         if status == "error":
-            raise WorkerError(f"stream '{run.sink.stream}': a record worker failed: {value}")
+            raise WorkerError(f"stream '{stream}': a record worker failed: {value}")
         if status == "ok":
             assert run.sink.codec is not None
             self._apply(run.sink, run.sink.codec.unpack(value))

@@ -177,3 +177,32 @@ def test_sigterm_ends_the_target_and_its_workers(
     assert "Traceback" not in stderr
     assert workers_alive(workers_early) == []
     assert_meta_never_ahead(workdir, emu, None)
+
+
+@pytest.mark.postgres
+def test_a_stopped_worker_fails_the_run_within_the_bound(
+        emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
+        workers_early: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that never answers (SIGSTOP) must not hang the target forever: after
+    DAP_TARGET_WORKERS_TIMEOUT seconds without a byte from it, one error line, exit 1."""
+    monkeypatch.setenv("DAP_TARGET_WORKERS_TIMEOUT", "3")
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, pg_url)
+    workdir.target_config.update(workers=2)
+    data = _tap_output(emu, workdir)
+    started = time.monotonic()
+
+    def stop_a_worker(target: subprocess.Popen, workers: list[int]) -> None:
+        os.kill(workers[0], signal.SIGSTOP)
+
+    code, stderr, workers = _interrupted_target(workdir, data, workers_early, stop_a_worker)
+    assert time.monotonic() - started < 60
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"record worker process {workers[0]} sent nothing for 3 s (stopped or stuck); "
+        "rows after the last STATE are loaded again by the next run"), stderr
+    assert wait_until(lambda: workers_alive(workers_early) == [])
+    assert_meta_never_ahead(workdir, emu, None)
+    assert_recovered(workdir, workdir.run(), TABLES)
