@@ -43,7 +43,7 @@ from target_dap_sql.meta import MetaRow, bookmark_of
 from target_dap_sql.reader import DapMessageReader, Envelope
 from target_dap_sql.settings import CONFIG_JSONSCHEMA
 from target_dap_sql.sinks import StreamSink
-from target_dap_sql.workers import ParallelRuns, default_workers
+from target_dap_sql.workers import MAX_WORKERS, ParallelRuns, default_workers
 
 #: Seconds between progress lines while records arrive.
 PROGRESS_SECONDS = 10.0
@@ -91,8 +91,8 @@ class TargetDapSQL(Target):
         if self._batch_seconds < 0:
             raise ConfigError(f"setting batch_max_seconds must not be negative, got {seconds!r}")
         workers = self.config.get("workers")
-        if workers is not None and int(workers) < 1:
-            raise ConfigError(f"setting workers must be at least 1, got {workers!r}")
+        if workers is not None and not 1 <= int(workers) <= MAX_WORKERS:
+            raise ConfigError(f"setting workers must be from 1 to {MAX_WORKERS}, got {workers!r}")
         self._sinks: dict[str, StreamSink] = {}
         self._schemas_seen: dict[str, tuple[bytes, list[str] | None]] = {}
         self._object_owners: dict[str, str] = {}  # database object name -> its stream

@@ -49,6 +49,10 @@ MIN_ROWS = int(os.environ.get("DAP_TARGET_WORKERS_MIN_ROWS", 3 * SLICE_ROWS))
 #: pays when the tap, PostgreSQL, this process and its workers do not share 2 cores
 #: (docs/performance.md, "Record workers": on 2 cores workers=2 was slower).
 MIN_CORES = 3
+#: The most workers the setting may ask for (and the default on a machine with more cores):
+#: each is an interpreter of ~20 MB, and more of them than cores only adds switching; a
+#: setting like 1000 would start a thousand processes before the first row.
+MAX_WORKERS = 64
 #: Runs in flight per worker: one being decoded and one waiting, so no worker idles while this
 #: process adds a result.
 IN_FLIGHT_PER_WORKER = 2
@@ -82,7 +86,7 @@ def default_workers() -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return cores if cores >= MIN_CORES else 1
+    return min(cores, MAX_WORKERS) if cores >= MIN_CORES else 1
 
 
 @dataclass
