@@ -29,6 +29,7 @@ from target_dap_sql.config_files import check_env_settings, read_config_files
 from target_dap_sql.decoding import Decoded
 from target_dap_sql.dialects import Dialect, dialect_for_url
 from target_dap_sql.dialects.base import key_change_error
+from target_dap_sql.dialects.urls import url_password
 from target_dap_sql.errors import (
     ConfigError,
     InputError,
@@ -108,7 +109,8 @@ class TargetDapSQL(Target):
             self.message_reader.on_nul = self._refuse_nul_characters
         reader = self.message_reader
         self._runs = ParallelRuns(default_workers() if workers is None else int(workers),
-                                  self._add_run, getattr(reader, "replay", None))  # type: ignore[arg-type]
+                                  self._add_run, getattr(reader, "replay", None),  # type: ignore[arg-type]
+                                  secrets=[url_password(str(url or "")) or ""])
         if isinstance(reader, DapMessageReader):
             reader.on_record_run, reader.settle_runs = self._process_record_run, self._runs.drain
 

@@ -18,7 +18,8 @@ in-process path would make:
 Workers start on first use, when a stream that its dialect can encode rows for (`row_codec`) has
 received `MIN_ROWS` records: small inputs never pay for starting processes. They end when the
 target closes their stdin (end of input, error, signal) or when the target dies (their stdin
-ends).
+ends). They get neither the database URL nor the settings: not in their tasks, not in their
+environment (`worker_environment`).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ import contextlib
 import fcntl
 import os
 import pickle
+import re
 import select
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from target_dap_sql.decoding import Decoded
@@ -76,6 +78,19 @@ _BOOTSTRAP = (
 )
 
 
+#: Environment variables a worker is not given (it needs none of them): the settings of the
+#: target, the tap and Meltano (Meltano hands them over as variables, the database URL too) and
+#: anything named like a secret. A variable whose value holds a given secret is dropped too.
+_NOT_FOR_WORKERS = re.compile(
+    r"^(TARGET_|TAP_|MELTANO_)|PASSW|SECRET|TOKEN|CREDENTIAL|_URL$|_URI$|_DSN$", re.IGNORECASE)
+
+
+def worker_environment(secrets: Sequence[str]) -> dict[str, str]:
+    """This process's environment without settings and secrets (workers.py module docs)."""
+    return {name: value for name, value in os.environ.items()
+            if not _NOT_FOR_WORKERS.search(name) and not any(s in value for s in secrets)}
+
+
 class WorkerError(TargetDapSQLError):
     """A record worker process died or failed."""
 
@@ -112,8 +127,11 @@ class ParallelRuns:
     """
 
     def __init__(self, workers: int, apply: Callable[[StreamSink, list[Decoded]], None],
-                 replay: Callable[[list[bytes], int], None]) -> None:
+                 replay: Callable[[list[bytes], int], None], secrets: Sequence[str] = ()) -> None:
         self._count = workers
+        # (a password of a few characters would match PATH or PYTHONPATH by chance: too short
+        # to hide by its value anyway)
+        self._secrets = [s for s in secrets if len(s) >= 4]
         self._apply = apply
         self._replay = replay
         self._workers: list[_Worker] = []
@@ -181,6 +199,7 @@ class ParallelRuns:
         process = subprocess.Popen(
             [sys.executable, "-P", "-c", _BOOTSTRAP],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+            env=worker_environment(self._secrets),
             # not in a session of its own: a signal to the pipeline's process group ends it too
         )
         for pipe in (process.stdin, process.stdout):

@@ -206,3 +206,33 @@ def test_a_stopped_worker_fails_the_run_within_the_bound(
     assert wait_until(lambda: workers_alive(workers_early) == [])
     assert_meta_never_ahead(workdir, emu, None)
     assert_recovered(workdir, workdir.run(), TABLES)
+
+
+@pytest.mark.postgres
+def test_workers_get_no_secret_in_their_environment(
+        emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
+        workers_early: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Meltano hands settings over as environment variables (TARGET_DAP_SQL_SQLALCHEMY_URL,
+    MELTANO_LOAD_…): a worker, which needs none of them, must not hold the password."""
+    url = pg_url.replace("postgres@", "postgres:Pw-1n-URL@")  # trust auth: ignored, accepted
+    secrets = {"TARGET_DAP_SQL_SQLALCHEMY_URL": url, "MELTANO_LOAD_SQLALCHEMY_URL": url,
+               "PGPASSWORD": "Pw-0f-PG", "SOME_APP_DSN": url, "TAP_DAP_CLIENT_SECRET": "Cs-1"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, url)
+    workdir.target_config.update(workers=2)
+    data = _tap_output(emu, workdir)
+    seen: list[bytes] = []
+
+    def look(target: subprocess.Popen, workers: list[int]) -> None:
+        for pid in workers:
+            seen.append(Path(f"/proc/{pid}/environ").read_bytes()
+                        + Path(f"/proc/{pid}/cmdline").read_bytes())
+
+    code, stderr, _ = _interrupted_target(workdir, data, workers_early, look)
+    assert code == 0, stderr
+    assert len(seen) == 2 and all(b"DAP_TEST_MARK" in s for s in seen)
+    for text in seen:
+        for secret in (b"Pw-1n-URL", b"Pw-0f-PG", b"Cs-1"):
+            assert secret not in text
