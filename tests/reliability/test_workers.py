@@ -236,3 +236,27 @@ def test_workers_get_no_secret_in_their_environment(
     for text in seen:
         for secret in (b"Pw-1n-URL", b"Pw-0f-PG", b"Cs-1"):
             assert secret not in text
+
+
+@pytest.mark.postgres
+def test_sigint_to_the_process_group_ends_the_target_and_its_workers(
+        emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
+        workers_early: str) -> None:
+    """Ctrl-C reaches the target and its workers (one process group): workers ignore it and
+    end when the target closes their stdin; no process is left, the rerun converges."""
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, pg_url)
+    workdir.target_config.update(workers=2)
+    data = _tap_output(emu, workdir)
+
+    def interrupt(target: subprocess.Popen, workers: list[int]) -> None:
+        for pid in (target.pid, *workers):
+            os.kill(pid, signal.SIGINT)
+        target.wait(60)
+
+    code, stderr, _ = _interrupted_target(workdir, data, workers_early, interrupt)
+    assert code == 128 + signal.SIGINT, stderr
+    assert "Traceback" not in stderr
+    assert wait_until(lambda: workers_alive(workers_early) == [])
+    assert_meta_never_ahead(workdir, emu, None)
+    assert_recovered(workdir, workdir.run(), TABLES)
