@@ -13,7 +13,7 @@ import pytest
 from target_dap_sql import sinks, workers
 from target_dap_sql.dialects import lanes
 from tests.integration.helpers import delete, submissions_schema_message, upsert
-from tests.unit.target.dap_messages import META, activate, run_in_process, state
+from tests.unit.target.dap_messages import META, activate, compact, run_in_process, state
 
 STREAM = "canvas-things"
 
@@ -200,16 +200,32 @@ def _interleaved() -> list[Any]:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("seconds", [60, 0])  # 0: every run added commits and emits STATE
+@pytest.mark.parametrize("settings", [
+    {}, {"batch_max_seconds": 0},  # 0: every run added commits and emits STATE
+    {"hard_delete": False, "validate_records": False},
+    {"enum_type": "text", "default_target_schema": "elsewhere"},
+], ids=repr)
 def test_interleaved_streams_schema_change_and_snapshot(postgres_server: Any,
                                                         small_slices: list[int],
-                                                        seconds: int) -> None:
+                                                        settings: dict[str, Any]) -> None:
     messages = _interleaved()
-    one = _outcome(postgres_server, 1, messages, batch_max_seconds=seconds)
+    one = _outcome(postgres_server, 1, messages, **settings)
     for count in (2, 3):
-        assert _outcome(postgres_server, count, messages, batch_max_seconds=seconds) == one
-    assert one[1] is None and len(one[0]) >= (7 if seconds == 0 else 1)
+        assert _outcome(postgres_server, count, messages, **settings) == one
+    assert one[1] is None and len(one[0]) >= (7 if settings.get("batch_max_seconds") == 0 else 1)
     assert len(small_slices) > 20
+
+
+@pytest.mark.postgres
+def test_input_cut_in_the_middle_of_a_line_with_runs_in_flight(postgres_server: Any,
+                                                               small_slices: list[int]) -> None:
+    """The tap died mid-line: the error names the last line, the runs before it are loaded
+    exactly as without workers."""
+    lines = [compact(m) for m in [_things_schema(), *[_record(i) for i in range(1400)]]]
+    lines[-1] = lines[-1][:40]
+    _, error, _ = _same_as_one_process(postgres_server, lines)
+    assert error is not None and error.startswith("InputError: line 1401"), error
+    assert len(small_slices) >= 2
 
 
 @pytest.mark.postgres
