@@ -239,24 +239,29 @@ def test_workers_get_no_secret_in_their_environment(
 
 
 @pytest.mark.postgres
-def test_sigint_to_the_process_group_ends_the_target_and_its_workers(
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_signal_to_the_process_group_ends_the_target_and_its_workers(
         emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
-        workers_early: str) -> None:
-    """Ctrl-C reaches the target and its workers (one process group): workers ignore it and
-    end when the target closes their stdin; no process is left, the rerun converges."""
+        workers_early: str, signum: signal.Signals) -> None:
+    """Ctrl-C, or SIGTERM to the pipeline's process group (`timeout`, a service manager), reach
+    the target and its workers: workers ignore it and end when the target closes their stdin,
+    so the target reports the signal (not a worker killed by it); nothing is left behind."""
     emu = emulator_factory(**SERVE)
     workdir = Workdir(tmp_path / "job", emu, pg_url)
     workdir.target_config.update(workers=2)
     data = _tap_output(emu, workdir)
 
     def interrupt(target: subprocess.Popen, workers: list[int]) -> None:
-        for pid in (target.pid, *workers):
-            os.kill(pid, signal.SIGINT)
+        for pid in (*workers, target.pid):  # the workers first: the race the target must win
+            os.kill(pid, signum)
         target.wait(60)
 
     code, stderr, _ = _interrupted_target(workdir, data, workers_early, interrupt)
-    assert code == 128 + signal.SIGINT, stderr
+    assert code == 128 + signum, stderr
     assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"Terminated by signal {int(signum)}; the uncommitted batch was rolled back"), stderr
     assert wait_until(lambda: workers_alive(workers_early) == [])
     assert_meta_never_ahead(workdir, emu, None)
     assert_recovered(workdir, workdir.run(), TABLES)
