@@ -168,17 +168,18 @@ class ParallelRuns:
         self._pending.clear()
         workers, self._workers = self._workers, []
         for worker in workers:
-            with contextlib.suppress(OSError):
-                assert worker.process.stdin is not None
-                worker.process.stdin.close()
+            # Results nobody reads: a worker blocked writing one gets EPIPE and ends, instead
+            # of waiting 5 s for the kill below (per worker, on every error and signal).
+            for pipe in (worker.process.stdout, worker.process.stdin):
+                with contextlib.suppress(OSError):
+                    assert pipe is not None
+                    pipe.close()
         for worker in workers:
             try:
                 worker.process.wait(5)
             except subprocess.TimeoutExpired:
                 worker.process.kill()
                 worker.process.wait()
-            assert worker.process.stdout is not None
-            worker.process.stdout.close()
 
     # --- internals ----------------------------------------------------------------------------
 
