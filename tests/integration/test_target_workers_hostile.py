@@ -246,3 +246,24 @@ def test_a_database_not_in_utf8_decodes_in_process(postgres_server: Any,
     assert outcomes[0] == outcomes[1]
     assert small_slices == []
     assert any("café" in row for row in outcomes[1][1]["canvas.things"])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("settings", [
+    {"stream_maps": {STREAM: {"s": "None", "copy_of_id": "id"}}},
+    {"stream_maps": {STREAM: {"__alias__": "canvas-renamed"}}},
+    {"flattening_enabled": True, "flattening_max_depth": 1},
+], ids=["map", "alias", "flattening"])
+def test_mapped_streams_bypass_the_workers(postgres_server: Any, small_slices: list[int],
+                                           settings: dict[str, Any]) -> None:
+    """A mapped stream's records go through the SDK's mapper one by one: never to a worker,
+    and the other streams still do; the database is the one process's."""
+    messages = _interleaved()
+    _, error, tables = _same_as_one_process(postgres_server, messages, **settings)
+    if "flattening_enabled" in settings:  # no DAP layout then: a decimal as a string is refused
+        assert error is not None and error.startswith("InputError: line 6, "), error
+    else:
+        assert error is None, error
+        assert len(tables) == 2, tables.keys()
+    # only canvas-submissions (unmapped, except under flattening) reached the workers
+    assert sum(small_slices) < 2000
