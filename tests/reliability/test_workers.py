@@ -8,9 +8,11 @@ low so that the emulator's small tables go through them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -262,6 +264,38 @@ def test_a_signal_to_the_process_group_ends_the_target_and_its_workers(
     errors = [line for line in stderr.splitlines() if "| ERROR" in line]
     assert len(errors) == 1 and errors[0].endswith(
         f"Terminated by signal {int(signum)}; the uncommitted batch was rolled back"), stderr
+    assert wait_until(lambda: workers_alive(workers_early) == [])
+    assert_meta_never_ahead(workdir, emu, None)
+    assert_recovered(workdir, workdir.run(), TABLES)
+
+
+@pytest.mark.postgres
+def test_sigterm_while_waiting_for_a_stopped_worker(
+        emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
+        workers_early: str) -> None:
+    """The target waits on a worker that will not answer (SIGSTOP); SIGTERM still ends it with
+    its own line, and the stopped worker is killed, not left behind."""
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, pg_url)
+    workdir.target_config.update(workers=2)
+    data = _tap_output(emu, workdir)
+
+    def stop_then_terminate(target: subprocess.Popen, workers: list[int]) -> None:
+        os.kill(workers[0], signal.SIGSTOP)
+        cut = data.index(b"\n", len(data) * 2 // 3) + 1  # where _interrupted_target cut
+
+        def feed() -> None:  # blocks once the target stops reading (it waits on the worker)
+            with contextlib.suppress(BrokenPipeError, ValueError):
+                target.stdin.write(data[cut:])  # type: ignore[union-attr]
+
+        threading.Thread(target=feed, daemon=True).start()
+        time.sleep(1)
+        target.send_signal(signal.SIGTERM)
+        target.wait(30)
+
+    code, stderr, _ = _interrupted_target(workdir, data, workers_early, stop_then_terminate)
+    assert code == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
     assert wait_until(lambda: workers_alive(workers_early) == [])
     assert_meta_never_ahead(workdir, emu, None)
     assert_recovered(workdir, workdir.run(), TABLES)
