@@ -13,7 +13,8 @@ in-process path would make:
 - a run a worker cannot decode (bad input) is handled again line by line in this process, with
   its own line numbers, so the error names the stream and the line exactly as without workers;
 - a worker that dies or fails stops the run with one error line: nothing it had is lost
-  silently, and no STATE covers rows it never returned.
+  silently, and no STATE covers rows it never returned; so does one that stays silent for
+  `STALL_SECONDS` (stopped, stuck), instead of the target waiting for it forever.
 
 Workers start on first use, when a stream that its dialect can encode rows for (`row_codec`) has
 received `MIN_ROWS` records: small inputs never pay for starting processes. They end when the
