@@ -12,8 +12,8 @@ ends when stdin ends: the target closed it, or the target died.
 
 from __future__ import annotations
 
-import contextlib
 import gc
+import os
 import pickle
 import queue
 import signal
@@ -77,6 +77,8 @@ def main() -> None:
     gc.set_threshold(50_000, 20, 10)
     channel = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but results may reach the target through stdout
-    with contextlib.suppress(BrokenPipeError):  # the target is gone
+    try:
         serve(sys.stdin.buffer, channel)
+    except BrokenPipeError:  # the target is gone or dropped our results: end without the
+        os._exit(0)  # interpreter's flush of the half-written result (a warning on stderr)
 

@@ -45,5 +45,5 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
                 description="Processes that decode and encode records in parallel, for "
                 "streams of at least 30,000 records into PostgreSQL (default: the cores this "
                 "process may use, or 1 with fewer than 3 cores; 1: decode in the target's own "
-                "process)."),
+                "process; at most 64)."),
 ).to_dict()

@@ -29,6 +29,7 @@ from target_dap_sql.config_files import check_env_settings, read_config_files
 from target_dap_sql.decoding import Decoded
 from target_dap_sql.dialects import Dialect, dialect_for_url
 from target_dap_sql.dialects.base import key_change_error
+from target_dap_sql.dialects.urls import url_password
 from target_dap_sql.errors import (
     ConfigError,
     InputError,
@@ -43,7 +44,7 @@ from target_dap_sql.meta import MetaRow, bookmark_of
 from target_dap_sql.reader import DapMessageReader, Envelope
 from target_dap_sql.settings import CONFIG_JSONSCHEMA
 from target_dap_sql.sinks import StreamSink
-from target_dap_sql.workers import ParallelRuns, default_workers
+from target_dap_sql.workers import MAX_WORKERS, ParallelRuns, default_workers
 
 #: Seconds between progress lines while records arrive.
 PROGRESS_SECONDS = 10.0
@@ -91,8 +92,8 @@ class TargetDapSQL(Target):
         if self._batch_seconds < 0:
             raise ConfigError(f"setting batch_max_seconds must not be negative, got {seconds!r}")
         workers = self.config.get("workers")
-        if workers is not None and int(workers) < 1:
-            raise ConfigError(f"setting workers must be at least 1, got {workers!r}")
+        if workers is not None and not 1 <= int(workers) <= MAX_WORKERS:
+            raise ConfigError(f"setting workers must be from 1 to {MAX_WORKERS}, got {workers!r}")
         self._sinks: dict[str, StreamSink] = {}
         self._schemas_seen: dict[str, tuple[bytes, list[str] | None]] = {}
         self._object_owners: dict[str, str] = {}  # database object name -> its stream
@@ -108,7 +109,8 @@ class TargetDapSQL(Target):
             self.message_reader.on_nul = self._refuse_nul_characters
         reader = self.message_reader
         self._runs = ParallelRuns(default_workers() if workers is None else int(workers),
-                                  self._add_run, getattr(reader, "replay", None))  # type: ignore[arg-type]
+                                  self._add_run, getattr(reader, "replay", None),  # type: ignore[arg-type]
+                                  secrets=[url_password(str(url or "")) or ""])
         if isinstance(reader, DapMessageReader):
             reader.on_record_run, reader.settle_runs = self._process_record_run, self._runs.drain
 

@@ -13,12 +13,14 @@ in-process path would make:
 - a run a worker cannot decode (bad input) is handled again line by line in this process, with
   its own line numbers, so the error names the stream and the line exactly as without workers;
 - a worker that dies or fails stops the run with one error line: nothing it had is lost
-  silently, and no STATE covers rows it never returned.
+  silently, and no STATE covers rows it never returned; so does one that stays silent for
+  `STALL_SECONDS` (stopped, stuck), instead of the target waiting for it forever.
 
 Workers start on first use, when a stream that its dialect can encode rows for (`row_codec`) has
 received `MIN_ROWS` records: small inputs never pay for starting processes. They end when the
 target closes their stdin (end of input, error, signal) or when the target dies (their stdin
-ends).
+ends). They get neither the database URL nor the settings: not in their tasks, not in their
+environment (`worker_environment`).
 """
 
 from __future__ import annotations
@@ -28,15 +30,17 @@ import contextlib
 import fcntl
 import os
 import pickle
+import re
+import select
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from target_dap_sql.decoding import Decoded
 from target_dap_sql.errors import TargetDapSQLError
-from target_dap_sql.record_worker import RESULT_HEADER, TASK_HEADER, read_exactly
+from target_dap_sql.record_worker import RESULT_HEADER, TASK_HEADER
 from target_dap_sql.sinks import SLICE_ROWS, StreamSink
 
 #: A stream goes to the workers after this many records (decoded here until then, ~0.3 s):
@@ -48,12 +52,20 @@ MIN_ROWS = int(os.environ.get("DAP_TARGET_WORKERS_MIN_ROWS", 3 * SLICE_ROWS))
 #: pays when the tap, PostgreSQL, this process and its workers do not share 2 cores
 #: (docs/performance.md, "Record workers": on 2 cores workers=2 was slower).
 MIN_CORES = 3
+#: The most workers the setting may ask for (and the default on a machine with more cores):
+#: each is an interpreter of ~20 MB, and more of them than cores only adds switching; a
+#: setting like 1000 would start a thousand processes before the first row.
+MAX_WORKERS = 64
 #: Runs in flight per worker: one being decoded and one waiting, so no worker idles while this
 #: process adds a result.
 IN_FLIGHT_PER_WORKER = 2
 #: Pipe size asked for (a run is up to 1 MiB; the default 64 KiB costs many wake-ups per run).
 PIPE_BYTES = 1024 * 1024
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+#: A worker that takes no bytes and sends none for this long fails the run (it was stopped,
+#: e.g. SIGSTOP, or is stuck): without a bound the target would wait for it forever, silently.
+#: A run takes well under a second to decode. The environment variable is for tests.
+STALL_SECONDS = float(os.environ.get("DAP_TARGET_WORKERS_TIMEOUT", 300))
 
 
 #: The worker's start: singer_sdk as a bare package, so that `singer_sdk.exceptions` (the base
@@ -67,6 +79,19 @@ _BOOTSTRAP = (
 )
 
 
+#: Environment variables a worker is not given (it needs none of them): the settings of the
+#: target, the tap and Meltano (Meltano hands them over as variables, the database URL too) and
+#: anything named like a secret. A variable whose value holds a given secret is dropped too.
+_NOT_FOR_WORKERS = re.compile(
+    r"^(TARGET_|TAP_|MELTANO_)|PASSW|SECRET|TOKEN|CREDENTIAL|_URL$|_URI$|_DSN$", re.IGNORECASE)
+
+
+def worker_environment(secrets: Sequence[str]) -> dict[str, str]:
+    """This process's environment without settings and secrets (workers.py module docs)."""
+    return {name: value for name, value in os.environ.items()
+            if not _NOT_FOR_WORKERS.search(name) and not any(s in value for s in secrets)}
+
+
 class WorkerError(TargetDapSQLError):
     """A record worker process died or failed."""
 
@@ -77,7 +102,7 @@ def default_workers() -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return cores if cores >= MIN_CORES else 1
+    return min(cores, MAX_WORKERS) if cores >= MIN_CORES else 1
 
 
 @dataclass
@@ -103,8 +128,11 @@ class ParallelRuns:
     """
 
     def __init__(self, workers: int, apply: Callable[[StreamSink, list[Decoded]], None],
-                 replay: Callable[[list[bytes], int], None]) -> None:
+                 replay: Callable[[list[bytes], int], None], secrets: Sequence[str] = ()) -> None:
         self._count = workers
+        # (a password of a few characters would match PATH or PYTHONPATH by chance: too short
+        # to hide by its value anyway)
+        self._secrets = [s for s in secrets if len(s) >= 4]
         self._apply = apply
         self._replay = replay
         self._workers: list[_Worker] = []
@@ -141,17 +169,18 @@ class ParallelRuns:
         self._pending.clear()
         workers, self._workers = self._workers, []
         for worker in workers:
-            with contextlib.suppress(OSError):
-                assert worker.process.stdin is not None
-                worker.process.stdin.close()
+            # Results nobody reads: a worker blocked writing one gets EPIPE and ends, instead
+            # of waiting 5 s for the kill below (per worker, on every error and signal).
+            for pipe in (worker.process.stdout, worker.process.stdin):
+                with contextlib.suppress(OSError):
+                    assert pipe is not None
+                    pipe.close()
         for worker in workers:
             try:
                 worker.process.wait(5)
             except subprocess.TimeoutExpired:
                 worker.process.kill()
                 worker.process.wait()
-            assert worker.process.stdout is not None
-            worker.process.stdout.close()
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -171,12 +200,16 @@ class ParallelRuns:
     def _start(self) -> _Worker:
         process = subprocess.Popen(
             [sys.executable, "-P", "-c", _BOOTSTRAP],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+            env=worker_environment(self._secrets),
             # not in a session of its own: a signal to the pipeline's process group ends it too
         )
         for pipe in (process.stdin, process.stdout):
+            assert pipe is not None
             with contextlib.suppress(OSError):
-                fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
+                fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+            # non-blocking: every wait for a worker is a poll with a bound (_wait)
+            os.set_blocking(pipe.fileno(), False)
         return _Worker(process, set())
 
     def _send(self, worker: _Worker, plan: tuple[int, bytes], lines: list[bytes],
@@ -188,25 +221,53 @@ class ParallelRuns:
         pipe = worker.process.stdin
         assert pipe is not None
         try:
-            pipe.write(TASK_HEADER.pack(codec_id, len(codec), len(data)))
-            pipe.write(codec)
-            pipe.write(data)
-            pipe.flush()
+            for piece in (TASK_HEADER.pack(codec_id, len(codec), len(data)), codec, data):
+                view = memoryview(piece)
+                while view:
+                    try:
+                        view = view[os.write(pipe.fileno(), view):]
+                    except BlockingIOError:  # the pipe is full: the worker is busy
+                        self._wait(worker, pipe.fileno(), select.POLLOUT, stream)
         except (BrokenPipeError, ValueError):
             raise self._died(worker, stream) from None
         worker.codecs_sent.add(codec_id)
 
+    def _read(self, worker: _Worker, size: int, stream: str) -> bytearray | None:
+        """``size`` bytes from the worker, or None if its output ended (it died)."""
+        pipe = worker.process.stdout
+        assert pipe is not None
+        data = bytearray()
+        while len(data) < size:
+            try:
+                chunk = os.read(pipe.fileno(), min(size - len(data), PIPE_BYTES))
+            except BlockingIOError:  # nothing yet: the worker is decoding
+                self._wait(worker, pipe.fileno(), select.POLLIN, stream)
+                continue
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    def _wait(self, worker: _Worker, fd: int, event: int, stream: str) -> None:
+        """Until ``fd`` is ready for ``event``; a worker that stays silent fails the run."""
+        poller = select.poll()
+        poller.register(fd, event)
+        if not poller.poll(STALL_SECONDS * 1000):
+            raise WorkerError(
+                f"stream '{stream}': record worker process {worker.process.pid} sent nothing "
+                f"for {STALL_SECONDS:g} s (stopped or stuck); rows after the last STATE are "
+                "loaded again by the next run")
+
     def _add_oldest(self) -> None:
         run = self._pending.popleft()
-        pipe = run.worker.process.stdout
-        assert pipe is not None
-        header = read_exactly(pipe, RESULT_HEADER.size)
-        payload = header and read_exactly(pipe, RESULT_HEADER.unpack(header)[0])
+        stream = run.sink.stream
+        header = self._read(run.worker, RESULT_HEADER.size, stream)
+        payload = header and self._read(run.worker, RESULT_HEADER.unpack(header)[0], stream)
         if not payload:
-            raise self._died(run.worker, run.sink.stream)
+            raise self._died(run.worker, stream)
         status, value = pickle.loads(payload)
         if status == "error":
-            raise WorkerError(f"stream '{run.sink.stream}': a record worker failed: {value}")
+            raise WorkerError(f"stream '{stream}': a record worker failed: {value}")
         if status == "ok":
             assert run.sink.codec is not None
             self._apply(run.sink, run.sink.codec.unpack(value))

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from target_dap_sql.decoding import Decoded, RecordDecoder, constrained
+from target_dap_sql.decoding import Converters, Decoded, RecordDecoder, constrained
 from target_dap_sql.layout import Column, SqlType, TableLayout
 
 _AWARE = Annotated[dt.datetime, msgspec.Meta(tz=True)]
@@ -53,6 +53,24 @@ _FLAG = {False: struct.pack("!iB", 1, 0), True: struct.pack("!iB", 1, 1)}
 def field_type(column: Column, layout: TableLayout) -> Any:
     """The msgspec type a column's values decode to (the value its COPY type dumps)."""
     return decode_type(column.type, layout)
+
+
+#: The most digits after the decimal point binary COPY can carry (psycopg refuses more, as a
+#: driver error at the commit that names no line).
+_MAX_SCALE = 0x3FFF
+
+
+def _check_scale(value: Decimal) -> Decimal:
+    if value.is_finite() and value.as_tuple().exponent < -_MAX_SCALE:  # type: ignore[operator]
+        raise ValueError(f"more than {_MAX_SCALE} digits after the decimal point")
+    return value
+
+
+def converters(layout: TableLayout) -> Converters:
+    """Checks of decoded values that msgspec cannot make: a decimal PostgreSQL's binary format
+    cannot hold is refused while decoding, so the error names its line (here and in workers)."""
+    return [(i, _check_scale) for i, c in enumerate(layout.record_columns)
+            if c.type.kind in ("decimal", "numeric")]
 
 
 def decode_type(sql_type: SqlType, layout: TableLayout) -> Any:
@@ -93,7 +111,7 @@ class PgRowCodec:
             transformer = Transformer()
             transformer.set_dumper_types(
                 [adapters.types[copy_type(c.type)].oid for c in columns], pq.Format.BINARY)
-            decoder = RecordDecoder(self.layout, field_type, [])
+            decoder = RecordDecoder(self.layout, field_type, converters(self.layout))
             self._built = (decoder, transformer, format_row_binary)
         return self._built
 

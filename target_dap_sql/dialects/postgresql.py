@@ -119,6 +119,9 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
     def field_type(self, column: Column, layout: TableLayout) -> Any:
         return pg_codec.field_type(column, layout)
 
+    def converters(self, layout: TableLayout) -> pg_codec.Converters:
+        return pg_codec.converters(layout)
+
     def row_codec(self, layout: TableLayout) -> PgRowCodec | None:
         # The codec dumps text as UTF-8, what the connection sends only when its client
         # encoding is UTF-8 (the default for a UTF-8 database).

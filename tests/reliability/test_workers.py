@@ -8,9 +8,11 @@ low so that the emulator's small tables go through them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -177,3 +179,123 @@ def test_sigterm_ends_the_target_and_its_workers(
     assert "Traceback" not in stderr
     assert workers_alive(workers_early) == []
     assert_meta_never_ahead(workdir, emu, None)
+
+
+@pytest.mark.postgres
+def test_a_stopped_worker_fails_the_run_within_the_bound(
+        emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
+        workers_early: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that never answers (SIGSTOP) must not hang the target forever: after
+    DAP_TARGET_WORKERS_TIMEOUT seconds without a byte from it, one error line, exit 1."""
+    monkeypatch.setenv("DAP_TARGET_WORKERS_TIMEOUT", "3")
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, pg_url)
+    workdir.target_config.update(workers=2)
+    data = _tap_output(emu, workdir)
+    started = time.monotonic()
+
+    def stop_a_worker(target: subprocess.Popen, workers: list[int]) -> None:
+        os.kill(workers[0], signal.SIGSTOP)
+
+    code, stderr, workers = _interrupted_target(workdir, data, workers_early, stop_a_worker)
+    assert time.monotonic() - started < 60
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"record worker process {workers[0]} sent nothing for 3 s (stopped or stuck); "
+        "rows after the last STATE are loaded again by the next run"), stderr
+    assert wait_until(lambda: workers_alive(workers_early) == [])
+    assert_meta_never_ahead(workdir, emu, None)
+    assert_recovered(workdir, workdir.run(), TABLES)
+
+
+@pytest.mark.postgres
+def test_workers_get_no_secret_in_their_environment(
+        emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
+        workers_early: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Meltano hands settings over as environment variables (TARGET_DAP_SQL_SQLALCHEMY_URL,
+    MELTANO_LOAD_…): a worker, which needs none of them, must not hold the password."""
+    url = pg_url.replace("postgres@", "postgres:Pw-1n-URL@")  # trust auth: ignored, accepted
+    secrets = {"TARGET_DAP_SQL_SQLALCHEMY_URL": url, "MELTANO_LOAD_SQLALCHEMY_URL": url,
+               "PGPASSWORD": "Pw-0f-PG", "SOME_APP_DSN": url, "TAP_DAP_CLIENT_SECRET": "Cs-1"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, url)
+    workdir.target_config.update(workers=2)
+    data = _tap_output(emu, workdir)
+    seen: list[bytes] = []
+
+    def look(target: subprocess.Popen, workers: list[int]) -> None:
+        for pid in workers:
+            seen.append(Path(f"/proc/{pid}/environ").read_bytes()
+                        + Path(f"/proc/{pid}/cmdline").read_bytes())
+
+    code, stderr, _ = _interrupted_target(workdir, data, workers_early, look)
+    assert code == 0, stderr
+    assert len(seen) == 2 and all(b"DAP_TEST_MARK" in s for s in seen)
+    for text in seen:
+        for secret in (b"Pw-1n-URL", b"Pw-0f-PG", b"Cs-1"):
+            assert secret not in text
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_signal_to_the_process_group_ends_the_target_and_its_workers(
+        emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
+        workers_early: str, signum: signal.Signals) -> None:
+    """Ctrl-C, or SIGTERM to the pipeline's process group (`timeout`, a service manager), reach
+    the target and its workers: workers ignore it and end when the target closes their stdin,
+    so the target reports the signal (not a worker killed by it); nothing is left behind."""
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, pg_url)
+    workdir.target_config.update(workers=2)
+    data = _tap_output(emu, workdir)
+
+    def interrupt(target: subprocess.Popen, workers: list[int]) -> None:
+        for pid in (*workers, target.pid):  # the workers first: the race the target must win
+            os.kill(pid, signum)
+        target.wait(60)
+
+    code, stderr, _ = _interrupted_target(workdir, data, workers_early, interrupt)
+    assert code == 128 + signum, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"Terminated by signal {int(signum)}; the uncommitted batch was rolled back"), stderr
+    assert wait_until(lambda: workers_alive(workers_early) == [])
+    assert_meta_never_ahead(workdir, emu, None)
+    assert_recovered(workdir, workdir.run(), TABLES)
+
+
+@pytest.mark.postgres
+def test_sigterm_while_waiting_for_a_stopped_worker(
+        emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
+        workers_early: str) -> None:
+    """The target waits on a worker that will not answer (SIGSTOP); SIGTERM still ends it with
+    its own line, and the stopped worker is killed, not left behind."""
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, pg_url)
+    workdir.target_config.update(workers=2)
+    data = _tap_output(emu, workdir)
+
+    def stop_then_terminate(target: subprocess.Popen, workers: list[int]) -> None:
+        os.kill(workers[0], signal.SIGSTOP)
+        cut = data.index(b"\n", len(data) * 2 // 3) + 1  # where _interrupted_target cut
+
+        def feed() -> None:  # blocks once the target stops reading (it waits on the worker)
+            with contextlib.suppress(BrokenPipeError, ValueError):
+                target.stdin.write(data[cut:])  # type: ignore[union-attr]
+
+        threading.Thread(target=feed, daemon=True).start()
+        time.sleep(1)
+        target.send_signal(signal.SIGTERM)
+        target.wait(30)
+
+    code, stderr, _ = _interrupted_target(workdir, data, workers_early, stop_then_terminate)
+    assert code == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    assert wait_until(lambda: workers_alive(workers_early) == [])
+    assert_meta_never_ahead(workdir, emu, None)
+    assert_recovered(workdir, workdir.run(), TABLES)
