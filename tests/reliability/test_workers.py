@@ -106,6 +106,23 @@ def test_kill9_with_workers_then_rerun(point: tuple[str, str, int, bool],
     assert wait_until(lambda: workers_alive(workers_early) == [])
 
 
+def _two_worker_job(emulator_factory: Callable[..., RunningEmulator], tmp_path: Path,
+                    url: str) -> tuple[RunningEmulator, Workdir, bytes]:
+    """An emulator, a job directory whose target runs 2 workers, and the tap's output."""
+    emu = emulator_factory(**SERVE)
+    workdir = Workdir(tmp_path / "job", emu, url)
+    workdir.target_config.update(workers=2)
+    return emu, workdir, _tap_output(emu, workdir)
+
+
+def _one_error_line(stderr: str) -> str:
+    """The run's only ERROR line (no traceback anywhere)."""
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
 def _tap_output(emu: RunningEmulator, workdir: Workdir) -> bytes:
     (workdir.path / "tap.json").write_text(__import__("json").dumps(workdir.tap_config))
     return subprocess.run([TAP, "--config", str(workdir.path / "tap.json")], check=True,
@@ -141,19 +158,14 @@ def _interrupted_target(workdir: Workdir, data: bytes, mark: str,
 def test_a_killed_worker_fails_the_run_with_one_line_and_the_rerun_converges(
         emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
         workers_early: str) -> None:
-    emu = emulator_factory(**SERVE)
-    workdir = Workdir(tmp_path / "job", emu, pg_url)
-    workdir.target_config.update(workers=2)
-    data = _tap_output(emu, workdir)
+    emu, workdir, data = _two_worker_job(emulator_factory, tmp_path, pg_url)
 
     def kill_a_worker(target: subprocess.Popen, workers: list[int]) -> None:
         os.kill(workers[0], signal.SIGKILL)
 
     code, stderr, workers = _interrupted_target(workdir, data, workers_early, kill_a_worker)
     assert code == 1, stderr
-    assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
-    assert len(errors) == 1 and errors[0].endswith(
+    assert _one_error_line(stderr).endswith(
         f"record worker process {workers[0]} ended unexpectedly (killed by signal 9 (SIGKILL)); "
         "rows after the last STATE are loaded again by the next run"), stderr
     assert workers_alive(workers_early) == []  # the other worker ended, every one was reaped
@@ -165,10 +177,7 @@ def test_a_killed_worker_fails_the_run_with_one_line_and_the_rerun_converges(
 def test_sigterm_ends_the_target_and_its_workers(
         emulator_factory: Callable[..., RunningEmulator], tmp_path: Path, pg_url: str,
         workers_early: str) -> None:
-    emu = emulator_factory(**SERVE)
-    workdir = Workdir(tmp_path / "job", emu, pg_url)
-    workdir.target_config.update(workers=2)
-    data = _tap_output(emu, workdir)
+    emu, workdir, data = _two_worker_job(emulator_factory, tmp_path, pg_url)
 
     def terminate(target: subprocess.Popen, workers: list[int]) -> None:
         target.send_signal(signal.SIGTERM)
@@ -188,10 +197,7 @@ def test_a_stopped_worker_fails_the_run_within_the_bound(
     """A worker that never answers (SIGSTOP) must not hang the target forever: after
     DAP_TARGET_WORKERS_TIMEOUT seconds without a byte from it, one error line, exit 1."""
     monkeypatch.setenv("DAP_TARGET_WORKERS_TIMEOUT", "3")
-    emu = emulator_factory(**SERVE)
-    workdir = Workdir(tmp_path / "job", emu, pg_url)
-    workdir.target_config.update(workers=2)
-    data = _tap_output(emu, workdir)
+    emu, workdir, data = _two_worker_job(emulator_factory, tmp_path, pg_url)
     started = time.monotonic()
 
     def stop_a_worker(target: subprocess.Popen, workers: list[int]) -> None:
@@ -200,9 +206,7 @@ def test_a_stopped_worker_fails_the_run_within_the_bound(
     code, stderr, workers = _interrupted_target(workdir, data, workers_early, stop_a_worker)
     assert time.monotonic() - started < 60
     assert code == 1, stderr
-    assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
-    assert len(errors) == 1 and errors[0].endswith(
+    assert _one_error_line(stderr).endswith(
         f"record worker process {workers[0]} sent nothing for 3 s (stopped or stuck); "
         "rows after the last STATE are loaded again by the next run"), stderr
     assert wait_until(lambda: workers_alive(workers_early) == [])
@@ -221,10 +225,7 @@ def test_workers_get_no_secret_in_their_environment(
                "PGPASSWORD": "Pw-0f-PG", "SOME_APP_DSN": url, "TAP_DAP_CLIENT_SECRET": "Cs-1"}
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
-    emu = emulator_factory(**SERVE)
-    workdir = Workdir(tmp_path / "job", emu, url)
-    workdir.target_config.update(workers=2)
-    data = _tap_output(emu, workdir)
+    _, workdir, data = _two_worker_job(emulator_factory, tmp_path, url)
     seen: list[bytes] = []
 
     def look(target: subprocess.Popen, workers: list[int]) -> None:
@@ -248,10 +249,7 @@ def test_a_signal_to_the_process_group_ends_the_target_and_its_workers(
     """Ctrl-C, or SIGTERM to the pipeline's process group (`timeout`, a service manager), reach
     the target and its workers: workers ignore it and end when the target closes their stdin,
     so the target reports the signal (not a worker killed by it); nothing is left behind."""
-    emu = emulator_factory(**SERVE)
-    workdir = Workdir(tmp_path / "job", emu, pg_url)
-    workdir.target_config.update(workers=2)
-    data = _tap_output(emu, workdir)
+    emu, workdir, data = _two_worker_job(emulator_factory, tmp_path, pg_url)
 
     def interrupt(target: subprocess.Popen, workers: list[int]) -> None:
         for pid in (*workers, target.pid):  # the workers first: the race the target must win
@@ -260,9 +258,7 @@ def test_a_signal_to_the_process_group_ends_the_target_and_its_workers(
 
     code, stderr, _ = _interrupted_target(workdir, data, workers_early, interrupt)
     assert code == 128 + signum, stderr
-    assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
-    assert len(errors) == 1 and errors[0].endswith(
+    assert _one_error_line(stderr).endswith(
         f"Terminated by signal {int(signum)}; the uncommitted batch was rolled back"), stderr
     assert wait_until(lambda: workers_alive(workers_early) == [])
     assert_meta_never_ahead(workdir, emu, None)
@@ -275,10 +271,7 @@ def test_sigterm_while_waiting_for_a_stopped_worker(
         workers_early: str) -> None:
     """The target waits on a worker that will not answer (SIGSTOP); SIGTERM still ends it with
     its own line, and the stopped worker is killed, not left behind."""
-    emu = emulator_factory(**SERVE)
-    workdir = Workdir(tmp_path / "job", emu, pg_url)
-    workdir.target_config.update(workers=2)
-    data = _tap_output(emu, workdir)
+    emu, workdir, data = _two_worker_job(emulator_factory, tmp_path, pg_url)
 
     def stop_then_terminate(target: subprocess.Popen, workers: list[int]) -> None:
         os.kill(workers[0], signal.SIGSTOP)
