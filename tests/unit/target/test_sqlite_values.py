@@ -21,10 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from target_dap_sql.decoding import RecordDecoder
-from target_dap_sql.dialects import dialect_for_url, sqlite_binding
+from target_dap_sql.dialects import dialect_for_url
 from target_dap_sql.dialects.base import Batch, compact_json_text, nested_object_text
 from target_dap_sql.layout import LayoutOptions, TableLayout, build_layout
 from tests.unit.target.dap_messages import META, singer_schema
@@ -196,11 +194,14 @@ def test_a_key_updated_and_deleted_in_one_input_batch_ends_deleted(tmp_path: Pat
             == [(2, "2024-01-01 00:00:00.000000"), (3, "2024-01-03 00:00:00.500000")]
 
 
-def test_adapters_are_put_back_when_the_last_connection_closes(tmp_path: Path) -> None:
+_ADAPTERS_PUT_BACK = textwrap.dedent("""
+    import datetime as dt, sqlite3, sys, uuid
+    import msgspec
+    from target_dap_sql.dialects import dialect_for_url, sqlite_binding
     key = (dt.datetime, sqlite3.PrepareProtocol)
     before = sqlite3.adapters.get(key)
-    first = dialect_for_url(f"sqlite:///{tmp_path / 'a.db'}")
-    second = dialect_for_url(f"sqlite:///{tmp_path / 'b.db'}")
+    first = dialect_for_url("sqlite:///" + sys.argv[1] + "/a.db")
+    second = dialect_for_url("sqlite:///" + sys.argv[1] + "/b.db")
     first.connect()
     second.connect()
     installed = sqlite3.adapters[key]
@@ -210,6 +211,16 @@ def test_adapters_are_put_back_when_the_last_connection_closes(tmp_path: Path) -
     second.close()
     assert sqlite3.adapters.get(key) is before
     assert msgspec.json.encode(uuid.UUID(int=1))  # (msgspec itself is untouched)
+    print("ok")
+""")
+
+
+def test_adapters_are_put_back_when_the_last_connection_closes(tmp_path: Path) -> None:
+    # A fresh interpreter: the adapters are process-wide, and a connection another test left
+    # open in this one would keep ours installed.
+    done = subprocess.run([sys.executable, "-c", _ADAPTERS_PUT_BACK, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n", "")
 
 
 _KILLED_WRITER = textwrap.dedent("""
