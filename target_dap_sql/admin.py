@@ -32,6 +32,15 @@ class AdminError(TargetDapSQLError):
     """An admin command cannot do what was asked (nothing was changed)."""
 
 
+# Shown by `target-dap-sql --help` under the SDK's options ("\b": click keeps the line breaks).
+ADMIN_HELP = """\b
+Admin commands (same --config; `target-dap-sql COMMAND --help` for options):
+  list            list replicated tables: timestamp, schema version, rows
+  export-state    print the Singer state of the replica (to continue a dap CLI database)
+  drop            drop replicated tables, their enum types and meta rows
+  dbt-sources     write a dbt sources.yml for the replica"""
+
+
 def admin_command(argv: Sequence[str]) -> str | None:
     """The admin command named in argv (before the SDK sees it), or None for a normal run."""
     skip = False

@@ -1,12 +1,13 @@
-"""Refusals that protect a replica from a configuration mistake (stream maps, mappers)."""
+"""Refusals that protect a replica from a configuration mistake (stream maps, mappers, names)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from target_dap_sql.dialects import Dialect
-from target_dap_sql.errors import InputError
+from target_dap_sql.errors import InputError, SchemaError
 from target_dap_sql.layout import TableLayout
+from target_dap_sql.meta import MetaRow
 from target_dap_sql.reader import Envelope
 from target_dap_sql.sinks import StreamSink
 
@@ -53,3 +54,31 @@ def refuse_empty_swap(sink: StreamSink, envelope: Envelope, dialect: Dialect, al
         f"refusing to {what} by an empty snapshot (version {envelope.version}): {said}. The "
         "table is left as it was; set allow_empty_snapshots: true "
         "(TARGET_DAP_SQL_ALLOW_EMPTY_SNAPSHOTS) to allow it", stream=sink.stream)
+
+
+def claim_names(dialect: Dialect, layout: TableLayout, owners: dict[str, str]) -> None:
+    """Refuse, before anything is written, a stream whose table or enum type is already
+    another stream's (`canvas-a__b` and `canvas__a-b` both make SQLite `canvas__a__b`;
+    PostgreSQL cuts names at 63 bytes): their rows would merge silently. `owners` maps each
+    database object name claimed so far to its stream."""
+    for name in sorted(dialect.object_names(layout)):
+        owner = owners.setdefault(name, layout.stream)
+        if owner != layout.stream:
+            raise SchemaError(
+                f"streams '{owner}' and '{layout.stream}' would both write {name!r} in the "
+                "database; rename one (stream maps `__alias__`) or give it its own "
+                "default_target_schema", stream=layout.stream)
+
+
+def refuse_foreign_meta_row(layout: TableLayout, meta_rows: Mapping[tuple[str, str], MetaRow],
+                            meta_table: str) -> None:
+    """A DAP table whose name another (namespace, table) already replicates into."""
+    assert layout.dap is not None
+    for (namespace, table), row in meta_rows.items():
+        same_target = ((row.target_schema or None) == (layout.schema or None)
+                       and row.target_table == layout.table)
+        if same_target and (namespace, table) != (layout.dap.namespace, layout.dap.table):
+            raise SchemaError(
+                f"table {row.target_table!r} already replicates {namespace}.{table} "
+                f"({meta_table}); refusing to write "
+                f"{layout.dap.namespace}.{layout.dap.table} into it", stream=layout.stream)

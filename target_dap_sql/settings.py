@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from singer_sdk import typing as th
+
+from target_dap_sql.errors import ConfigError
+
+#: Record worker processes at most: more only adds interpreters competing for the same cores.
+MAX_WORKERS = 64
 
 CONFIG_JSONSCHEMA = th.PropertiesList(
     th.Property("sqlalchemy_url", th.StringType, secret=True, default="sqlite:///dap.db",
@@ -47,3 +55,29 @@ CONFIG_JSONSCHEMA = th.PropertiesList(
                 "process may use, or 1 with fewer than 3 cores; 1: decode in the target's own "
                 "process; at most 64)."),
 ).to_dict()
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """When to commit, and how many record workers (None: the machine's default)."""
+
+    rows: int
+    seconds: float
+    workers: int | None
+
+    @classmethod
+    def from_config(cls, config: Any) -> BatchLimits:
+        # Settings that would mean "never commit" or "commit nothing" are refused, not clamped.
+        rows = config.get("batch_size_rows")
+        seconds = config.get("batch_max_seconds")
+        workers = config.get("workers")
+        limits = cls(50_000 if rows is None else int(rows),
+                     float(60 if seconds is None else seconds),
+                     None if workers is None else int(workers))
+        if limits.rows < 1:
+            raise ConfigError(f"setting batch_size_rows must be at least 1, got {rows!r}")
+        if limits.seconds < 0:
+            raise ConfigError(f"setting batch_max_seconds must not be negative, got {seconds!r}")
+        if limits.workers is not None and not 1 <= limits.workers <= MAX_WORKERS:
+            raise ConfigError(f"setting workers must be from 1 to {MAX_WORKERS}, got {workers!r}")
+        return limits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -181,3 +182,20 @@ class StreamSink:
     @staticmethod
     def is_unset(entry: Any) -> bool:
         return entry is _NO_BOOKMARK
+
+
+def state_to_emit(state: Any, sinks: Iterable[StreamSink]) -> Any:
+    """The latest STATE, minus bookmarks of snapshots that are not swapped in yet."""
+    if state is None:
+        return None
+    unfinished = [s for s in sinks if s.in_snapshot]
+    if not unfinished or not isinstance(state.get("bookmarks"), dict):
+        return state
+    state = copy.deepcopy(state)
+    for sink in unfinished:
+        entry = sink.state_entry()
+        if StreamSink.is_unset(entry):
+            state["bookmarks"].pop(sink.layout.state_key, None)
+        else:
+            state["bookmarks"][sink.layout.state_key] = entry
+    return state

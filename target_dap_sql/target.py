@@ -9,7 +9,6 @@ stdout only after every stream has committed everything that preceded it (at-lea
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import sys
@@ -34,17 +33,21 @@ from target_dap_sql.errors import (
     ConfigError,
     InputError,
     RecordBeforeSchemaError,
-    SchemaError,
     TargetDapSQLError,
 )
-from target_dap_sql.guards import refuse_empty_swap, refuse_shared_source
+from target_dap_sql.guards import (
+    claim_names,
+    refuse_empty_swap,
+    refuse_foreign_meta_row,
+    refuse_shared_source,
+)
 from target_dap_sql.layout import LayoutOptions, build_layout
 from target_dap_sql.mapping import InputMaps
 from target_dap_sql.meta import MetaRow, bookmark_of
 from target_dap_sql.reader import DapMessageReader, Envelope
-from target_dap_sql.settings import CONFIG_JSONSCHEMA
-from target_dap_sql.sinks import StreamSink
-from target_dap_sql.workers import MAX_WORKERS, ParallelRuns, default_workers
+from target_dap_sql.settings import CONFIG_JSONSCHEMA, BatchLimits
+from target_dap_sql.sinks import StreamSink, state_to_emit
+from target_dap_sql.workers import ParallelRuns, default_workers
 
 #: Seconds between progress lines while records arrive.
 PROGRESS_SECONDS = 10.0
@@ -82,18 +85,8 @@ class TargetDapSQL(Target):
             hard_delete=bool(self.config.get("hard_delete", True)),
             add_record_metadata=bool(self.config.get("add_record_metadata", False)),
         )
-        rows = self.config.get("batch_size_rows")
-        self._batch_rows = 50_000 if rows is None else int(rows)
-        seconds = self.config.get("batch_max_seconds")
-        self._batch_seconds = float(60 if seconds is None else seconds)
-        # settings that would mean "never commit" or "commit nothing" are refused, not clamped
-        if self._batch_rows < 1:
-            raise ConfigError(f"setting batch_size_rows must be at least 1, got {rows!r}")
-        if self._batch_seconds < 0:
-            raise ConfigError(f"setting batch_max_seconds must not be negative, got {seconds!r}")
-        workers = self.config.get("workers")
-        if workers is not None and not 1 <= int(workers) <= MAX_WORKERS:
-            raise ConfigError(f"setting workers must be from 1 to {MAX_WORKERS}, got {workers!r}")
+        limits = BatchLimits.from_config(self.config)
+        self._batch_rows, self._batch_seconds = limits.rows, limits.seconds
         self._sinks: dict[str, StreamSink] = {}
         self._schemas_seen: dict[str, tuple[bytes, list[str] | None]] = {}
         self._object_owners: dict[str, str] = {}  # database object name -> its stream
@@ -108,7 +101,7 @@ class TargetDapSQL(Target):
                 "replace" if self.config.get("sanitize_null_characters") else "reject")
             self.message_reader.on_nul = self._refuse_nul_characters
         reader = self.message_reader
-        self._runs = ParallelRuns(default_workers() if workers is None else int(workers),
+        self._runs = ParallelRuns(limits.workers or default_workers(),
                                   self._add_run, getattr(reader, "replay", None),  # type: ignore[arg-type]
                                   secrets=[url_password(str(url or "")) or ""])
         if isinstance(reader, DapMessageReader):
@@ -176,13 +169,13 @@ class TargetDapSQL(Target):
                 # nothing.
                 raise key_change_error(stream, previous.layout.key_columns, layout.key_columns)
             previous.flush(self._state)
-        self._claim_names(layout)
+        claim_names(self._dialect, layout, self._object_owners)
         if layout.dap is not None and self._meta_rows is None:
             self._dialect.ensure_meta_tables()
             self._meta_rows = {(r.source_namespace, r.source_table): r
                                for r in self._dialect.read_meta_rows()}
-        if layout.dap is not None:
-            self._check_meta_owner(layout)
+        if layout.dap is not None and self._meta_rows is not None:
+            refuse_foreign_meta_row(layout, self._meta_rows, self._dialect.meta_table_label)
         self._dialect.prepare_table(
             layout, drop_removed_columns=bool(self.config.get("drop_removed_columns", False)))
         sink = StreamSink(layout, self._dialect)
@@ -193,30 +186,6 @@ class TargetDapSQL(Target):
             sink.committed_bookmark = bookmark_of(row) if row else None
         self._sinks[stream] = sink
         self._schemas_seen[stream] = (raw, key_properties)
-
-    def _claim_names(self, layout: Any) -> None:
-        """Refuse, before anything is written, a stream whose table or enum type is already
-        another stream's (`canvas-a__b` and `canvas__a-b` both make SQLite `canvas__a__b`;
-        PostgreSQL cuts names at 63 bytes): their rows would merge silently."""
-        for name in sorted(self._dialect.object_names(layout)):
-            owner = self._object_owners.setdefault(name, layout.stream)
-            if owner != layout.stream:
-                raise SchemaError(
-                    f"streams '{owner}' and '{layout.stream}' would both write {name!r} in the "
-                    "database; rename one (stream maps `__alias__`) or give it its own "
-                    "default_target_schema", stream=layout.stream)
-
-    def _check_meta_owner(self, layout: Any) -> None:
-        """A DAP table whose name another (namespace, table) already replicates into."""
-        assert layout.dap is not None and self._meta_rows is not None
-        for (namespace, table), row in self._meta_rows.items():
-            same_target = ((row.target_schema or None) == (layout.schema or None)
-                           and row.target_table == layout.table)
-            if same_target and (namespace, table) != (layout.dap.namespace, layout.dap.table):
-                raise SchemaError(
-                    f"table {row.target_table!r} already replicates {namespace}.{table} "
-                    f"({self._dialect.meta_table_label}); refusing to write "
-                    f"{layout.dap.namespace}.{layout.dap.table} into it", stream=layout.stream)
 
     def _process_record_message(self, envelope: Envelope) -> None:  # type: ignore[override]
         if envelope.record is None:
@@ -322,7 +291,7 @@ class TargetDapSQL(Target):
         # line can cover them; if one failed, its error ends the run before the STATE.
         self._dialect.settle()
         self._last_commit = time.monotonic()
-        state = self._state_to_emit()
+        state = state_to_emit(self._state, self._sinks.values())
         if state is not None and state != self._emitted_state:
             self.emit_state(state)
             self._emitted_state = state
@@ -336,22 +305,6 @@ class TargetDapSQL(Target):
     def rows_loaded(self) -> dict[str, int]:
         """Rows written per stream so far in this run."""
         return {name: sink.rows_loaded for name, sink in self._sinks.items()}
-
-    def _state_to_emit(self) -> Any:
-        """The latest STATE, minus bookmarks of snapshots that are not swapped in yet."""
-        if self._state is None:
-            return None
-        unfinished = [s for s in self._sinks.values() if s.in_snapshot]
-        if not unfinished or not isinstance(self._state.get("bookmarks"), dict):
-            return self._state
-        state = copy.deepcopy(self._state)
-        for sink in unfinished:
-            entry = sink.state_entry()
-            if StreamSink.is_unset(entry):
-                state["bookmarks"].pop(sink.layout.state_key, None)
-            else:
-                state["bookmarks"][sink.layout.state_key] = entry
-        return state
 
     def listen(self, file_input: Any = None) -> None:
         try:
@@ -419,7 +372,7 @@ def cli() -> None:
     options and behaviour stay exactly as they are.
     """
     # Imported here: a loading run does not pay for the admin commands' imports (yaml).
-    from target_dap_sql.admin import admin_command
+    from target_dap_sql.admin import ADMIN_HELP, admin_command
     from target_dap_sql.admin import main as admin_main
     from target_dap_sql.process_exit import exit_at_once_on_success
 
@@ -436,11 +389,3 @@ def cli() -> None:
         TargetDapSQL.logger.error("target-dap-sql: %s", exc)
         sys.exit(1)
 
-
-# Shown by `target-dap-sql --help` under the SDK's options ("\b": click keeps the line breaks).
-ADMIN_HELP = """\b
-Admin commands (same --config; `target-dap-sql COMMAND --help` for options):
-  list            list replicated tables: timestamp, schema version, rows
-  export-state    print the Singer state of the replica (to continue a dap CLI database)
-  drop            drop replicated tables, their enum types and meta rows
-  dbt-sources     write a dbt sources.yml for the replica"""

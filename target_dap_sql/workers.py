@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from target_dap_sql.decoding import Decoded
 from target_dap_sql.errors import TargetDapSQLError
 from target_dap_sql.record_worker import RESULT_HEADER, TASK_HEADER
+from target_dap_sql.settings import MAX_WORKERS
 from target_dap_sql.sinks import SLICE_ROWS, StreamSink
 
 #: A stream goes to the workers after this many records (decoded here until then, ~0.3 s):
@@ -55,7 +56,6 @@ MIN_CORES = 3
 #: The most workers the setting may ask for (and the default on a machine with more cores):
 #: each is an interpreter of ~20 MB, and more of them than cores only adds switching; a
 #: setting like 1000 would start a thousand processes before the first row.
-MAX_WORKERS = 64
 #: Runs in flight per worker: one being decoded and one waiting, so no worker idles while this
 #: process adds a result.
 IN_FLIGHT_PER_WORKER = 2
