@@ -269,16 +269,22 @@ class RecordDecoder:
         return None
 
     def _convert(self, row: tuple, stream: str) -> tuple:
-        out = list(row)
+        # A copy only once a converter changes a value (checks return it as is); converters of
+        # one column chain (a generic value's conversion, then the dialect's check).
+        out = None
         for i, fn in self._converters:
-            value = out[i]
+            value = row[i] if out is None else out[i]
             if value is not None:
                 try:
-                    out[i] = fn(value)
+                    converted = fn(value)
                 except (TypeError, ValueError) as exc:
                     raise InputError(f"invalid value for '{self._names[i]}': {exc}",
                                      stream=stream) from None
-        return tuple(out)
+                if converted is not value:
+                    if out is None:
+                        out = list(row)
+                    out[i] = converted
+        return row if out is None else tuple(out)
 
     def _explain(self, message: str, stream: str, raw: bytes | msgspec.Raw, *,
                  upsert: bool = False) -> InputError:
