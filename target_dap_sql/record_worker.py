@@ -54,9 +54,9 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> None:
     codecs: dict[int, Any] = {}
     while (task := tasks.get()) is not None:
         codec_id, codec, data = task
-        if codec:
-            codecs[codec_id] = pickle.loads(codec)
         try:
+            if codec:
+                codecs[codec_id] = pickle.loads(codec)
             # (lines read from a file object keep their b"\n": empty pieces are none of them)
             rows = codecs[codec_id].decode_run([line for line in data.split(b"\n") if line])
             result: tuple[str, Any] = ("ok", rows) if rows is not None else ("invalid", None)
