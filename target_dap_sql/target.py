@@ -306,17 +306,19 @@ class TargetDapSQL(Target):
         """Rows written per stream so far in this run."""
         return {name: sink.rows_loaded for name, sink in self._sinks.items()}
 
-    def listen(self, file_input: Any = None) -> None:
+    def process_lines(self, file_input: Any) -> Any:  # type: ignore[misc]
+        # Wrapped here, not in `listen`: the SDK's test runner and embedding code call it alone.
         try:
-            super().listen(file_input)
-        except Exception:
-            # A slice loading in the background is valid input before the error: let it commit
-            # (it moves no bookmark), roll back what is open. The first error is the one raised.
-            with contextlib.suppress(Exception):
-                self._dialect.close()
+            return super().process_lines(file_input)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                # A slice loading in the background is valid input before the error: let it
+                # commit (it moves no bookmark), roll back what is open. The first error is the
+                # one raised.
+                with contextlib.suppress(Exception):
+                    self._dialect.close()
+            self._runs.close()  # also on SIGTERM (SystemExit): no worker outlives the target
             raise
-        finally:  # also on SIGTERM (SystemExit): no worker outlives the target
-            self._runs.close()
 
     def process_endofpipe(self) -> None:
         try:
@@ -331,6 +333,7 @@ class TargetDapSQL(Target):
                 sink.log_record_count()
                 self.logger.info("Stream '%s': %d rows loaded", sink.stream, sink.rows_loaded)
         finally:
+            self._runs.close()
             self._dialect.close()
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:

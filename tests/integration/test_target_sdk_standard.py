@@ -433,3 +433,18 @@ def test_required_columns_bind_upserts_but_not_deletes(db: Db) -> None:
                               "null in an upsert"), str(error)
         assert states == []
     assert db.rows("users", '"id", "name", "email"') == [(2, "Bob", None)]
+
+
+def test_a_failed_process_lines_leaves_no_connection_open(tmp_path: Path) -> None:
+    """The SDK's test runner (and code embedding the target) calls `process_lines` without
+    `listen`: an error there still closes the connection (it held our SQLite adapters)."""
+    from target_dap_sql.dialects import sqlite_binding
+
+    held = sqlite_binding._holders
+    target = TargetDapSQL(config={"sqlalchemy_url": f"sqlite:///{tmp_path}/dap.db"},
+                          parse_env_config=False)
+    lines = [*_users(["id"], ALICE), {"type": "RECORD", "stream": "users", "record": {"a": 1}}]
+    with pytest.raises(MissingKeyPropertyError):
+        target.process_lines(io.StringIO("".join(json.dumps(m) + "\n" for m in lines)))
+    assert target._dialect._conn is None
+    assert sqlite_binding._holders == held
