@@ -58,6 +58,9 @@ def field_type(column: Column, layout: TableLayout) -> Any:
 #: The most digits after the decimal point binary COPY can carry (psycopg refuses more, as a
 #: driver error at the commit that names no line).
 _MAX_SCALE = 0x3FFF
+#: The most digits before it (the format's weight is an int16 of base-10000 digits): a nonzero
+#: value's adjusted exponent is below this.
+_MAX_INTEGER_DIGITS = 4 * (0x7FFF + 1)
 #: CPython's decimal keeps a coefficient of up to 76 digits inside the object; its size grows
 #: only with more. Such a value's scale is at most 75 - adjusted(), so two cheap C calls clear it
 #: (the full check builds a tuple of every digit: ~0.4 µs a value, four decimals a row).
@@ -67,10 +70,16 @@ _SURELY_FITS = 80 - _MAX_SCALE
 
 
 def _check_scale(value: Decimal) -> Decimal:
-    if _SIZE_GROWS and value.__sizeof__() == _INLINE_SIZE and value.adjusted() >= _SURELY_FITS:
+    """Refuse a value binary COPY cannot carry: more than 16383 digits after the point, or
+    (nonzero) more than 131072 before it."""
+    if (_SIZE_GROWS and value.__sizeof__() == _INLINE_SIZE
+            and _SURELY_FITS <= value.adjusted() < _MAX_INTEGER_DIGITS):
         return value
-    if value.is_finite() and value.as_tuple().exponent < -_MAX_SCALE:  # type: ignore[operator]
-        raise ValueError(f"more than {_MAX_SCALE} digits after the decimal point")
+    if value.is_finite():
+        if value.as_tuple().exponent < -_MAX_SCALE:  # type: ignore[operator]
+            raise ValueError(f"more than {_MAX_SCALE} digits after the decimal point")
+        if value and value.adjusted() >= _MAX_INTEGER_DIGITS:
+            raise ValueError(f"more than {_MAX_INTEGER_DIGITS} digits before the decimal point")
     return value
 
 

@@ -150,7 +150,7 @@ def test_every_column_kind_encodes_as_in_process(postgres_server: Any,
 #: Values decoding refuses (the error names the line) ...
 DECODE_ERRORS = [{"e": "z"}, {"v": "123456"}, {"i": 2**31}, {"si": 2**15}, {"u": "nope"},
                  {"d": "2024-02-30"}, {"ts": "2024-01-01T00:00:00"}, {"f": "1e999"}, {"b": 1},
-                 {"dec": "1E-100000"}]
+                 {"dec": "1E-100000"}, {"dec": "1E+131072"}, {"dec": "9" * 140_000}]
 #: ... and values it lets through (the server refuses or stores them): the outcome is the same.
 OTHER_VALUES = [{"arr": [2**63]}, {"ts": "0001-01-01T00:00:00+01:00"}, {"dec": "Infinity"},
                 {"dec": "NaN"}, {"dec": 1e30}, {"s": "x" * 10_000_000}, {"j": "not an object"},
