@@ -68,16 +68,17 @@ class BatchLimits:
     @classmethod
     def from_config(cls, config: Any) -> BatchLimits:
         # Settings that would mean "never commit" or "commit nothing" are refused, not clamped.
+        # In this order: `workers` is read only once the batch settings passed.
         rows = config.get("batch_size_rows")
         seconds = config.get("batch_max_seconds")
-        workers = config.get("workers")
-        limits = cls(50_000 if rows is None else int(rows),
-                     float(60 if seconds is None else seconds),
-                     None if workers is None else int(workers))
-        if limits.rows < 1:
+        batch_rows = 50_000 if rows is None else int(rows)
+        batch_seconds = float(60 if seconds is None else seconds)
+        if batch_rows < 1:
             raise ConfigError(f"setting batch_size_rows must be at least 1, got {rows!r}")
-        if limits.seconds < 0:
+        if batch_seconds < 0:
             raise ConfigError(f"setting batch_max_seconds must not be negative, got {seconds!r}")
-        if limits.workers is not None and not 1 <= limits.workers <= MAX_WORKERS:
+        workers = config.get("workers")
+        count = None if workers is None else int(workers)
+        if count is not None and not 1 <= count <= MAX_WORKERS:
             raise ConfigError(f"setting workers must be from 1 to {MAX_WORKERS}, got {workers!r}")
-        return limits
+        return cls(batch_rows, batch_seconds, count)

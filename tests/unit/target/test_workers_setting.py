@@ -27,3 +27,17 @@ def test_workers_in_range(value: int, tmp_path: Any) -> None:
 def test_the_default_is_never_above_the_maximum(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: set(range(500)))
     assert workers.default_workers() == workers.MAX_WORKERS
+
+
+@pytest.mark.parametrize(("config", "error"), [
+    ({"batch_size_rows": 0, "workers": "abc"}, "setting batch_size_rows must be at least 1, got 0"),
+    ({"batch_max_seconds": "-1", "workers": ""},
+     "setting batch_max_seconds must not be negative, got '-1'"),
+])
+def test_batch_settings_are_checked_before_workers_is_read(
+        config: dict[str, Any], error: str, tmp_path: Any) -> None:
+    """As before the settings moved to settings.py: an embedder's config (not validated) with a
+    bad batch setting gets its one-line error even if `workers` does not parse."""
+    with pytest.raises(ConfigError, match=f"^{error}$"):
+        TargetDapSQL(config={"sqlalchemy_url": f"sqlite:///{tmp_path}/x.db", **config},
+                     validate_config=False)
