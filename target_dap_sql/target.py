@@ -311,13 +311,18 @@ class TargetDapSQL(Target):
         try:
             return super().process_lines(file_input)
         except BaseException as exc:
-            if isinstance(exc, Exception):
-                # A slice loading in the background is valid input before the error: let it
-                # commit (it moves no bookmark), roll back what is open. The first error is the
-                # one raised.
-                with contextlib.suppress(Exception):
-                    self._dialect.close()
-            self._runs.close()  # also on SIGTERM (SystemExit): no worker outlives the target
+            try:
+                if not isinstance(exc, SystemExit):
+                    # A slice loading in the background is valid input before the error: let
+                    # it commit (it moves no bookmark), roll back what is open. The first error
+                    # is the one raised. Also on Ctrl-C in a program embedding the target
+                    # (KeyboardInterrupt): an open transaction would hold its locks (SQLite: the
+                    # whole file) for as long as that program keeps the target. Not on SIGTERM
+                    # (SystemExit): the process ends now, without waiting for a load.
+                    with contextlib.suppress(Exception):
+                        self._dialect.close()
+            finally:
+                self._runs.close()  # also on SIGTERM: no worker outlives the target
             raise
 
     def process_endofpipe(self) -> None:

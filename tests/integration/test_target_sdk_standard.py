@@ -448,3 +448,36 @@ def test_a_failed_process_lines_leaves_no_connection_open(tmp_path: Path) -> Non
         target.process_lines(io.StringIO("".join(json.dumps(m) + "\n" for m in lines)))
     assert target._dialect._conn is None
     assert sqlite_binding._holders == held
+
+
+def test_an_interrupted_process_lines_leaves_no_connection_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in a program embedding the target (dap_replicator has no signal handler of its own:
+    KeyboardInterrupt) rolls back and closes the connection: an open write transaction would keep
+    the SQLite file locked for the rest of the process (a notebook keeps the traceback, and the
+    target with it), and our SQLite adapters registered."""
+    from target_dap_sql import sinks
+    from target_dap_sql.dialects import sqlite_binding
+
+    monkeypatch.setattr(sinks, "SLICE_ROWS", 5)  # slices load into the open transaction
+    held = sqlite_binding._holders
+    path = tmp_path / "dap.db"
+    target = TargetDapSQL(config={"sqlalchemy_url": f"sqlite:///{path}"}, parse_env_config=False)
+    records = [{"id": n, "name": f"n{n}", "email": None} for n in range(50)]
+    after_records = TargetDapSQL._after_records
+
+    def interrupted(self: TargetDapSQL, sink: Any) -> None:
+        after_records(self, sink)
+        if sink.rows_loaded:  # a slice is in the open transaction
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TargetDapSQL, "_after_records", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        target.process_lines(io.StringIO("".join(
+            json.dumps(m) + "\n" for m in _users(["id"], *records))))
+    assert target._dialect._conn is None
+    assert sqlite_binding._holders == held
+    with contextlib.closing(sqlite3.connect(path, timeout=0)) as other:
+        other.execute("BEGIN IMMEDIATE")  # no write lock left behind
+        (count,) = other.execute("SELECT count(*) FROM users").fetchone()
+        assert count < len(records)  # what was not committed is rolled back
