@@ -337,9 +337,16 @@ class TargetDapSQL(Target):
             for sink in self._sinks.values():
                 sink.log_record_count()
                 self.logger.info("Stream '%s': %d rows loaded", sink.stream, sink.rows_loaded)
-        finally:
-            self._runs.close()
-            self._dialect.close()
+        except BaseException:
+            # The first error is the one raised (closing a lost connection raises too).
+            try:
+                with contextlib.suppress(Exception):
+                    self._dialect.close()
+            finally:
+                self._runs.close()
+            raise
+        self._runs.close()
+        self._dialect.close()
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         # Do not commit from a signal handler: the open transaction rolls back, and the STATE
