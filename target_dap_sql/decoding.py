@@ -146,6 +146,12 @@ class RecordDecoder:
         self._required = [i for i, c in enumerate(columns)
                           if not c.nullable and c.name not in layout.key_columns]
         key_idx = [self._names.index(k) for k in layout.key_columns]
+        # A value read from raw JSON (a generic number: value_checks) is let through as `null`
+        # by msgspec, its check makes it None: such key and required columns are checked after
+        # the conversion.
+        raw = [i for i, py_type in enumerate(types) if py_type is msgspec.Raw]
+        self._raw_keys = [i for i in key_idx if i in raw]
+        self._raw_required = [i for i in self._required if i in raw]
         self.key_of: Callable[[tuple], Any] = (
             operator.itemgetter(*key_idx) if key_idx else (lambda row: None)
         )
@@ -181,6 +187,7 @@ class RecordDecoder:
         """
         astuple, width, deleted_index = self._astuple, self._width, self._deleted_index
         key_of, required, convert = self.key_of, self._required, self._converters
+        refuse_nulls = self._refuse_nulls if self._raw_keys or self._raw_required else None
         out = []
         for struct in structs:
             values = astuple(struct)
@@ -192,6 +199,8 @@ class RecordDecoder:
                 raise _IncompleteUpsert
             if convert:
                 row = self._convert(row, stream)
+                if refuse_nulls is not None:
+                    refuse_nulls(row, deleted, stream)
             out.append((key_of(row), row, deleted))
         return out
 
@@ -267,6 +276,17 @@ class RecordDecoder:
                     "PostgreSQL cannot store; remove it at the source or set "
                     "sanitize_null_characters to replace it with U+FFFD", stream=stream)
         return None
+
+    def _refuse_nulls(self, row: tuple, deleted: bool, stream: str) -> None:
+        for i in self._raw_keys:
+            if row[i] is None:
+                raise MissingKeyPropertyError(
+                    f"record is missing key property '{self._names[i]}'", stream=stream)
+        if not deleted:
+            for i in self._raw_required:
+                if row[i] is None:
+                    raise InputError(f"required property '{self._names[i]}' is missing or null "
+                                     "in an upsert", stream=stream)
 
     def _convert(self, row: tuple, stream: str) -> tuple:
         # A copy only once a converter changes a value (checks return it as is); converters of
