@@ -71,16 +71,19 @@ STALL_SECONDS = float(os.environ.get("DAP_TARGET_WORKERS_TIMEOUT", 300))
 #: The worker's start: singer_sdk as a bare package, so that `singer_sdk.exceptions` (the base
 #: classes of our errors, all a worker needs of the SDK) loads without the package's __init__,
 #: which imports the whole SDK (~0.3 s of CPU per worker). `-P`: no script directory on sys.path.
-#: A worker that cannot start says so in one line (the target then names the exit code).
+#: A worker that cannot start says so in one line (the target then names the exit code),
+#: written at once: the workers start together, and pieces of their lines would interleave.
 _BOOTSTRAP = """\
-import importlib.util, sys, types
+import importlib.util, os, sys, types
 try:
     spec = importlib.util.find_spec('singer_sdk')
     sdk = sys.modules['singer_sdk'] = types.ModuleType('singer_sdk')
     sdk.__path__, sdk.__spec__ = list(spec.submodule_search_locations), spec
     from target_dap_sql.record_worker import main
 except Exception as exc:
-    sys.exit(f'target-dap-sql record worker cannot start: {type(exc).__name__}: {exc}')
+    text = f'target-dap-sql record worker cannot start: {type(exc).__name__}: {exc}'
+    os.write(2, (' '.join(text.splitlines()) + '\\n').encode(errors='replace'))
+    sys.exit(1)
 main()
 """
 

@@ -35,3 +35,23 @@ def test_a_codec_that_cannot_be_unpickled_fails_the_task() -> None:
     assert size == len(payload) - record_worker.RESULT_HEADER.size
     assert status == "error"
     assert text.startswith("UnpicklingError: ")
+
+
+def test_the_line_is_written_at_once(tmp_path: Path) -> None:
+    """Workers start together: a line written in pieces (the text, then its newline, as
+    `sys.exit(text)` prints) interleaves with another worker's into one garbled line. Each
+    write to sys.stderr is marked here; the line must be one write of its own."""
+    broken = tmp_path / "target_dap_sql"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise ImportError('boom')\n")
+    marked = ("import sys\n"
+              "class Marked:\n"
+              "    def write(self, text): sys.__stderr__.write('<' + text + '>')\n"
+              "    def flush(self): sys.__stderr__.flush()\n"
+              "sys.stderr = Marked()\n")
+    done = subprocess.run([sys.executable, "-P", "-c", marked + workers._BOOTSTRAP], input=b"",
+                          capture_output=True, env={"PYTHONPATH": str(tmp_path)}, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.decode() in (
+        "target-dap-sql record worker cannot start: ImportError: boom\n",
+        "<target-dap-sql record worker cannot start: ImportError: boom\n>")
