@@ -98,7 +98,7 @@ class RecordDecoder:
         strict: list[tuple[Any, ...]] = []
         lenient: list[tuple[Any, ...]] = []
         rename: dict[str, str] = {}
-        types = [field_type(col, layout) for col in columns]
+        types = dialect_types = [field_type(col, layout) for col in columns]
         checks: Converters = []
         if layout.dap is None:  # another tap's stream: its values are checked strictly
             types, checks = generic_checks(columns, types)
@@ -146,10 +146,12 @@ class RecordDecoder:
         self._required = [i for i, c in enumerate(columns)
                           if not c.nullable and c.name not in layout.key_columns]
         key_idx = [self._names.index(k) for k in layout.key_columns]
-        # A value read from raw JSON (a generic number: value_checks) is let through as `null`
-        # by msgspec, its check makes it None: such key and required columns are checked after
-        # the conversion.
-        raw = [i for i, py_type in enumerate(types) if py_type is msgspec.Raw]
+        # A value a check reads from raw JSON instead (a generic number: value_checks) is let
+        # through as `null` by msgspec, and the check makes it None: such key and required
+        # columns are checked after the conversion. (JSON columns keep their own handling.)
+        raw = [i for i, (py_type, dialect_type)
+               in enumerate(zip(types, dialect_types, strict=True))
+               if py_type is msgspec.Raw and dialect_type is not msgspec.Raw]
         self._raw_keys = [i for i in key_idx if i in raw]
         self._raw_required = [i for i in self._required if i in raw]
         self.key_of: Callable[[tuple], Any] = (
