@@ -351,7 +351,8 @@ class TargetDapSQL(Target):
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         # Do not commit from a signal handler: the open transaction rolls back, and the STATE
         # already written covers everything committed.
-        self.logger.error("Terminated by signal %d; the uncommitted batch was rolled back", signum)
+        self.logger.error("Terminated by signal %d; nothing after the last commit is kept "
+                          "(the last STATE line covers what was committed)", signum)
         sys.exit(128 + signum)
 
     # --- CLI --------------------------------------------------------------------------------

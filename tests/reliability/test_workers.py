@@ -259,7 +259,8 @@ def test_a_signal_to_the_process_group_ends_the_target_and_its_workers(
     code, stderr, _ = _interrupted_target(workdir, data, workers_early, interrupt)
     assert code == 128 + signum, stderr
     assert _one_error_line(stderr).endswith(
-        f"Terminated by signal {int(signum)}; the uncommitted batch was rolled back"), stderr
+        f"Terminated by signal {int(signum)}; nothing after the last commit is kept (the last "
+        "STATE line covers what was committed)"), stderr
     assert wait_until(lambda: workers_alive(workers_early) == [])
     assert_meta_never_ahead(workdir, emu, None)
     assert_recovered(workdir, workdir.run(), TABLES)
