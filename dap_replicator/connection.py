@@ -14,6 +14,7 @@ from urllib.parse import quote
 from dap_replicator.errors import DatabaseConnectionError
 from target_dap_sql.dialects import Dialect, dialect_for_url, url_password
 from target_dap_sql.dialects.sqlite import sqlite_path
+from target_dap_sql.dialects.urls import QUERY_PASSWORD
 from target_dap_sql.errors import TargetDapSQLError
 
 #: Read when no connection string is given, as by the official client and the `dap` CLI.
@@ -64,14 +65,14 @@ class DatabaseConnection:
 
 
 def redacted(url: str) -> str:
-    """The URL with its password replaced by ``***``."""
+    """The URL with its passwords (userinfo, `password=` query parameters) replaced by ``***``."""
     password = url_password(url)
-    if not password:
-        return url
-    scheme, _, rest = url.partition("://")
-    userinfo, _, hostpart = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hostpart}"
+    if password:
+        scheme, _, rest = url.partition("://")
+        userinfo, _, hostpart = rest.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        url = f"{scheme}://{user}:***@{hostpart}"
+    return QUERY_PASSWORD.sub(r"\1***", url)
 
 
 @dataclass(frozen=True, repr=False)

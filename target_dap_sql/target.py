@@ -28,7 +28,7 @@ from target_dap_sql.config_files import check_env_settings, read_config_files
 from target_dap_sql.decoding import Decoded
 from target_dap_sql.dialects import Dialect, dialect_for_url
 from target_dap_sql.dialects.base import key_change_error
-from target_dap_sql.dialects.urls import url_password
+from target_dap_sql.dialects.urls import url_secrets
 from target_dap_sql.errors import (
     ConfigError,
     InputError,
@@ -103,7 +103,7 @@ class TargetDapSQL(Target):
         reader = self.message_reader
         self._runs = ParallelRuns(limits.workers or default_workers(),
                                   self._add_run, getattr(reader, "replay", None),  # type: ignore[arg-type]
-                                  secrets=[url_password(str(url or "")) or ""])
+                                  secrets=url_secrets(str(url or "")))
         if isinstance(reader, DapMessageReader):
             reader.on_record_run, reader.settle_runs = self._process_record_run, self._runs.drain
 

@@ -23,7 +23,7 @@ from target_dap_sql.dialects.connection import ConnectionDialect
 from target_dap_sql.dialects.pg_codec import COPY_HEADER, COPY_TRAILER, PgRowCodec, copy_type
 from target_dap_sql.dialects.pg_schema import PgSchemaManager
 from target_dap_sql.dialects.pg_types import MAX_IDENTIFIER_BYTES, pg_enum_type
-from target_dap_sql.dialects.urls import url_password
+from target_dap_sql.dialects.urls import url_secrets
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
 from target_dap_sql.meta import MetaRow
@@ -55,7 +55,7 @@ def redact(text: str, url: str) -> str:
         parsed = urlsplit(url).password
     except ValueError:
         parsed = None
-    for secret in sorted({p for p in (parsed, url_password(url)) if p}, key=len, reverse=True):
+    for secret in sorted({p for p in (parsed, *url_secrets(url)) if p}, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 
