@@ -3,8 +3,9 @@
 Per batch, in one InnoDB transaction: multi-row `INSERT … ON DUPLICATE KEY UPDATE` statements
 (built here, ~2 MB each; as fast as `LOAD DATA LOCAL INFILE` into a staging table plus
 `INSERT … SELECT` in a 100k-row measurement, and it needs no `local_infile` on the server),
-`DELETE … WHERE key IN (…)` chunks and the meta-row update. The session uses the official
-client's settings (ANSI_QUOTES, STRICT_ALL_TABLES, UTC).
+`DELETE … WHERE key IN (…)` chunks and the meta-row update; each statement is written (a function
+generated per table shape, mysql_literals.py) while the previous one executes (mysql_send.py).
+The session uses the official client's settings (ANSI_QUOTES, STRICT_ALL_TABLES, UTC).
 
 Snapshots load into a staging table and `RENAME TABLE live TO old, staging TO live` swaps it in
 one atomic statement. MySQL DDL commits implicitly, so the meta row of a snapshot is written
