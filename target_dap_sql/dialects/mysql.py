@@ -3,8 +3,9 @@
 Per batch, in one InnoDB transaction: multi-row `INSERT … ON DUPLICATE KEY UPDATE` statements
 (built here, ~2 MB each; as fast as `LOAD DATA LOCAL INFILE` into a staging table plus
 `INSERT … SELECT` in a 100k-row measurement, and it needs no `local_infile` on the server),
-`DELETE … WHERE key IN (…)` chunks and the meta-row update. The session uses the official
-client's settings (ANSI_QUOTES, STRICT_ALL_TABLES, UTC).
+`DELETE … WHERE key IN (…)` chunks and the meta-row update; each statement is written (a function
+generated per table shape, mysql_literals.py) while the previous one executes (mysql_send.py).
+The session uses the official client's settings (ANSI_QUOTES, STRICT_ALL_TABLES, UTC).
 
 Snapshots load into a staging table and `RENAME TABLE live TO old, staging TO live` swaps it in
 one atomic statement. MySQL DDL commits implicitly, so the meta row of a snapshot is written
@@ -17,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -37,13 +38,14 @@ from target_dap_sql.dialects.base import (
     quote,
 )
 from target_dap_sql.dialects.connection import ConnectionDialect
-from target_dap_sql.dialects.mysql_literals import literal_row
+from target_dap_sql.dialects.mysql_literals import literal_row_of
 from target_dap_sql.dialects.mysql_schema import (
     META_TABLE,
     VERSION_TABLE,
     MySqlSchemaManager,
     staging_name,
 )
+from target_dap_sql.dialects.mysql_send import execute_overlapped
 from target_dap_sql.dialects.mysql_server import (
     CHARSET,
     charset_error,
@@ -267,12 +269,18 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
         insert, suffix, delete = self._statements_for(layout, staging)
         conn = self.conn
         with conn.cursor() as cur:
-            if batch.upserts:
-                rows = self._with_batched_at(layout, batch.upserts)
-                for values in _chunks(conn, rows):
-                    cur.execute(insert + values + suffix)
-            if batch.deletes:
-                self._delete(cur, layout, batch.deletes, delete)
+            def statements() -> Iterator[str]:
+                if batch.upserts:
+                    rows = self._with_batched_at(layout, batch.upserts)
+                    kinds = [c.type.kind if c.source == "record" else "" for c in layout.columns]
+                    for values in _chunks(literal_row_of(conn, kinds), rows):
+                        yield insert + values + suffix
+                if batch.deletes and not layout.soft_delete:
+                    yield from self._delete_statements(layout, batch.deletes, delete)
+
+            execute_overlapped(cur.execute, statements())
+            if batch.deletes and layout.soft_delete:
+                self._soft_delete(cur, layout, batch.deletes, delete)
 
     @staticmethod
     def _with_batched_at(layout: TableLayout, rows: Sequence[tuple]) -> Sequence[tuple]:
@@ -282,19 +290,26 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         return [(*row, now) for row in rows]
 
-    def _delete(self, cur: Any, layout: TableLayout, rows: Sequence[tuple], delete: str) -> None:
+    @staticmethod
+    def _key_values(layout: TableLayout, rows: Sequence[tuple]) -> list[tuple]:
         key_idx = [i for i, c in enumerate(layout.record_columns)
                    if c.name in layout.key_columns]
-        keys = [tuple(row[i] for i in key_idx) for row in rows]
-        if layout.soft_delete:
-            deleted_at = [i for i, c in enumerate(layout.record_columns) if c.name == DELETED_AT]
-            cur.executemany(delete, [(row[deleted_at[0]], *key)
-                                     for row, key in zip(rows, keys, strict=True)])
-            return
+        return [tuple(row[i] for i in key_idx) for row in rows]
+
+    def _delete_statements(self, layout: TableLayout, rows: Sequence[tuple],
+                           delete: str) -> Iterator[str]:
+        keys = self._key_values(layout, rows)
         escape = self.conn.escape
         for start in range(0, len(keys), DELETE_CHUNK):
             chunk = keys[start:start + DELETE_CHUNK]
-            cur.execute(delete + "(" + ", ".join(escape(k) for k in chunk) + ")")
+            yield delete + "(" + ", ".join(escape(k) for k in chunk) + ")"
+
+    def _soft_delete(self, cur: Any, layout: TableLayout, rows: Sequence[tuple],
+                     delete: str) -> None:
+        keys = self._key_values(layout, rows)
+        deleted_at = [i for i, c in enumerate(layout.record_columns) if c.name == DELETED_AT]
+        cur.executemany(delete, [(row[deleted_at[0]], *key)
+                                 for row, key in zip(rows, keys, strict=True)])
 
     def _upsert_meta(self, meta: MetaRow) -> None:
         self._schemas.upsert_meta_row(meta)
@@ -349,9 +364,8 @@ def _uuid_bytes(value: uuid.UUID) -> bytes:
     return value.bytes
 
 
-def _chunks(conn: Any, rows: Sequence[tuple]) -> Iterator[str]:
-    """`(…), (…)` value lists of at most ~STATEMENT_BYTES each, escaped as PyMySQL would."""
-    escape = literal_row(conn)
+def _chunks(escape: Callable[[tuple], str], rows: Sequence[tuple]) -> Iterator[str]:
+    """`(…), (…)` value lists of at most ~STATEMENT_BYTES each."""
     parts: list[str] = []
     size = 0
     for row in rows:

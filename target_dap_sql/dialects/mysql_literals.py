@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from pymysql.converters import escape_float
+
+#: Characters PyMySQL's backslash escaping rewrites (pymysql.converters._escape_table).
+_NEEDS_ESCAPE = re.compile("[\x00\n\r\x1a'\"\\\\]").search
 
 
 def literal_row(conn: Any) -> Callable[[tuple], str]:
@@ -40,6 +45,56 @@ def literal_row(conn: Any) -> Callable[[tuple], str]:
         return "(" + ",".join([get(type(v), fallback)(v) for v in row]) + ")"
 
     return row_literal
+
+
+#: Per column kind: the expression (of the value ``v``) that writes its literal, for the values
+#: the decoder gives that kind (target_dap_sql.dialects.mysql._DECODE and its converters). Each
+#: raises on a value of another type (``int.__repr__("x")`` is a TypeError) rather than write
+#: unescaped text. Kinds not listed take the per-type table of `literal_row`.
+_KIND_EXPRESSIONS = {
+    **dict.fromkeys(("smallint", "integer", "bigint"), "N if v is None else INT(v)"),
+    "boolean": "BOOL[v]",
+    **dict.fromkeys(("real", "double", "numeric"), "N if v is None else FLOAT(v)"),
+    "decimal": "N if v is None else DEC(v)",
+    **dict.fromkeys(("timestamp", "timestamptz"), "N if v is None else Q + STAMP(v, ' ') + Q"),
+    "date": "N if v is None else Q + DAY(v) + Q",
+    "uuid": "N if v is None else 'X' + Q + HEX(v) + Q",
+}
+_TEXT = "N if v is None else Q + (ESC(v) if SPECIAL(v) else STR(v)) + Q"
+_TEXT_KINDS = frozenset(("varchar", "char", "text", "enum", "json", "array"))
+
+
+def literal_row_of(conn: Any, kinds: Sequence[str]) -> Callable[[tuple], str]:
+    """`literal_row` for rows whose i-th value is of column kind ``kinds[i]``: one generated
+    function per table shape writes the whole row in one f-string, with no per-value type
+    dispatch (~3× faster than `literal_row` on 46-column rows, the target's largest CPU cost on
+    changes into MySQL). Text without a character to escape is copied as it is."""
+    escape_string = conn._escape_string
+    # NO_BACKSLASH_ESCAPES (PyMySQL then leaves a backslash as it is): only quotes are doubled
+    special = re.compile("'").search if escape_string("\\") == "\\" else _NEEDS_ESCAPE
+    generic = literal_row(conn)
+    names = {
+        "N": "NULL", "Q": "'", "INT": int.__repr__, "BOOL": {True: "1", False: "0", None: "NULL"},
+        "FLOAT": escape_float, "DEC": _decimal, "STAMP": dt.datetime.isoformat,
+        "DAY": dt.date.isoformat,
+        "HEX": bytes.hex, "ESC": escape_string, "SPECIAL": special, "STR": str.__str__,
+        "ANY": lambda v: generic((v,))[1:-1],
+    }
+    parts = []
+    for i, kind in enumerate(kinds):
+        expression = _KIND_EXPRESSIONS.get(kind) or (_TEXT if kind in _TEXT_KINDS else "ANY(v)")
+        parts.append("{" + re.sub(r"\bv\b", f"v{i}", expression) + "}")
+    values = ", ".join(f"v{i}" for i in range(len(kinds)))
+    source = (f"def row_literal(row):\n    ({values},) = row\n"
+              f"    return f\"({','.join(parts)})\"\n")
+    exec(compile(source, "<mysql row literal>", "exec"), names)  # noqa: S102 - fixed template
+    return names["row_literal"]  # type: ignore[no-any-return]
+
+
+def _decimal(value: Decimal) -> str:
+    if type(value) is not Decimal:
+        raise TypeError(f"not a Decimal: {type(value).__name__}")
+    return format(value, "f")
 
 
 def _null(_: None) -> str:

@@ -69,3 +69,47 @@ def test_hostile_values_round_trip_whatever_the_server_sql_mode(
         dialect.close()
     finally:
         mysql_query(mariadb_url, f"SET GLOBAL sql_mode = '{old_mode}'")
+
+
+@pytest.mark.mariadb
+def test_typed_row_literals_are_pymysql_literals(mariadb_url: str) -> None:
+    """The generated per-table row writer (literal_row_of) writes exactly what PyMySQL's
+    conn.escape writes, for every kind it specialises, NULLs and hostile text included, with
+    and without NO_BACKSLASH_ESCAPES; a value of the wrong type is refused, not written."""
+    import decimal
+    from urllib.parse import urlsplit
+
+    import pymysql
+
+    from target_dap_sql.dialects.mysql_literals import literal_row_of
+
+    kinds = ["bigint", "integer", "smallint", "boolean", "double", "real", "numeric", "decimal",
+             "timestamp", "timestamptz", "date", "uuid", "varchar", "text", "enum", "json",
+             "array", "char", "interval", ""]
+    uid = uuid.UUID("56d0c6e2-3260-4a64-bd82-3871b4e9a334").bytes
+    rows = [
+        (2**63 - 1, -7, 0, True, 1.5, -0.0, 1e-7, decimal.Decimal("-12.50"),
+         dt.datetime(2024, 1, 2, 3, 4, 5), dt.datetime(2024, 1, 2, 3, 4, 5, 60),
+         dt.date(999, 12, 31), uid, "plain", '{"a": "b\\\\"}', "graded", '["x"]', "[1]", "c",
+         "P1D", dt.datetime(1, 1, 1)),
+        tuple([None] * len(kinds)),
+        *[(1, 2, 3, False, 3.0, 2.5, 1e300, decimal.Decimal("1E+2"), dt.datetime(1, 1, 1),
+           dt.datetime(9999, 12, 31, 23, 59, 59, 999999), dt.date(2024, 2, 29), b"\x00'\\",
+           text, text, text, text, text, text, text, None) for text in HOSTILE],
+    ]
+    parts = urlsplit(mariadb_url)
+    conn = pymysql.connect(host=parts.hostname, port=parts.port, user=parts.username or "root",
+                           database=parts.path.lstrip("/"))
+    try:
+        for mode in ("", "NO_BACKSLASH_ESCAPES"):
+            with conn.cursor() as cur:
+                cur.execute(f"SET SESSION sql_mode = '{mode}'")
+            write = literal_row_of(conn, kinds)
+            for row in rows:
+                assert write(row) == conn.escape(row)
+        write = literal_row_of(conn, ["bigint", "text"])
+        for wrong in [("1); DROP TABLE x; --", "a"), (1, 2), (1.5, "a")]:
+            with pytest.raises((TypeError, AttributeError)):
+                write(wrong)
+    finally:
+        conn.close()
