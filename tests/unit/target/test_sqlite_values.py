@@ -226,7 +226,7 @@ def test_adapters_are_put_back_when_the_last_connection_closes(tmp_path: Path) -
 _KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     from target_dap_sql.decoding import RecordDecoder
-    from target_dap_sql.dialects import dialect_for_url, sqlite_binding
+    from target_dap_sql.dialects import dialect_for_url
     from target_dap_sql.dialects.base import Batch
     from tests.unit.target.test_sqlite_values import _layout, _records
     layout = _layout()
@@ -237,9 +237,8 @@ _KILLED_WRITER = textwrap.dedent("""
     rows = [decoder.decode(r, "s")[1] for r in _records()]
     dialect.write_batch(layout, Batch(rows[:3], []), staging=False, meta=None)
     dialect.settle()              # committed (a slice: it loaded on the background thread)
-    dialect.conn.execute("BEGIN IMMEDIATE")
-    with sqlite_binding.binding():
-        dialect.conn.executemany(dialect._statements_for(layout, False)[0], rows[3:])
+    dialect._stage(layout, Batch(rows[3:], []), False)   # BEGIN, rows bound into TEMP
+    dialect.conn.execute(dialect._statements_for(layout, False).move)   # and moved
     os.kill(os.getpid(), signal.SIGKILL)   # mid-transaction: the second batch never commits
 """)
 
