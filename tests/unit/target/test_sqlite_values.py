@@ -390,3 +390,55 @@ def test_a_timestamp_outside_years_1_to_9999_in_utc_is_an_error_not_a_value(
             raise AssertionError(f"{at} stored as {stored}")
     assert dialect.conn.execute('SELECT COUNT(*) FROM "canvas__kinds"').fetchone() == (0,)
     dialect.close()
+
+
+def test_every_load_path_stores_the_same_values(tmp_path: Path) -> None:
+    """Rows are bound into a TEMP table and moved by one INSERT … SELECT (sqlite.py, `_stage`):
+    on the caller's thread for a slice that loads in the background, inside the transaction
+    for a batch with a meta row and for the snapshot's last batch. All store what the old
+    per-value converters stored."""
+    from datetime import datetime
+
+    from target_dap_sql.meta import Bookmark, meta_row_for
+
+    layout = _layout()
+    dialect = dialect_for_url("sqlite://")
+    new = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+    old = RecordDecoder(layout, dialect.field_type, _old_converters(layout))
+    records = _records()
+    rows = [new.decode(r, "canvas-kinds")[1] for r in records]
+    expected = _typed(_load(tmp_path / "old.db", layout,
+                            [old.decode(r, "canvas-kinds")[1] for r in records], via="old"))
+    meta = meta_row_for(layout, Bookmark(datetime(2024, 1, 1), 1))
+    half = len(rows) // 2
+
+    def stored(db: Path, load: Any) -> list[tuple]:
+        target = dialect_for_url(f"sqlite:///{db}")
+        target.ensure_meta_tables()
+        target.prepare_table(layout, drop_removed_columns=False)
+        load(target)
+        target.close()
+        with sqlite3.connect(db) as conn:
+            return _typed(conn.execute('SELECT * FROM "canvas__kinds" ORDER BY "id"').fetchall())
+
+    def with_meta(target: Any) -> None:  # foreground: the batch moves the bookmark
+        target.write_batch(layout, Batch(rows[:half], []), staging=False, meta=None)
+        target.write_batch(layout, Batch(rows[half:], []), staging=False, meta=meta)
+
+    def snapshot(target: Any) -> None:  # staging slices, then the last batch in the swap
+        target.create_staging(layout)
+        target.write_batch(layout, Batch(rows[:half], []), staging=True, meta=None)
+        target.swap_staging(layout, Batch(rows[half:], []), meta)
+
+    assert stored(tmp_path / "meta.db", with_meta) == expected
+    assert stored(tmp_path / "snap.db", snapshot) == expected
+    # The same key twice in a row of batches: the later batch's values win.
+    changed = [(r[0], *r[1:3], 1.5, *r[4:]) for r in rows[:2]]
+
+    def twice(target: Any) -> None:
+        target.write_batch(layout, Batch(rows, []), staging=False, meta=None)
+        target.write_batch(layout, Batch(changed, []), staging=False, meta=None)
+
+    again = stored(tmp_path / "twice.db", twice)
+    assert [r[3] for r in again[:3]] == [("float", 1.5), ("float", 1.5), expected[2][3]]
+    assert again[2:] == expected[2:]
