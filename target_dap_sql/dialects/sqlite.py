@@ -57,10 +57,12 @@ _ENCODE = msgspec.json.Encoder().encode
 
 
 class _Statements(NamedTuple):
+    #: The upsert of one bound row (`executemany`): how changes load (`_apply`).
+    upsert: str
     #: Creates the TEMP table a batch's rows are bound into (untyped columns `c0`…: values keep
     #: the storage class they were bound with until `move` gives them the table's affinity).
     temp_table: str
-    #: Binds one row into the TEMP table: `executemany`, under the GIL (`_stage`).
+    #: Binds one row into the TEMP table: `executemany`, under the GIL (`_stage`); snapshots.
     stage: str
     #: The upsert of all staged rows, in their order, made stored values in SQL: one statement,
     #: so one `sqlite3_step` without the GIL (on the load thread, while the next slice decodes).
@@ -188,11 +190,13 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         # A DAP slice that moves no bookmark: lost to a power cut, it is fetched again (as
         # `ConnectionDialect.write_batch` says); other taps' STATE may cover any commit.
         self._durable_next = not (meta is None and layout.dap is not None)
-        if meta is None and batch.upserts:
-            # A batch that loads on the background thread: its rows are bound here, while the
-            # load thread is idle, and only `move` runs there. Bound there, every row's bind
-            # (under the GIL) waited up to a switch interval (5 ms) for the GIL held by the
-            # next slice's decoding, so the two never overlapped (docs/performance.md).
+        if staging and meta is None and batch.upserts:
+            # A snapshot slice, which loads on the background thread: its rows are bound here,
+            # while the load thread is idle, and only `move` runs there. Bound there, every
+            # row's bind (under the GIL) waited up to a switch interval (5 ms) for the GIL held
+            # by the next slice's decoding, so the two never overlapped (docs/performance.md).
+            # Changes keep binding on the load thread: their upserts into a big table are the
+            # critical path, and binding here could not overlap them (one connection).
             self._run_or_roll_back(f"loading stream '{layout.stream}'", self._stage,
                                    layout, batch, staging)
         super().write_batch(layout, batch, staging=staging, meta=meta)
@@ -292,19 +296,25 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
                                "IN (SELECT value FROM json_each(?))", key_idx[0])
         getter = operator.itemgetter(*key_idx) if len(key_idx) > 1 else (
             lambda row, i=key_idx[0] if key_idx else 0: (row[i],))
-        return _Statements(temp_table, stage, move, f"DELETE FROM {temp}", delete, getter,
-                           delete_many)
+        upsert = f"INSERT INTO {table} ({names}) VALUES (" + ", ".join(
+            param(c.name) if c.source == "record" else _NOW for c in layout.columns) + ")"
+        if layout.key_columns:
+            upsert += move[move.index(" ON CONFLICT"):]
+        return _Statements(upsert, temp_table, stage, move, f"DELETE FROM {temp}", delete,
+                           getter, delete_many)
 
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
         statements = self._statements_for(layout, staging)
-        if batch.upserts:
-            if self._staged is not batch:  # a batch loading in the foreground
+        if batch.upserts and staging:
+            if self._staged is not batch:  # the snapshot's last batch, in the swap
                 self._bind_into_temp(statements, batch)
             self._staged = None
             self.conn.execute(statements.move)
             self.conn.execute(statements.clear)
-        if batch.deletes:
-            with sqlite_binding.binding():  # our adapters encode only here (sqlite_binding.py)
+        with sqlite_binding.binding():  # our adapters encode only here (sqlite_binding.py)
+            if batch.upserts and not staging:
+                self.conn.executemany(statements.upsert, batch.upserts)
+            if batch.deletes:
                 self._delete(statements, batch)
 
     def _bind_into_temp(self, statements: _Statements, batch: Batch) -> None:
