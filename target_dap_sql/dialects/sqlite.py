@@ -46,8 +46,8 @@ _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 #: Connection settings for a replica (docs/database-layout.md, "SQLite settings"). WAL: readers
 #: (dbt, the `dap` CLI) never block the loader nor see half a batch, and a commit appends to the
 #: WAL once instead of journalling every page. `synchronous` is set per transaction (`_begin`).
-#: `temp_store = MEMORY`: a batch's rows are bound into a TEMP table first (`_stage`), ~10 MB per
-#: 10,000-row slice, which would otherwise spill to a temporary file past 2 MB.
+#: `temp_store = MEMORY`: a snapshot slice's rows are bound into a TEMP table first (`_stage`),
+#: ~10 MB per 10,000-row slice, which would otherwise spill to a temporary file past 2 MB.
 PRAGMAS = ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL",
            "temp_store = MEMORY")
 #: Key kinds whose values are JSON numbers or strings that SQLite compares equal to the stored
