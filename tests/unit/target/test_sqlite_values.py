@@ -21,6 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from target_dap_sql.decoding import RecordDecoder
 from target_dap_sql.dialects import dialect_for_url
 from target_dap_sql.dialects.base import Batch, compact_json_text, nested_object_text
@@ -368,27 +370,40 @@ def test_an_adapter_the_app_registers_meanwhile_binds_its_values_not_ours(
             sqlite3.adapters[key] = saved
 
 
+@pytest.mark.parametrize("staging", [False, True])
 def test_a_timestamp_outside_years_1_to_9999_in_utc_is_an_error_not_a_value(
-        tmp_path: Path) -> None:
+        tmp_path: Path, staging: bool) -> None:
     from target_dap_sql.errors import DatabaseError
 
     layout = _layout()
     dialect = dialect_for_url(f"sqlite:///{tmp_path / 'y.db'}")
     dialect.ensure_meta_tables()
     dialect.prepare_table(layout, drop_removed_columns=False)
+    table = '"canvas__kinds"'
+    if staging:  # bound into the TEMP table on this thread (`_stage`): fails here, rolled back
+        dialect.create_staging(layout)
+        table = f'"{dialect.staging_table(layout)}"'
     decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
     for at in ("0001-01-01T00:00:00+05:30", "9999-12-31T23:00:00-01:00"):
         record = json.dumps({"id": 1, "at": at, "meta": {"action": "U"}}).encode()
         row = decoder.decode(record, "s")[1]
         try:
-            dialect.write_batch(layout, Batch([row], []), staging=False, meta=None)
+            dialect.write_batch(layout, Batch([row], []), staging=staging, meta=None)
             dialect.settle()
         except DatabaseError as exc:
+            assert str(exc).startswith("loading stream 'canvas-kinds': ")
             assert "out of range" in str(exc) and at in str(exc)
         else:
-            stored = dialect.conn.execute('SELECT "at" FROM "canvas__kinds"').fetchall()
+            stored = dialect.conn.execute(f'SELECT "at" FROM {table}').fetchall()
             raise AssertionError(f"{at} stored as {stored}")
-    assert dialect.conn.execute('SELECT COUNT(*) FROM "canvas__kinds"').fetchone() == (0,)
+    assert dialect.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
+    # The connection is usable: the next batch loads (nothing left staged or begun).
+    ok = decoder.decode(json.dumps({"id": 2, "at": "2024-01-01T00:00:00Z",
+                                    "meta": {"action": "U"}}).encode(), "s")[1]
+    dialect.write_batch(layout, Batch([ok], []), staging=staging, meta=None)
+    dialect.settle()
+    assert dialect.conn.execute(f'SELECT "id", "at" FROM {table}').fetchall() == [
+        (2, "2024-01-01 00:00:00.000000")]
     dialect.close()
 
 
