@@ -260,8 +260,9 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
         # The TEMP table is named by its width: any table with as many record columns shares it.
         width = len(names_in_row)
-        temp = f'temp."_dap_rows_{width}"'
-        temp_table = (f"CREATE TEMP TABLE IF NOT EXISTS {temp[5:]} "
+        temp_name = f'"_dap_rows_{width}"'
+        temp = f"temp.{temp_name}"
+        temp_table = (f"CREATE TEMP TABLE IF NOT EXISTS {temp_name} "
                       f"({', '.join(f'c{i}' for i in range(width))})")
         stage = f"INSERT INTO {temp} VALUES ({', '.join('?' * width)})"
         names = ", ".join(quote(c.name) for c in layout.columns)
