@@ -14,7 +14,7 @@ import operator
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -46,14 +46,35 @@ _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 #: Connection settings for a replica (docs/database-layout.md, "SQLite settings"). WAL: readers
 #: (dbt, the `dap` CLI) never block the loader nor see half a batch, and a commit appends to the
 #: WAL once instead of journalling every page. `synchronous` is set per transaction (`_begin`).
-PRAGMAS = ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL")
+#: `temp_store = MEMORY`: a snapshot slice's rows are bound into a TEMP table first (`_stage`),
+#: ~10 MB per 10,000-row slice, which would otherwise spill to a temporary file past 2 MB.
+PRAGMAS = ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL",
+           "temp_store = MEMORY")
 #: Key kinds whose values are JSON numbers or strings that SQLite compares equal to the stored
 #: value: deletes by such a key go as one JSON array (`json_each`) instead of one bind per row.
 _JSON_KEY_KINDS = frozenset({"smallint", "integer", "bigint", "varchar", "char", "text", "enum"})
 _ENCODE = msgspec.json.Encoder().encode
-#: (upsert, delete, the delete's parameters of a deleted row, and where the key is a single
-#: column of _JSON_KEY_KINDS: the delete by a JSON array of keys and the key's place in a row).
-_Statements = tuple[str, str, Any, tuple[str, int] | None]
+
+
+class _Statements(NamedTuple):
+    #: The upsert of one bound row (`executemany`): how changes load (`_apply`).
+    upsert: str
+    #: Creates the TEMP table a batch's rows are bound into (untyped columns `c0`…: values keep
+    #: the storage class they were bound with until `move` gives them the table's affinity).
+    temp_table: str
+    #: Binds one row into the TEMP table: `executemany`, under the GIL (`_stage`); snapshots.
+    stage: str
+    #: The upsert of all staged rows, in their order, made stored values in SQL: one statement,
+    #: so one `sqlite3_step` without the GIL (on the load thread, while the next slice decodes).
+    move: str
+    #: Empties the TEMP table (rolled back with the transaction if the batch fails).
+    clear: str
+    delete: str
+    #: The delete's parameters of a deleted row.
+    delete_params: Any
+    #: Where the key is a single column of _JSON_KEY_KINDS: the delete by a JSON array of keys
+    #: and the key's place in a row.
+    delete_many: tuple[str, int] | None
 
 
 def sqlite_path(url: str) -> str:
@@ -91,6 +112,9 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         self._synchronous = "FULL"
         #: Whether the next transaction's commit must be durable (see `write_batch`, `_begin`).
         self._durable_next = True
+        #: The batch whose rows `_stage` bound into the TEMP table in the transaction it began
+        #: on the caller's thread; the load thread's `_begin` then begins nothing.
+        self._staged: Batch | None = None
 
     # --- names ------------------------------------------------------------------------------
 
@@ -150,6 +174,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             sqlite_binding.release()
 
     def _roll_back(self) -> None:
+        self._staged = None
         if self._conn is not None and self._conn.in_transaction:
             self._conn.rollback()
 
@@ -165,12 +190,34 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         # A DAP slice that moves no bookmark: lost to a power cut, it is fetched again (as
         # `ConnectionDialect.write_batch` says); other taps' STATE may cover any commit.
         self._durable_next = not (meta is None and layout.dap is not None)
+        if staging and meta is None and batch.upserts:
+            # A snapshot slice, which loads on the background thread: its rows are bound here,
+            # while the load thread is idle, and only `move` runs there. Bound there, every
+            # row's bind (under the GIL) waited up to a switch interval (5 ms) for the GIL held
+            # by the next slice's decoding, so the two never overlapped (docs/performance.md).
+            # Changes keep binding on the load thread: their upserts into a big table are the
+            # critical path, and binding here could not overlap them (one connection).
+            self._run_or_roll_back(f"loading stream '{layout.stream}'", self._stage,
+                                   layout, batch, staging)
         super().write_batch(layout, batch, staging=staging, meta=meta)
+
+    def _stage(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
+        """Begin the batch's transaction and bind its upserts into the TEMP table."""
+        statements = self._statements_for(layout, staging)
+        self._begin()
+        self._staged = batch
+        try:
+            self._bind_into_temp(statements, batch)
+        except BaseException:
+            self._staged = None
+            raise
 
     def _begin(self) -> None:
         # FULL syncs the WAL at COMMIT, and every frame before it: a commit that moves a
         # bookmark survives a power cut. NORMAL (slices) writes the WAL without syncing it: the
         # commit survives the process being killed, not the machine losing power.
+        if self._staged is not None:
+            return  # begun by `_stage`, on the caller's thread
         durable, self._durable_next = self._durable_next, True
         level = "FULL" if durable else "NORMAL"
         if self._synchronous != level:
@@ -211,15 +258,27 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             p = f"?{names_in_row.index(name) + 1 if number is None else number}"
             return sqlite_binding.value_sql(p, layout._by_name[name].type.kind)
 
+        # The TEMP table is named by its width: any table with as many record columns shares it.
+        width = len(names_in_row)
+        temp_name = f'"_dap_rows_{width}"'
+        temp = f"temp.{temp_name}"
+        temp_table = (f"CREATE TEMP TABLE IF NOT EXISTS {temp_name} "
+                      f"({', '.join(f'c{i}' for i in range(width))})")
+        stage = f"INSERT INTO {temp} VALUES ({', '.join('?' * width)})"
         names = ", ".join(quote(c.name) for c in layout.columns)
-        values = ", ".join(param(c.name) if c.source == "record" else _NOW
-                           for c in layout.columns)
-        upsert = f"INSERT INTO {table} ({names}) VALUES ({values})"
+        # The SQL of each column over the staged row: the bound tuple's ?N is column c{N-1}.
+        values = ", ".join(
+            sqlite_binding.value_sql(f"c{names_in_row.index(c.name)}",
+                                     layout._by_name[c.name].type.kind)
+            if c.source == "record" else _NOW for c in layout.columns)
+        # `WHERE true`: an upsert's SELECT needs a WHERE (its ON would be read as a join's).
+        move = (f"INSERT INTO {table} ({names}) SELECT {values} FROM {temp} "
+                "WHERE true ORDER BY rowid")
         if layout.key_columns:
             keys = ", ".join(map(quote, layout.key_columns))
             sets = ", ".join(f"{quote(c.name)} = excluded.{quote(c.name)}"
                              for c in layout.value_columns)
-            upsert += f" ON CONFLICT ({keys}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING")
+            move += f" ON CONFLICT ({keys}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING")
         key_idx = [names_in_row.index(k) for k in layout.key_columns]
         # The delete binds (deleted_at?, key…) in that order, numbered from 1.
         first_key = 2 if layout.soft_delete else 1
@@ -238,24 +297,40 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
                                "IN (SELECT value FROM json_each(?))", key_idx[0])
         getter = operator.itemgetter(*key_idx) if len(key_idx) > 1 else (
             lambda row, i=key_idx[0] if key_idx else 0: (row[i],))
-        return upsert, delete, getter, delete_many
+        upsert = f"INSERT INTO {table} ({names}) VALUES (" + ", ".join(
+            param(c.name) if c.source == "record" else _NOW for c in layout.columns) + ")"
+        if layout.key_columns:
+            upsert += move[move.index(" ON CONFLICT"):]
+        return _Statements(upsert, temp_table, stage, move, f"DELETE FROM {temp}", delete,
+                           getter, delete_many)
 
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
-        upsert, delete, delete_params, delete_many = self._statements_for(layout, staging)
+        statements = self._statements_for(layout, staging)
+        if batch.upserts and staging:
+            if self._staged is not batch:  # the snapshot's last batch, in the swap
+                self._bind_into_temp(statements, batch)
+            self._staged = None
+            self.conn.execute(statements.move)
+            self.conn.execute(statements.clear)
         with sqlite_binding.binding():  # our adapters encode only here (sqlite_binding.py)
-            self._apply_bound(batch, upsert, delete, delete_params, delete_many)
+            if batch.upserts and not staging:
+                self.conn.executemany(statements.upsert, batch.upserts)
+            if batch.deletes:
+                self._delete(statements, batch)
 
-    def _apply_bound(self, batch: Batch, upsert: str, delete: str, delete_params: Any,
-                     delete_many: tuple[str, int] | None) -> None:
-        if batch.upserts:
-            self.conn.executemany(upsert, batch.upserts)
-        if batch.deletes:
-            keys = _json_keys(batch, delete_many[1]) if delete_many is not None else None
-            if keys is not None:
-                # One statement: the keys as one JSON array (encoded in C), matched by SQLite.
-                self.conn.execute(delete_many[0], (keys,))
-            else:
-                self.conn.executemany(delete, map(delete_params, batch.deletes))
+    def _bind_into_temp(self, statements: _Statements, batch: Batch) -> None:
+        self.conn.execute(statements.temp_table)
+        with sqlite_binding.binding():  # our adapters encode only here (sqlite_binding.py)
+            self.conn.executemany(statements.stage, batch.upserts)
+
+    def _delete(self, statements: _Statements, batch: Batch) -> None:
+        delete_many = statements.delete_many
+        keys = _json_keys(batch, delete_many[1]) if delete_many is not None else None
+        if keys is not None:
+            # One statement: the keys as one JSON array (encoded in C), matched by SQLite.
+            self.conn.execute(delete_many[0], (keys,))
+        else:
+            self.conn.executemany(statements.delete, map(statements.delete_params, batch.deletes))
 
     def live_table_has_rows(self, layout: TableLayout) -> bool:
         live = quote(prefixed_table_name(layout))

@@ -21,6 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from target_dap_sql.decoding import RecordDecoder
 from target_dap_sql.dialects import dialect_for_url
 from target_dap_sql.dialects.base import Batch, compact_json_text, nested_object_text
@@ -226,7 +228,7 @@ def test_adapters_are_put_back_when_the_last_connection_closes(tmp_path: Path) -
 _KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     from target_dap_sql.decoding import RecordDecoder
-    from target_dap_sql.dialects import dialect_for_url, sqlite_binding
+    from target_dap_sql.dialects import dialect_for_url
     from target_dap_sql.dialects.base import Batch
     from tests.unit.target.test_sqlite_values import _layout, _records
     layout = _layout()
@@ -237,9 +239,8 @@ _KILLED_WRITER = textwrap.dedent("""
     rows = [decoder.decode(r, "s")[1] for r in _records()]
     dialect.write_batch(layout, Batch(rows[:3], []), staging=False, meta=None)
     dialect.settle()              # committed (a slice: it loaded on the background thread)
-    dialect.conn.execute("BEGIN IMMEDIATE")
-    with sqlite_binding.binding():
-        dialect.conn.executemany(dialect._statements_for(layout, False)[0], rows[3:])
+    dialect._stage(layout, Batch(rows[3:], []), False)   # BEGIN, rows bound into TEMP
+    dialect.conn.execute(dialect._statements_for(layout, False).move)   # and moved
     os.kill(os.getpid(), signal.SIGKILL)   # mid-transaction: the second batch never commits
 """)
 
@@ -369,25 +370,90 @@ def test_an_adapter_the_app_registers_meanwhile_binds_its_values_not_ours(
             sqlite3.adapters[key] = saved
 
 
+@pytest.mark.parametrize("staging", [False, True])
 def test_a_timestamp_outside_years_1_to_9999_in_utc_is_an_error_not_a_value(
-        tmp_path: Path) -> None:
+        tmp_path: Path, staging: bool) -> None:
     from target_dap_sql.errors import DatabaseError
 
     layout = _layout()
     dialect = dialect_for_url(f"sqlite:///{tmp_path / 'y.db'}")
     dialect.ensure_meta_tables()
     dialect.prepare_table(layout, drop_removed_columns=False)
+    table = '"canvas__kinds"'
+    if staging:  # bound into the TEMP table on this thread (`_stage`): fails here, rolled back
+        dialect.create_staging(layout)
+        table = f'"{dialect.staging_table(layout)}"'
     decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
     for at in ("0001-01-01T00:00:00+05:30", "9999-12-31T23:00:00-01:00"):
         record = json.dumps({"id": 1, "at": at, "meta": {"action": "U"}}).encode()
         row = decoder.decode(record, "s")[1]
         try:
-            dialect.write_batch(layout, Batch([row], []), staging=False, meta=None)
+            dialect.write_batch(layout, Batch([row], []), staging=staging, meta=None)
             dialect.settle()
         except DatabaseError as exc:
+            assert str(exc).startswith("loading stream 'canvas-kinds': ")
             assert "out of range" in str(exc) and at in str(exc)
         else:
-            stored = dialect.conn.execute('SELECT "at" FROM "canvas__kinds"').fetchall()
+            stored = dialect.conn.execute(f'SELECT "at" FROM {table}').fetchall()
             raise AssertionError(f"{at} stored as {stored}")
-    assert dialect.conn.execute('SELECT COUNT(*) FROM "canvas__kinds"').fetchone() == (0,)
+    assert dialect.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
+    # The connection is usable: the next batch loads (nothing left staged or begun).
+    ok = decoder.decode(json.dumps({"id": 2, "at": "2024-01-01T00:00:00Z",
+                                    "meta": {"action": "U"}}).encode(), "s")[1]
+    dialect.write_batch(layout, Batch([ok], []), staging=staging, meta=None)
+    dialect.settle()
+    assert dialect.conn.execute(f'SELECT "id", "at" FROM {table}').fetchall() == [
+        (2, "2024-01-01 00:00:00.000000")]
     dialect.close()
+
+
+def test_every_load_path_stores_the_same_values(tmp_path: Path) -> None:
+    """Rows are bound into a TEMP table and moved by one INSERT … SELECT (sqlite.py, `_stage`):
+    on the caller's thread for a slice that loads in the background, inside the transaction
+    for a batch with a meta row and for the snapshot's last batch. All store what the old
+    per-value converters stored."""
+    from datetime import datetime
+
+    from target_dap_sql.meta import Bookmark, meta_row_for
+
+    layout = _layout()
+    dialect = dialect_for_url("sqlite://")
+    new = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+    old = RecordDecoder(layout, dialect.field_type, _old_converters(layout))
+    records = _records()
+    rows = [new.decode(r, "canvas-kinds")[1] for r in records]
+    expected = _typed(_load(tmp_path / "old.db", layout,
+                            [old.decode(r, "canvas-kinds")[1] for r in records], via="old"))
+    meta = meta_row_for(layout, Bookmark(datetime(2024, 1, 1), 1))
+    half = len(rows) // 2
+
+    def stored(db: Path, load: Any) -> list[tuple]:
+        target = dialect_for_url(f"sqlite:///{db}")
+        target.ensure_meta_tables()
+        target.prepare_table(layout, drop_removed_columns=False)
+        load(target)
+        target.close()
+        with sqlite3.connect(db) as conn:
+            return _typed(conn.execute('SELECT * FROM "canvas__kinds" ORDER BY "id"').fetchall())
+
+    def with_meta(target: Any) -> None:  # foreground: the batch moves the bookmark
+        target.write_batch(layout, Batch(rows[:half], []), staging=False, meta=None)
+        target.write_batch(layout, Batch(rows[half:], []), staging=False, meta=meta)
+
+    def snapshot(target: Any) -> None:  # staging slices, then the last batch in the swap
+        target.create_staging(layout)
+        target.write_batch(layout, Batch(rows[:half], []), staging=True, meta=None)
+        target.swap_staging(layout, Batch(rows[half:], []), meta)
+
+    assert stored(tmp_path / "meta.db", with_meta) == expected
+    assert stored(tmp_path / "snap.db", snapshot) == expected
+    # The same key twice in a row of batches: the later batch's values win.
+    changed = [(r[0], *r[1:3], 1.5, *r[4:]) for r in rows[:2]]
+
+    def twice(target: Any) -> None:
+        target.write_batch(layout, Batch(rows, []), staging=False, meta=None)
+        target.write_batch(layout, Batch(changed, []), staging=False, meta=None)
+
+    again = stored(tmp_path / "twice.db", twice)
+    assert [r[3] for r in again[:3]] == [("float", 1.5), ("float", 1.5), expected[2][3]]
+    assert again[2:] == expected[2:]
