@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from target_dap_sql.dialects import dialect_for_url
 from target_dap_sql.dialects.base import Batch
 from target_dap_sql.layout import LayoutOptions, TableLayout, build_layout
 from tests.integration.test_target_mysql import mysql_query
-from tests.unit.target.dap_messages import META, singer_schema
+from tests.unit.target.dap_messages import META, run_cli, singer_schema
 
 HOSTILE = ["it's", "back\\slash", "\\'; DROP TABLE x; --", "q\"uote", "nul\x00byte", "ctrl-z\x1a",
            "\\Z\\0\\n", "🎓 4-byte ☃", "'", "\\", "", "line\r\nbreak", "%s %(x)s"]
@@ -113,3 +114,22 @@ def test_typed_row_literals_are_pymysql_literals(mariadb_url: str) -> None:
                 write(wrong)
     finally:
         conn.close()
+
+
+@pytest.mark.mariadb
+def test_a_schema_left_without_columns_still_loads_its_records(
+        mariadb_url: str, tmp_path: Path) -> None:
+    """A generic stream whose SCHEMA no longer has any property (its table keeps the old
+    columns) loads rows of no values (`INSERT … () VALUES ()`), as before the generated row
+    writer (which wrote `(,) = row`: a SyntaxError traceback)."""
+    def schema(properties: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "SCHEMA", "stream": "bare", "key_properties": [],
+                "schema": {"type": "object", "properties": properties}}
+
+    run = run_cli({"sqlalchemy_url": mariadb_url}, [
+        schema({"a": {"type": "string"}}),
+        {"type": "RECORD", "stream": "bare", "record": {"a": "x"}},
+        schema({}), *[{"type": "RECORD", "stream": "bare", "record": {}}] * 2], tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert mysql_query(mariadb_url, 'SELECT COUNT(*), COUNT("a"), MAX("a") FROM "bare"') == [
+        (3, 1, "x")]
