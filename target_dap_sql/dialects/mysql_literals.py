@@ -84,8 +84,8 @@ def literal_row_of(conn: Any, kinds: Sequence[str]) -> Callable[[tuple], str]:
     for i, kind in enumerate(kinds):
         expression = _KIND_EXPRESSIONS.get(kind) or (_TEXT if kind in _TEXT_KINDS else "ANY(v)")
         parts.append("{" + re.sub(r"\bv\b", f"v{i}", expression) + "}")
-    values = ", ".join(f"v{i}" for i in range(len(kinds)))
-    source = (f"def row_literal(row):\n    ({values},) = row\n"
+    values = "".join(f"v{i}, " for i in range(len(kinds)))  # `() = row`: a row of no values
+    source = (f"def row_literal(row):\n    ({values}) = row\n"
               f"    return f\"({','.join(parts)})\"\n")
     exec(compile(source, "<mysql row literal>", "exec"), names)  # noqa: S102 - fixed template
     return names["row_literal"]  # type: ignore[no-any-return]
