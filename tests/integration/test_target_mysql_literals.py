@@ -15,7 +15,7 @@ from target_dap_sql.dialects import dialect_for_url
 from target_dap_sql.dialects.base import Batch
 from target_dap_sql.layout import LayoutOptions, TableLayout, build_layout
 from tests.integration.test_target_mysql import mysql_query
-from tests.unit.target.dap_messages import META, run_cli, singer_schema
+from tests.unit.target.dap_messages import META, record, run_cli, singer_schema
 
 HOSTILE = ["it's", "back\\slash", "\\'; DROP TABLE x; --", "q\"uote", "nul\x00byte", "ctrl-z\x1a",
            "\\Z\\0\\n", "🎓 4-byte ☃", "'", "\\", "", "line\r\nbreak", "%s %(x)s"]
@@ -133,3 +133,29 @@ def test_a_schema_left_without_columns_still_loads_its_records(
     assert run.returncode == 0, run.stderr
     assert mysql_query(mariadb_url, 'SELECT COUNT(*), COUNT("a"), MAX("a") FROM "bare"') == [
         (3, 1, "x")]
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("text", ["Infinity", "NaN", "-Infinity", "sNaN"])
+def test_a_non_finite_decimal_is_refused_not_written_as_a_column_name(
+        mariadb_url: str, tmp_path: Path, text: str) -> None:
+    """A DAP decimal arriving as the JSON string "Infinity"/"NaN" (msgspec reads it as a
+    Decimal) is refused as PyMySQL refuses it, not written unquoted: `VALUES (…, Infinity)`
+    names a column, and a column of that name earlier in the row gave its value silently."""
+    dap = {"type": "object", "properties": {
+        "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}},
+                "required": ["id"]},
+        "value": {"type": "object", "properties": {
+            "infinity": {"type": "number", "format": "float64"},
+            "nan": {"type": "number", "format": "float64"},
+            "snan": {"type": "number", "format": "float64"},
+            "amount": {"type": "number", "exclusiveMinimum": -1e10, "exclusiveMaximum": 1e10,
+                       "multipleOf": 0.01}}},
+        "meta": META}}
+    schema = singer_schema("canvas", "amounts", 1, dap)
+    row = {"infinity": 5.0, "nan": 6.0, "snan": 7.0, "amount": text}
+    run = run_cli({"sqlalchemy_url": mariadb_url},
+                  [schema, record(schema["stream"], {"id": 1}, row)], tmp_path)
+    assert run.returncode == 1
+    assert f"{text.lower()} can not be used with MySQL" in run.stderr
+    assert mysql_query(mariadb_url, 'SELECT * FROM "canvas__amounts"') == []
