@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from pymysql.converters import escape_float
+from pymysql.err import ProgrammingError
 
 #: Characters PyMySQL's backslash escaping rewrites (pymysql.converters._escape_table).
 _NEEDS_ESCAPE = re.compile("[\x00\n\r\x1a'\"\\\\]").search
@@ -94,6 +95,8 @@ def literal_row_of(conn: Any, kinds: Sequence[str]) -> Callable[[tuple], str]:
 def _decimal(value: Decimal) -> str:
     if type(value) is not Decimal:
         raise TypeError(f"not a Decimal: {type(value).__name__}")
+    if not value.is_finite():  # `NaN`/`Infinity` unquoted would name a column: PyMySQL's check
+        raise ProgrammingError(f"{str(value).lower()} can not be used with MySQL")
     return format(value, "f")
 
 
