@@ -45,8 +45,8 @@ class OverlappedSender:
             finally:
                 done.set()
 
-        self._done = done
         threading.Thread(target=run, name="dap-mysql-send", daemon=True).start()
+        self._done = done
 
     @property
     def busy(self) -> bool:
