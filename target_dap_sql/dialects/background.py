@@ -42,9 +42,13 @@ class BackgroundJob:
             finally:
                 done.set()
 
-        thread = threading.Thread(target=run, name=self._name, daemon=True)
-        thread.start()
-        self._thread, self._done = thread, done
+        self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+        self._done = done
+        try:
+            self._thread.start()
+        except BaseException:
+            self._thread = None  # never started: nothing to wait for
+            raise
 
     def settle(self) -> None:
         """Wait for the job in flight, if any; raise its error."""
