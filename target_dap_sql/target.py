@@ -337,14 +337,11 @@ class TargetDapSQL(Target):
             for sink in self._sinks.values():
                 sink.log_record_count()
                 self.logger.info("Stream '%s': %d rows loaded", sink.stream, sink.rows_loaded)
-        except BaseException as exc:
-            # The first error is the one raised (closing a lost connection raises too). Not
-            # on SIGTERM (SystemExit), as in process_lines: closing waits for the load in
-            # flight (a statement waiting for a lock: as long as the lock wait).
+        except BaseException:
+            # The first error is the one raised (closing a lost connection raises too).
             try:
-                if not isinstance(exc, SystemExit):
-                    with contextlib.suppress(Exception):
-                        self._dialect.close()
+                with contextlib.suppress(Exception):
+                    self._dialect.close()
             finally:
                 self._runs.close()
             raise
