@@ -154,6 +154,10 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
             conn.rollback()
             conn.close()
 
+    def interrupt(self) -> None:
+        if self._conn is not None:
+            abort_statement(self._conn)
+
     def _roll_back(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(pymysql.MySQLError):
