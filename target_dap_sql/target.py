@@ -337,10 +337,12 @@ class TargetDapSQL(Target):
             for sink in self._sinks.values():
                 sink.log_record_count()
                 self.logger.info("Stream '%s': %d rows loaded", sink.stream, sink.rows_loaded)
-        except BaseException:
+        except BaseException as exc:
             # The first error is the one raised (closing a lost connection raises too).
             try:
                 with contextlib.suppress(Exception):
+                    if isinstance(exc, SystemExit):  # SIGTERM: a load in flight is not waited for
+                        self._dialect.interrupt()
                     self._dialect.close()
             finally:
                 self._runs.close()

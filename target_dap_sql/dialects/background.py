@@ -19,6 +19,9 @@ class BackgroundJob:
     def __init__(self, name: str) -> None:
         self._name = name
         self._thread: threading.Thread | None = None
+        #: Set when the job in flight has finished (not Thread.join: on Python 3.11 a join a
+        #: signal handler interrupts marks the still running thread as stopped).
+        self._done = threading.Event()
         self._error: BaseException | None = None
 
     @property
@@ -29,22 +32,31 @@ class BackgroundJob:
         """Run ``job`` on the worker thread, after the previous job has finished."""
         self.settle()
 
+        done = threading.Event()
+
         def run() -> None:
             try:
                 job()
             except BaseException as exc:  # raised again by settle() on the caller's thread
                 self._error = exc
+            finally:
+                done.set()
 
         self._thread = threading.Thread(target=run, name=self._name, daemon=True)
-        self._thread.start()
+        self._done = done
+        try:
+            self._thread.start()
+        except BaseException:
+            self._thread = None  # never started: nothing to wait for
+            raise
 
     def settle(self) -> None:
         """Wait for the job in flight, if any; raise its error."""
         if self._thread is threading.current_thread():
             raise RuntimeError(f"{self._name}: a background job cannot wait for itself")
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join()
+        if self._thread is not None:
+            self._done.wait()  # interrupted, the job is still waited for by the next settle
+        self._thread = None
         error, self._error = self._error, None
         if error is not None:
             raise error

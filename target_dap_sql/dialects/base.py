@@ -258,6 +258,11 @@ class Dialect(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def interrupt(self) -> None:  # noqa: B027 - a hook most dialects need not fill
+        """On SIGTERM, before `close`: end the statement in flight at once where waiting for
+        it (a row lock: the whole lock wait) would keep a terminated target alive. The
+        connection is unusable after; the server rolls its transaction back."""
+
     @abstractmethod
     def ensure_meta_tables(self) -> None:
         """Create the instructure_dap meta tables and the database_version=1 row if missing."""

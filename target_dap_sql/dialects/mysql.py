@@ -45,7 +45,7 @@ from target_dap_sql.dialects.mysql_schema import (
     MySqlSchemaManager,
     staging_name,
 )
-from target_dap_sql.dialects.mysql_send import execute_overlapped
+from target_dap_sql.dialects.mysql_send import abort_statement, execute_overlapped
 from target_dap_sql.dialects.mysql_server import (
     CHARSET,
     charset_error,
@@ -153,6 +153,10 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
         with contextlib.suppress(pymysql.MySQLError):  # a dropped connection is closed anyway
             conn.rollback()
             conn.close()
+
+    def interrupt(self) -> None:
+        if self._conn is not None:
+            abort_statement(self._conn)
 
     def _roll_back(self) -> None:
         if self._conn is not None:
@@ -278,7 +282,7 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
                 if batch.deletes and not layout.soft_delete:
                     yield from self._delete_statements(layout, batch.deletes, delete)
 
-            execute_overlapped(cur.execute, statements())
+            execute_overlapped(cur.execute, statements(), lambda: abort_statement(conn))
             if batch.deletes and layout.soft_delete:
                 self._soft_delete(cur, layout, batch.deletes, delete)
 

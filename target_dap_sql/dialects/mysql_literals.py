@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from pymysql.converters import escape_float
+from pymysql.err import ProgrammingError
 
 #: Characters PyMySQL's backslash escaping rewrites (pymysql.converters._escape_table).
 _NEEDS_ESCAPE = re.compile("[\x00\n\r\x1a'\"\\\\]").search
@@ -84,8 +85,8 @@ def literal_row_of(conn: Any, kinds: Sequence[str]) -> Callable[[tuple], str]:
     for i, kind in enumerate(kinds):
         expression = _KIND_EXPRESSIONS.get(kind) or (_TEXT if kind in _TEXT_KINDS else "ANY(v)")
         parts.append("{" + re.sub(r"\bv\b", f"v{i}", expression) + "}")
-    values = ", ".join(f"v{i}" for i in range(len(kinds)))
-    source = (f"def row_literal(row):\n    ({values},) = row\n"
+    values = "".join(f"v{i}, " for i in range(len(kinds)))  # `() = row`: a row of no values
+    source = (f"def row_literal(row):\n    ({values}) = row\n"
               f"    return f\"({','.join(parts)})\"\n")
     exec(compile(source, "<mysql row literal>", "exec"), names)  # noqa: S102 - fixed template
     return names["row_literal"]  # type: ignore[no-any-return]
@@ -94,6 +95,8 @@ def literal_row_of(conn: Any, kinds: Sequence[str]) -> Callable[[tuple], str]:
 def _decimal(value: Decimal) -> str:
     if type(value) is not Decimal:
         raise TypeError(f"not a Decimal: {type(value).__name__}")
+    if not value.is_finite():  # `NaN`/`Infinity` unquoted would name a column: PyMySQL's check
+        raise ProgrammingError(f"{str(value).lower()} can not be used with MySQL")
     return format(value, "f")
 
 

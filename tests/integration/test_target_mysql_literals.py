@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from target_dap_sql.dialects import dialect_for_url
 from target_dap_sql.dialects.base import Batch
 from target_dap_sql.layout import LayoutOptions, TableLayout, build_layout
 from tests.integration.test_target_mysql import mysql_query
-from tests.unit.target.dap_messages import META, singer_schema
+from tests.unit.target.dap_messages import META, record, run_cli, singer_schema
 
 HOSTILE = ["it's", "back\\slash", "\\'; DROP TABLE x; --", "q\"uote", "nul\x00byte", "ctrl-z\x1a",
            "\\Z\\0\\n", "🎓 4-byte ☃", "'", "\\", "", "line\r\nbreak", "%s %(x)s"]
@@ -113,3 +114,48 @@ def test_typed_row_literals_are_pymysql_literals(mariadb_url: str) -> None:
                 write(wrong)
     finally:
         conn.close()
+
+
+@pytest.mark.mariadb
+def test_a_schema_left_without_columns_still_loads_its_records(
+        mariadb_url: str, tmp_path: Path) -> None:
+    """A generic stream whose SCHEMA no longer has any property (its table keeps the old
+    columns) loads rows of no values (`INSERT … () VALUES ()`), as before the generated row
+    writer (which wrote `(,) = row`: a SyntaxError traceback)."""
+    def schema(properties: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "SCHEMA", "stream": "bare", "key_properties": [],
+                "schema": {"type": "object", "properties": properties}}
+
+    run = run_cli({"sqlalchemy_url": mariadb_url}, [
+        schema({"a": {"type": "string"}}),
+        {"type": "RECORD", "stream": "bare", "record": {"a": "x"}},
+        schema({}), *[{"type": "RECORD", "stream": "bare", "record": {}}] * 2], tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert mysql_query(mariadb_url, 'SELECT COUNT(*), COUNT("a"), MAX("a") FROM "bare"') == [
+        (3, 1, "x")]
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("text", ["Infinity", "NaN", "-Infinity", "sNaN"])
+def test_a_non_finite_decimal_is_refused_not_written_as_a_column_name(
+        mariadb_url: str, tmp_path: Path, text: str) -> None:
+    """A DAP decimal arriving as the JSON string "Infinity"/"NaN" (msgspec reads it as a
+    Decimal) is refused as PyMySQL refuses it, not written unquoted: `VALUES (…, Infinity)`
+    names a column, and a column of that name earlier in the row gave its value silently."""
+    dap = {"type": "object", "properties": {
+        "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}},
+                "required": ["id"]},
+        "value": {"type": "object", "properties": {
+            "infinity": {"type": "number", "format": "float64"},
+            "nan": {"type": "number", "format": "float64"},
+            "snan": {"type": "number", "format": "float64"},
+            "amount": {"type": "number", "exclusiveMinimum": -1e10, "exclusiveMaximum": 1e10,
+                       "multipleOf": 0.01}}},
+        "meta": META}}
+    schema = singer_schema("canvas", "amounts", 1, dap)
+    row = {"infinity": 5.0, "nan": 6.0, "snan": 7.0, "amount": text}
+    run = run_cli({"sqlalchemy_url": mariadb_url},
+                  [schema, record(schema["stream"], {"id": 1}, row)], tmp_path)
+    assert run.returncode == 1
+    assert f"{text.lower()} can not be used with MySQL" in run.stderr
+    assert mysql_query(mariadb_url, 'SELECT * FROM "canvas__amounts"') == []

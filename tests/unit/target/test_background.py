@@ -58,3 +58,34 @@ def test_a_job_cannot_wait_for_itself() -> None:
     job.start(job.settle)
     with pytest.raises(RuntimeError, match="test-load: a background job cannot wait for itself"):
         job.settle()
+
+
+def test_a_settle_interrupted_by_a_signal_leaves_the_job_to_wait_for() -> None:
+    """Ctrl-C in `settle` (KeyboardInterrupt from a signal handler): the job is still running,
+    and the next `settle` (the dialect's close, before it rolls back on the connection) waits
+    for it. On Python 3.11 an interrupted Thread.join marks the running thread as stopped."""
+    import signal
+    import time
+
+    job = BackgroundJob("test-load")
+    finished = threading.Event()
+
+    def slow() -> None:
+        time.sleep(0.6)
+        finished.set()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        job.start(slow)
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            job.settle()
+        assert not finished.is_set()
+        job.settle()
+        assert finished.is_set()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

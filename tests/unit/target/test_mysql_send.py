@@ -64,3 +64,38 @@ def test_a_writer_error_waits_for_the_statement_in_flight() -> None:
     with pytest.raises(ValueError, match="bad row"):
         execute_overlapped(execute, statements())
     assert finished.is_set()  # the caller rolls back only after the server has answered
+
+
+def test_an_interrupted_caller_aborts_the_statement_in_flight_then_waits_for_it() -> None:
+    """SIGTERM/Ctrl-C (SystemExit/KeyboardInterrupt on the caller) while a statement waits in
+    the server: `abort` ends it (the socket is shut down), and the helper is done before the
+    interruption is raised; an ordinary error waits for the statement without aborting it."""
+    released = threading.Event()
+    finished = threading.Event()
+
+    def execute(statement: str) -> None:
+        released.wait(5)  # a statement waiting for a row lock
+        finished.set()
+
+    def interrupted() -> Iterator[str]:
+        yield "s0"
+        raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        execute_overlapped(execute, interrupted(), released.set)
+    assert time.monotonic() - started < 2
+    assert finished.is_set()
+
+    aborted: list[bool] = []
+    released.clear()
+    finished.clear()
+
+    def bad_row() -> Iterator[str]:
+        yield "s0"
+        threading.Timer(0.1, released.set).start()
+        raise ValueError("bad row")
+
+    with pytest.raises(ValueError, match="bad row"):
+        execute_overlapped(execute, bad_row(), lambda: aborted.append(True))
+    assert finished.is_set() and not aborted
