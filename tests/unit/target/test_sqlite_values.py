@@ -457,3 +457,41 @@ def test_every_load_path_stores_the_same_values(tmp_path: Path) -> None:
     again = stored(tmp_path / "twice.db", twice)
     assert [r[3] for r in again[:3]] == [("float", 1.5), ("float", 1.5), expected[2][3]]
     assert again[2:] == expected[2:]
+
+
+def test_dropping_a_column_of_a_big_table_does_not_hold_the_table_in_memory(
+        tmp_path: Path) -> None:
+    """`temp_store = MEMORY` also keeps SQLite's statement journals in memory: `ALTER TABLE …
+    DROP COLUMN` (drop_removed_columns) inside the target's transaction journalled every page
+    of the table in RAM (a 200 MB table took +270 MB). Snapshot rows are bound into an
+    attached in-memory database instead; statement journals spill to disk as before."""
+    script = textwrap.dedent(f"""
+        import resource, sqlite3
+        from target_dap_sql.dialects import dialect_for_url
+        from target_dap_sql.layout import LayoutOptions, build_layout
+        db = {str(tmp_path / 'big.db')!r}
+        props = {{"id": {{"type": "integer"}}, "a": {{"type": "string"}},
+                  "b": {{"type": "string"}}}}
+        layout = build_layout("big", {{"type": "object", "properties": props}}, ["id"],
+                              LayoutOptions())
+        dialect = dialect_for_url(f"sqlite:///{{db}}")
+        dialect.ensure_meta_tables()
+        dialect.prepare_table(layout, drop_removed_columns=False)
+        dialect.close()
+        with sqlite3.connect(db) as conn:
+            conn.executemany('INSERT INTO "big" VALUES (?, ?, ?)',
+                             ((i, "x" * 200, "y" * 200) for i in range(400_000)))
+        del props["b"]
+        layout = build_layout("big", {{"type": "object", "properties": props}}, ["id"],
+                              LayoutOptions())
+        dialect = dialect_for_url(f"sqlite:///{{db}}")
+        dialect.conn
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        dialect.prepare_table(layout, drop_removed_columns=True)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        dialect.close()
+        print((after - before) // 1024)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[3])
+    assert int(out.stdout.split()[-1]) < 40, out.stdout  # MB; the table is ~170 MB
