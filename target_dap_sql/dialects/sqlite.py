@@ -46,10 +46,12 @@ _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 #: Connection settings for a replica (docs/database-layout.md, "SQLite settings"). WAL: readers
 #: (dbt, the `dap` CLI) never block the loader nor see half a batch, and a commit appends to the
 #: WAL once instead of journalling every page. `synchronous` is set per transaction (`_begin`).
-#: `temp_store = MEMORY`: a snapshot slice's rows are bound into a TEMP table first (`_stage`),
-#: ~10 MB per 10,000-row slice, which would otherwise spill to a temporary file past 2 MB.
-PRAGMAS = ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL",
-           "temp_store = MEMORY")
+PRAGMAS = ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL")
+#: A snapshot slice's rows are bound into a table of this attached in-memory database first
+#: (`_stage`), ~10 MB per 10,000-row slice: a TEMP table would spill to a file past 2 MB, and
+#: `temp_store = MEMORY` also keeps statement journals in memory (a DROP COLUMN of a big table
+#: then journals the whole table in RAM).
+ROWS_DB = "dap_rows"
 #: Key kinds whose values are JSON numbers or strings that SQLite compares equal to the stored
 #: value: deletes by such a key go as one JSON array (`json_each`) instead of one bind per row.
 _JSON_KEY_KINDS = frozenset({"smallint", "integer", "bigint", "varchar", "char", "text", "enum"})
@@ -159,6 +161,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             for pragma in PRAGMAS:
                 conn.execute(f"PRAGMA {pragma}")
+            conn.execute(f"ATTACH DATABASE ':memory:' AS {ROWS_DB}")
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open SQLite database {self._path}: {exc}") from None
         self._synchronous = "FULL"
@@ -260,9 +263,8 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
         # The TEMP table is named by its width: any table with as many record columns shares it.
         width = len(names_in_row)
-        temp_name = f'"_dap_rows_{width}"'
-        temp = f"temp.{temp_name}"
-        temp_table = (f"CREATE TEMP TABLE IF NOT EXISTS {temp_name} "
+        temp = f'{ROWS_DB}."_dap_rows_{width}"'
+        temp_table = (f"CREATE TABLE IF NOT EXISTS {temp} "
                       f"({', '.join(f'c{i}' for i in range(width))})")
         stage = f"INSERT INTO {temp} VALUES ({', '.join('?' * width)})"
         names = ", ".join(quote(c.name) for c in layout.columns)
