@@ -61,15 +61,15 @@ _ENCODE = msgspec.json.Encoder().encode
 class _Statements(NamedTuple):
     #: The upsert of one bound row (`executemany`): how changes load (`_apply`).
     upsert: str
-    #: Creates the TEMP table a batch's rows are bound into (untyped columns `c0`…: values keep
+    #: Creates the `ROWS_DB` table a batch's rows are bound into (untyped columns `c0`…: values keep
     #: the storage class they were bound with until `move` gives them the table's affinity).
     temp_table: str
-    #: Binds one row into the TEMP table: `executemany`, under the GIL (`_stage`); snapshots.
+    #: Binds one row into that table: `executemany`, under the GIL (`_stage`); snapshots.
     stage: str
     #: The upsert of all staged rows, in their order, made stored values in SQL: one statement,
     #: so one `sqlite3_step` without the GIL (on the load thread, while the next slice decodes).
     move: str
-    #: Empties the TEMP table (rolled back with the transaction if the batch fails).
+    #: Empties that table (rolled back with the transaction if the batch fails).
     clear: str
     delete: str
     #: The delete's parameters of a deleted row.
@@ -114,7 +114,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         self._synchronous = "FULL"
         #: Whether the next transaction's commit must be durable (see `write_batch`, `_begin`).
         self._durable_next = True
-        #: The batch whose rows `_stage` bound into the TEMP table in the transaction it began
+        #: The batch whose rows `_stage` bound into `ROWS_DB` in the transaction it began
         #: on the caller's thread; the load thread's `_begin` then begins nothing.
         self._staged: Batch | None = None
 
@@ -205,7 +205,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         super().write_batch(layout, batch, staging=staging, meta=meta)
 
     def _stage(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
-        """Begin the batch's transaction and bind its upserts into the TEMP table."""
+        """Begin the batch's transaction and bind its upserts into `ROWS_DB`."""
         statements = self._statements_for(layout, staging)
         self._begin()
         self._staged = batch
@@ -261,7 +261,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             p = f"?{names_in_row.index(name) + 1 if number is None else number}"
             return sqlite_binding.value_sql(p, layout._by_name[name].type.kind)
 
-        # The TEMP table is named by its width: any table with as many record columns shares it.
+        # The rows table is named by its width: any table with as many record columns shares it.
         width = len(names_in_row)
         temp = f'{ROWS_DB}."_dap_rows_{width}"'
         temp_table = (f"CREATE TABLE IF NOT EXISTS {temp} "
