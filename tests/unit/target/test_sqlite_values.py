@@ -495,3 +495,29 @@ def test_dropping_a_column_of_a_big_table_does_not_hold_the_table_in_memory(
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).parents[3])
     assert int(out.stdout.split()[-1]) < 40, out.stdout  # MB; the table is ~170 MB
+
+
+def test_a_stream_named_like_the_rows_table_of_a_snapshot_gets_its_own_table(
+        tmp_path: Path) -> None:
+    """A snapshot slice's rows go through `dap_rows."_dap_rows_<width>"` (sqlite.py): another
+    tap's stream of that name, in the same run, is still created in the main database (an
+    unqualified `PRAGMA table_info` found the rows table and called it the stream's)."""
+    layout = _layout()
+    dialect = dialect_for_url(f"sqlite:///{tmp_path / 'n.db'}")
+    dialect.ensure_meta_tables()
+    dialect.prepare_table(layout, drop_removed_columns=False)
+    dialect.create_staging(layout)
+    rows = [RecordDecoder(layout, dialect.field_type, dialect.converters(layout)).decode(
+        r, "s")[1] for r in _records()]
+    dialect.write_batch(layout, Batch(rows, []), staging=True, meta=None)
+    dialect.swap_staging(layout, Batch([], []), None)
+    name = f"_dap_rows_{len(layout.record_columns)}"
+    other = build_layout(name, {"type": "object", "properties": {
+        "id": {"type": "integer"}, "v": {"type": "string"}}}, ["id"], LayoutOptions())
+    dialect.prepare_table(other, drop_removed_columns=False)
+    row = RecordDecoder(other, dialect.field_type, dialect.converters(other)).decode(
+        b'{"id": 1, "v": "x"}', name)[1]
+    dialect.write_batch(other, Batch([row], []), staging=False, meta=None)
+    dialect.settle()
+    assert dialect.conn.execute(f'SELECT * FROM main."{name}"').fetchall() == [(1, "x")]
+    dialect.close()
