@@ -46,10 +46,12 @@ _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 #: Connection settings for a replica (docs/database-layout.md, "SQLite settings"). WAL: readers
 #: (dbt, the `dap` CLI) never block the loader nor see half a batch, and a commit appends to the
 #: WAL once instead of journalling every page. `synchronous` is set per transaction (`_begin`).
-#: `temp_store = MEMORY`: a snapshot slice's rows are bound into a TEMP table first (`_stage`),
-#: ~10 MB per 10,000-row slice, which would otherwise spill to a temporary file past 2 MB.
-PRAGMAS = ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL",
-           "temp_store = MEMORY")
+PRAGMAS = ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL")
+#: A snapshot slice's rows are bound into a table of this attached in-memory database first
+#: (`_stage`), ~10 MB per 10,000-row slice: a TEMP table would spill to a file past 2 MB, and
+#: `temp_store = MEMORY` also keeps statement journals in memory (a DROP COLUMN of a big table
+#: then journals the whole table in RAM).
+ROWS_DB = "dap_rows"
 #: Key kinds whose values are JSON numbers or strings that SQLite compares equal to the stored
 #: value: deletes by such a key go as one JSON array (`json_each`) instead of one bind per row.
 _JSON_KEY_KINDS = frozenset({"smallint", "integer", "bigint", "varchar", "char", "text", "enum"})
@@ -59,15 +61,15 @@ _ENCODE = msgspec.json.Encoder().encode
 class _Statements(NamedTuple):
     #: The upsert of one bound row (`executemany`): how changes load (`_apply`).
     upsert: str
-    #: Creates the TEMP table a batch's rows are bound into (untyped columns `c0`…: values keep
+    #: Creates the `ROWS_DB` table a batch's rows are bound into (untyped columns `c0`…: values keep
     #: the storage class they were bound with until `move` gives them the table's affinity).
     temp_table: str
-    #: Binds one row into the TEMP table: `executemany`, under the GIL (`_stage`); snapshots.
+    #: Binds one row into that table: `executemany`, under the GIL (`_stage`); snapshots.
     stage: str
     #: The upsert of all staged rows, in their order, made stored values in SQL: one statement,
     #: so one `sqlite3_step` without the GIL (on the load thread, while the next slice decodes).
     move: str
-    #: Empties the TEMP table (rolled back with the transaction if the batch fails).
+    #: Empties that table (rolled back with the transaction if the batch fails).
     clear: str
     delete: str
     #: The delete's parameters of a deleted row.
@@ -112,7 +114,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         self._synchronous = "FULL"
         #: Whether the next transaction's commit must be durable (see `write_batch`, `_begin`).
         self._durable_next = True
-        #: The batch whose rows `_stage` bound into the TEMP table in the transaction it began
+        #: The batch whose rows `_stage` bound into `ROWS_DB` in the transaction it began
         #: on the caller's thread; the load thread's `_begin` then begins nothing.
         self._staged: Batch | None = None
 
@@ -159,6 +161,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             for pragma in PRAGMAS:
                 conn.execute(f"PRAGMA {pragma}")
+            conn.execute(f"ATTACH DATABASE ':memory:' AS {ROWS_DB}")
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open SQLite database {self._path}: {exc}") from None
         self._synchronous = "FULL"
@@ -202,7 +205,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         super().write_batch(layout, batch, staging=staging, meta=meta)
 
     def _stage(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
-        """Begin the batch's transaction and bind its upserts into the TEMP table."""
+        """Begin the batch's transaction and bind its upserts into `ROWS_DB`."""
         statements = self._statements_for(layout, staging)
         self._begin()
         self._staged = batch
@@ -258,11 +261,10 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             p = f"?{names_in_row.index(name) + 1 if number is None else number}"
             return sqlite_binding.value_sql(p, layout._by_name[name].type.kind)
 
-        # The TEMP table is named by its width: any table with as many record columns shares it.
+        # The rows table is named by its width: any table with as many record columns shares it.
         width = len(names_in_row)
-        temp_name = f'"_dap_rows_{width}"'
-        temp = f"temp.{temp_name}"
-        temp_table = (f"CREATE TEMP TABLE IF NOT EXISTS {temp_name} "
+        temp = f'{ROWS_DB}."_dap_rows_{width}"'
+        temp_table = (f"CREATE TABLE IF NOT EXISTS {temp} "
                       f"({', '.join(f'c{i}' for i in range(width))})")
         stage = f"INSERT INTO {temp} VALUES ({', '.join('?' * width)})"
         names = ", ".join(quote(c.name) for c in layout.columns)

@@ -93,7 +93,9 @@ class SqliteSchemaManager:
         return bool(self._table_info(table))
 
     def _table_info(self, table: str) -> list[tuple]:
-        return self.conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
+        # `main.`: unqualified, it also finds a snapshot's rows table of the same name
+        # (sqlite.py, `ROWS_DB`), e.g. another tap's stream named `_dap_rows_12`.
+        return self.conn.execute(f"PRAGMA main.table_info({quote(table)})").fetchall()
 
     def existing_columns(self, table: str) -> dict[str, tuple[str, bool]]:
         """name → (declared type, NOT NULL) of the table's columns; empty if it is missing."""
