@@ -10,6 +10,7 @@ dialect: its module, its line in target_dap_sql/dialects/__init__.py, and its en
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import inspect
@@ -137,6 +138,25 @@ def test_upsert_delete_and_last_action_wins(db: Harness) -> None:
     assert db.grades() == [(2, "B2"), (3, "C3")]
     assert db.dialect.live_table_has_rows(layout) is True
     assert db.dialect.count_rows("canvas", "submissions") == 2
+
+
+def test_interrupt_then_close_keeps_nothing_uncommitted(db: Harness) -> None:
+    """On SIGTERM the target calls `interrupt` (end the statement in flight), then `close`:
+    neither raises, what was committed stays, what was not is gone, and a new dialect works."""
+    layout = db.layout()
+    db.dialect.prepare_table(layout, drop_removed_columns=False)
+    _load(db, layout, db.upserts(layout, 1))
+    db.dialect.write_batch(layout, Batch(db.upserts(layout, 2), []), staging=False, meta=None)
+    db.dialect.interrupt()
+    with contextlib.suppress(DatabaseError):  # the interrupted load's own error, if it was cut
+        db.dialect.close()
+    after = dialect_for_url(db.url)
+    try:
+        assert after.count_rows("canvas", "submissions") in (1, 2)  # the slice may have committed
+        _load(Harness(db.case, db.url, after), layout, db.upserts(layout, 3))
+        assert {i for i, _ in db.grades()} >= {1, 3}
+    finally:
+        after.close()
 
 
 def test_snapshot_swap_replaces_the_table_and_moves_the_meta_row(db: Harness) -> None:
