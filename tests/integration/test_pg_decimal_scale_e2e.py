@@ -14,8 +14,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from target_dap_sql import sinks, workers
-from target_dap_sql.dialects import lanes
 from target_dap_sql.target import TargetDapSQL
 from tests.unit.target.dap_messages import compact
 
@@ -46,24 +44,6 @@ TOO_FINE = [
 def _line(key: int, number: str) -> bytes:
     return (b'{"type":"RECORD","stream":"' + STREAM.encode() + b'","record":{"id":'
             + str(key).encode() + b',"n":' + number.encode() + b"}}")
-
-
-@pytest.fixture
-def small_slices(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Workers take runs from the 50th record (slices of 40 rows); returns the runs they took
-    (their line counts)."""
-    monkeypatch.setattr(sinks, "SLICE_ROWS", 40)
-    monkeypatch.setattr(workers, "MIN_ROWS", 50)
-    monkeypatch.setattr(lanes, "MIN_LANE_ROWS", 2)
-    taken: list[int] = []
-    real_send = workers.ParallelRuns._send
-
-    def counting_send(self: Any, worker: Any, plan: Any, lines: list[bytes], stream: str) -> None:
-        taken.append(len(lines))
-        real_send(self, worker, plan, lines, stream)
-
-    monkeypatch.setattr(workers.ParallelRuns, "_send", counting_send)
-    return taken
 
 
 def _messages(numbers: list[str]) -> list[Any]:

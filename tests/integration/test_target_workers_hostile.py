@@ -10,8 +10,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from target_dap_sql import sinks, workers
-from target_dap_sql.dialects import lanes
 from tests.integration.helpers import delete, submissions_schema_message, upsert
 from tests.unit.target.dap_messages import META, activate, compact, run_in_process, state
 
@@ -82,24 +80,6 @@ def _record(key: int, action: str = "U", **overrides: Any) -> dict[str, Any]:
 def _state(ts: str) -> dict[str, Any]:
     return {"type": "STATE", "value": {"bookmarks": {
         STREAM: {"timestamp": ts, "schema_version": 1}}}}
-
-
-@pytest.fixture
-def small_slices(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Slices of 40 rows, workers from the 50th record, lanes from 2 rows; returns the list of
-    runs workers took (their line counts)."""
-    monkeypatch.setattr(sinks, "SLICE_ROWS", 40)
-    monkeypatch.setattr(workers, "MIN_ROWS", 50)
-    monkeypatch.setattr(lanes, "MIN_LANE_ROWS", 2)
-    taken: list[int] = []
-    real_send = workers.ParallelRuns._send
-
-    def counting_send(self: Any, worker: Any, plan: Any, lines: list[bytes], stream: str) -> None:
-        taken.append(len(lines))
-        real_send(self, worker, plan, lines, stream)
-
-    monkeypatch.setattr(workers.ParallelRuns, "_send", counting_send)
-    return taken
 
 
 def _outcome(server: Any, count: int, messages: list[Any], **settings: Any
