@@ -33,7 +33,8 @@ class StreamSink:
     Records are kept as decoded row tuples keyed by their primary key, so a key's later action
     replaces its earlier one and memory is bounded by the number of distinct keys per batch.
     A key is in at most one of the upsert and delete maps (two maps rather than one of
-    ``(row, deleted)`` pairs: a pair per row is one more long-lived object for the cyclic GC).
+    ``(row, deleted)`` pairs: a pair per row is one more long-lived object for the cyclic GC),
+    except with soft deletes, where a delete marks the upserted row instead of replacing it.
     """
 
     def __init__(self, layout: TableLayout, dialect: Dialect):
@@ -90,18 +91,24 @@ class StreamSink:
         """Add (key, row, is_delete) records in order; a full slice is committed."""
         self.snapshot_records += len(decoded)
         self.records_received += len(decoded)
+        soft = self.layout.soft_delete
         if self.layout.key_columns:
             upserts, deletes = self._upserts, self._deletes
             for key, row, deleted in decoded:
                 if deleted:
-                    upserts.pop(key, None)
+                    # A soft delete marks the row an earlier upsert of this batch writes (deletes
+                    # apply after upserts): the rows a commit between the two would leave.
+                    if not soft:
+                        upserts.pop(key, None)
                     deletes[key] = row
                 else:
                     upserts[key] = row
                     if deletes:
                         deletes.pop(key, None)
         else:
-            self._appended.extend(row for _, row, deleted in decoded if not deleted)
+            # Without a key a delete matches no row: a soft-deleted record (a generic stream's,
+            # `_sdc_deleted_at` set) is kept as it came, a hard-deleted one is not stored.
+            self._appended.extend(row for _, row, deleted in decoded if soft or not deleted)
         if self.size >= SLICE_ROWS:
             self.flush(None)  # no state: the slice commits without moving the bookmark
 

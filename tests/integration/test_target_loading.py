@@ -206,6 +206,38 @@ def test_soft_delete_when_hard_delete_is_off(db: TargetDb) -> None:
         (1, "A1", None), (2, "A2", db.timestamp("2024-02-02 02:02:02"))]
 
 
+def test_soft_deletes_do_not_depend_on_batch_boundaries(db: TargetDb) -> None:
+    """A key upserted and deleted in one batch keeps its row, marked deleted, as it does when a
+    commit falls between the two; a key re-inserted after its delete is live again."""
+    messages = [SUBMISSIONS_V1, upsert(1), upsert(2), upsert(3, grade="old"),
+                delete(1, ts="2024-02-02T02:02:02Z"), delete(3), upsert(3, grade="new"),
+                delete(2, ts="2024-03-03T03:03:03Z"), delete(2, ts="2024-04-04T04:04:04Z")]
+    outcomes = []
+    for rows in (1, 1000):
+        if outcomes:
+            db.query(f"DELETE FROM {db.table('canvas', 'submissions')} RETURNING 1")
+        run_in_process({"sqlalchemy_url": db.url, "hard_delete": False,
+                        "batch_size_rows": rows}, messages)
+        outcomes.append(db.rows("canvas", "submissions", '"id", "grade", "_sdc_deleted_at"'))
+    assert outcomes[0] == outcomes[1] == [
+        (1, "A1", db.timestamp("2024-02-02 02:02:02")),
+        (2, "A2", db.timestamp("2024-04-04 04:04:04")), (3, "new", None)]
+
+
+def test_a_soft_deleted_record_of_a_keyless_stream_is_kept(db: TargetDb) -> None:
+    schema = {"type": "SCHEMA", "stream": "shop-events", "key_properties": [], "schema": {
+        "type": "object", "properties": {
+            "id": {"type": "integer"}, "_sdc_deleted_at": {"type": ["string", "null"]}}}}
+    events = [{"type": "RECORD", "stream": "shop-events", "record": {"id": 1}},
+              {"type": "RECORD", "stream": "shop-events",
+               "record": {"id": 2, "_sdc_deleted_at": "2024-05-05T00:00:00Z"}}]
+    run_in_process({"sqlalchemy_url": db.url}, [schema, *events])
+    assert db.rows("shop", "events") == [(1,)]  # hard deletes: not stored, no column for it
+    db.query(f"DELETE FROM {db.table('shop', 'events')} RETURNING 1")
+    run_in_process({"sqlalchemy_url": db.url, "hard_delete": False}, [schema, *events])
+    assert db.rows("shop", "events", '"id", "_sdc_deleted_at" IS NOT NULL') == [(1, 0), (2, 1)]
+
+
 def test_replaying_the_same_input_gives_the_same_database(db: TargetDb, tmp_path) -> None:
     messages = [
         SUBMISSIONS_V1, *snapshot(1, range(1, 20), grade="s"), bookmark("2024-01-01T00:00:00Z"),

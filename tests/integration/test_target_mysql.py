@@ -216,6 +216,21 @@ def test_soft_delete_record_metadata_and_text_enums(mariadb_url: str) -> None:
     assert rows == [(1, None, 1), (2, dt.datetime(2024, 1, 9, 8, 7, 6), 1)]
 
 
+def test_soft_deletes_do_not_depend_on_batch_boundaries(mariadb_url: str) -> None:
+    """As on the other databases (test_target_loading.py): a key upserted and deleted in one
+    batch keeps its row, marked deleted."""
+    messages = [upsert(1), upsert(2, grade="old"), delete(1, ts="2024-02-02T02:02:02Z"),
+                delete(2), upsert(2, grade="new")]
+    outcomes = []
+    for rows in (1, 1000):
+        mysql_query(mariadb_url, 'DROP TABLE IF EXISTS "canvas__submissions"')
+        load(mariadb_url, 1, messages, hard_delete=False, batch_size_rows=rows)
+        outcomes.append(mysql_query(mariadb_url, 'SELECT "id", "grade", "_sdc_deleted_at" '
+                                                 'FROM "canvas__submissions" ORDER BY 1'))
+    assert outcomes[0] == outcomes[1] == [
+        (1, "A1", dt.datetime(2024, 2, 2, 2, 2, 2)), (2, "new", None)]
+
+
 def test_generic_stream_with_text_key(mariadb_url: str) -> None:
     messages = [
         {"type": "SCHEMA", "stream": "crm-people", "key_properties": ["email"], "schema": {
