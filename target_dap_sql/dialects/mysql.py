@@ -38,7 +38,7 @@ from target_dap_sql.dialects.base import (
     quote,
 )
 from target_dap_sql.dialects.connection import ConnectionDialect
-from target_dap_sql.dialects.mysql_literals import literal_row_of
+from target_dap_sql.dialects.mysql_literals import decimal_in_range, literal_row_of
 from target_dap_sql.dialects.mysql_schema import (
     META_TABLE,
     VERSION_TABLE,
@@ -123,6 +123,8 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
                 out.append((i, compact_json_text))
             elif kind == "uuid":
                 out.append((i, _uuid_bytes))
+            elif kind == "decimal":
+                out.append((i, decimal_in_range))
         return out
 
     # --- connection -------------------------------------------------------------------------

@@ -92,6 +92,26 @@ def literal_row_of(conn: Any, kinds: Sequence[str]) -> Callable[[tuple], str]:
     return names["row_literal"]  # type: ignore[no-any-return]
 
 
+#: MySQL's DECIMAL holds at most 65 digits, at most 30 of them after the point.
+_MAX_DECIMAL_DIGITS = 65
+_ZERO = Decimal(0)
+
+
+def decimal_in_range(value: Decimal) -> Decimal:
+    """A decimal column's value checked while decoding (so the error names its line): one MySQL
+    cannot hold is refused, and one too small for any DECIMAL's 30 fractional digits is 0, as
+    MySQL would store it. Written out in full, `1E-999999999` or `1E+999999999` is a gigabyte
+    of SQL text, built before the server could refuse it."""
+    if not value.is_finite():  # `NaN`/`Infinity` unquoted would name a column: PyMySQL's check
+        raise ValueError(f"{str(value).lower()} can not be used with MySQL")
+    adjusted = value.adjusted()
+    if adjusted >= _MAX_DECIMAL_DIGITS and value:
+        raise ValueError(f"more than {_MAX_DECIMAL_DIGITS} digits before the decimal point "
+                         "(MySQL's DECIMAL holds at most 65)")
+    # Below 10^-31 a value rounds to 0 at any scale up to 30 (half of 10^-30 is 5·10^-31).
+    return _ZERO if adjusted < -31 else value
+
+
 def _decimal(value: Decimal) -> str:
     if type(value) is not Decimal:
         raise TypeError(f"not a Decimal: {type(value).__name__}")

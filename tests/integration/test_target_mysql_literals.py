@@ -5,6 +5,8 @@ escaping follows the session (NO_BACKSLASH_ESCAPES would make `\\'` end a string
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,9 @@ import pytest
 from target_dap_sql.dialects import dialect_for_url
 from target_dap_sql.dialects.base import Batch
 from target_dap_sql.layout import LayoutOptions, TableLayout, build_layout
+from tests.integration.helpers import logged_errors
 from tests.integration.test_target_mysql import mysql_query
-from tests.unit.target.dap_messages import META, record, run_cli, singer_schema
+from tests.unit.target.dap_messages import META, jsonl, record, run_cli, singer_schema
 
 HOSTILE = ["it's", "back\\slash", "\\'; DROP TABLE x; --", "q\"uote", "nul\x00byte", "ctrl-z\x1a",
            "\\Z\\0\\n", "🎓 4-byte ☃", "'", "\\", "", "line\r\nbreak", "%s %(x)s"]
@@ -157,5 +160,41 @@ def test_a_non_finite_decimal_is_refused_not_written_as_a_column_name(
     run = run_cli({"sqlalchemy_url": mariadb_url},
                   [schema, record(schema["stream"], {"id": 1}, row)], tmp_path)
     assert run.returncode == 1
-    assert f"{text.lower()} can not be used with MySQL" in run.stderr
+    assert logged_errors(run.stderr) == [
+        f"target-dap-sql: line 2, stream 'canvas-amounts': invalid value for 'amount': "
+        f"{text.lower()} can not be used with MySQL"]
     assert mysql_query(mariadb_url, 'SELECT * FROM "canvas__amounts"') == []
+
+
+@pytest.mark.mariadb
+def test_decimals_beyond_mysql_are_refused_or_rounded_without_writing_them_out(
+        mariadb_url: str, tmp_path: Path) -> None:
+    """Written out in full, 1E±999999999 is a gigabyte of SQL text: one too large for any
+    DECIMAL is refused naming its line, one too small for 30 fractional digits is 0 (what the
+    server stores for it), with validation on or off."""
+    dap = {"type": "object", "properties": {
+        "key": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}},
+                "required": ["id"]},
+        "value": {"type": "object", "properties": {
+            "amount": {"type": "number", "exclusiveMinimum": -1e10, "exclusiveMaximum": 1e10,
+                       "multipleOf": 0.01}}},
+        "meta": META}}
+    schema = singer_schema("canvas", "amounts", 1, dap)
+    tiny = ["1E-999999999", "-1E-32", "0E-999999999", "0E+999999999", "4.9E-3", "5E-3"]
+
+    def lines(amounts: list[str]) -> bytes:  # the amounts as JSON numbers
+        return re.sub(rb'"#([^#]*)#"', rb"\1", jsonl([schema, *[
+            record(schema["stream"], {"id": i}, {"amount": f"#{text}#"})
+            for i, text in enumerate(amounts)]]))
+
+    for validate in (True, False):
+        config = {"sqlalchemy_url": mariadb_url, "validate_records": validate}
+        run = run_cli(config, lines(tiny), tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert mysql_query(mariadb_url, 'SELECT "amount" FROM "canvas__amounts" ORDER BY 1') == [
+            *[(decimal.Decimal("0.00"),)] * 5, (decimal.Decimal("0.01"),)]
+        run = run_cli(config, lines(["-1E+999999999"]), tmp_path)
+        assert run.returncode == 1
+        assert logged_errors(run.stderr) == [
+            "target-dap-sql: line 2, stream 'canvas-amounts': invalid value for 'amount': more "
+            "than 65 digits before the decimal point (MySQL's DECIMAL holds at most 65)"]
