@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
 
 from target_dap_sql.dialects import Dialect
 from target_dap_sql.errors import InputError, SchemaError
 from target_dap_sql.layout import TableLayout
-from target_dap_sql.meta import MetaRow
+from target_dap_sql.meta import MetaRow, bookmark_from_state
 from target_dap_sql.reader import Envelope
 from target_dap_sql.sinks import StreamSink
 
@@ -17,6 +19,11 @@ def refuse_shared_source(stream: str, layout: TableLayout, previous: StreamSink 
     """One DAP table, one bookmark and one meta row: two streams claiming the same DAP
     table (a stream map splitting it, or two aliases) would overwrite each other's."""
     if layout.dap is None:
+        if previous is not None and previous.layout.dap is not None:
+            raise InputError("the stream's SCHEMA lost its DAP provenance (no 'x-dap' "
+                             "annotation): its rows would mix into the DAP replica of "
+                             f"{previous.layout.dap.namespace}.{previous.layout.dap.table}",
+                             stream=stream)
         return
     source = f"{layout.dap.namespace}.{layout.dap.table}"
     if previous is not None and previous.layout.dap is not None and (
@@ -72,13 +79,51 @@ def claim_names(dialect: Dialect, layout: TableLayout, owners: dict[str, str]) -
 
 def refuse_foreign_meta_row(layout: TableLayout, meta_rows: Mapping[tuple[str, str], MetaRow],
                             meta_table: str) -> None:
-    """A DAP table whose name another (namespace, table) already replicates into."""
-    assert layout.dap is not None
+    """A table another (namespace, table) already replicates into: a DAP table of another
+    name, or a stream without DAP provenance (another tap's, or tap-dap's after flattening or a
+    map changing its key), whose rows would mix into the replica its meta row vouches for."""
     for (namespace, table), row in meta_rows.items():
         same_target = ((row.target_schema or None) == (layout.schema or None)
                        and row.target_table == layout.table)
-        if same_target and (namespace, table) != (layout.dap.namespace, layout.dap.table):
+        if not same_target:
+            continue
+        if layout.dap is None:
+            raise SchemaError(
+                f"table {row.target_table!r} replicates DAP table {namespace}.{table} "
+                f"({meta_table}); refusing to write this stream, which has no DAP provenance "
+                "(no 'x-dap' annotation), into it: give it another name (stream maps "
+                "`__alias__`) or its own default_target_schema", stream=layout.stream)
+        if (namespace, table) != (layout.dap.namespace, layout.dap.table):
             raise SchemaError(
                 f"table {row.target_table!r} already replicates {namespace}.{table} "
                 f"({meta_table}); refusing to write "
                 f"{layout.dap.namespace}.{layout.dap.table} into it", stream=layout.stream)
+
+
+#: MySQL keeps the meta row's timestamp to the second (`datetime`): a bookmark with fractions is
+#: stored up to a second off.
+_META_PRECISION = timedelta(seconds=1)
+
+
+def refuse_chain_gap(sink: StreamSink, state: Any, meta_table: str) -> None:
+    """Incremental changes continue a DAP table from the tap's bookmark (`state`, what the tap
+    started from); the database must hold the table up to there. A state file used with
+    another database (a new one, a restored backup, a deleted SQLite file) would otherwise leave
+    a table of the changes alone, and a meta row vouching for all of it. Checked once per
+    stream, before its first record or bookmark moves outside a snapshot."""
+    sink.chain_checked = True
+    layout = sink.layout
+    since = bookmark_from_state(state, layout.state_key)
+    if layout.dap is None or sink.in_snapshot or since is None:
+        return
+    held = sink.committed_bookmark
+    if held is not None and held.timestamp + _META_PRECISION > since.timestamp:
+        return
+    position = ("holds no replica of it" if held is None
+                else f"holds it up to {held.timestamp.isoformat()}Z only")
+    raise InputError(
+        f"the input continues {layout.dap.namespace}.{layout.dap.table} from "
+        f"{since.timestamp.isoformat()}Z (the tap's state), but this database {position} "
+        f"({meta_table}): the changes in between would be missing. Continue from the "
+        "database's own position (`target-dap-sql export-state` writes it as a state) or clear "
+        "the stream's bookmark for a new snapshot", stream=sink.stream)

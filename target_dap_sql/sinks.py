@@ -49,6 +49,8 @@ class StreamSink:
         #: rows are then the codec's encoded rows, and rows decoded here are encoded too.
         self.codec: RowCodec | None = None
         self.committed_bookmark: Bookmark | None = None
+        #: Whether the input's bookmark was checked against the database's (guards.py).
+        self.chain_checked = False
         #: Version of the snapshot being staged, or None when loading into the live table.
         self.snapshot_version: int | None = None
         #: The stream's bookmark as it stood when the snapshot began (what STATE may still say).
@@ -151,6 +153,7 @@ class StreamSink:
 
     def begin_snapshot(self, version: int, state: Any) -> None:
         self.flush(state)
+        self.chain_checked = True  # a snapshot continues nothing
         self.snapshot_version = version
         self.snapshot_records = 0
         bookmarks = (state or {}).get("bookmarks", {}) if isinstance(state, dict) else {}

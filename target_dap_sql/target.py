@@ -37,13 +37,14 @@ from target_dap_sql.errors import (
 )
 from target_dap_sql.guards import (
     claim_names,
+    refuse_chain_gap,
     refuse_empty_swap,
     refuse_foreign_meta_row,
     refuse_shared_source,
 )
 from target_dap_sql.layout import LayoutOptions, build_layout
 from target_dap_sql.mapping import InputMaps
-from target_dap_sql.meta import MetaRow, bookmark_of
+from target_dap_sql.meta import MetaRow, bookmark_from_state, bookmark_of
 from target_dap_sql.reader import DapMessageReader, Envelope
 from target_dap_sql.settings import CONFIG_JSONSCHEMA, BatchLimits
 from target_dap_sql.sinks import StreamSink, state_to_emit
@@ -91,6 +92,7 @@ class TargetDapSQL(Target):
         self._schemas_seen: dict[str, tuple[bytes, list[str] | None]] = {}
         self._object_owners: dict[str, str] = {}  # database object name -> its stream
         self._meta_rows: dict[tuple[str, str], MetaRow] | None = None
+        self._meta_tables_ready = False
         self._state: Any = None
         self._emitted_state: Any = None
         self._last_commit = self._last_progress = time.monotonic()
@@ -170,17 +172,19 @@ class TargetDapSQL(Target):
                 raise key_change_error(stream, previous.layout.key_columns, layout.key_columns)
             previous.flush(self._state)
         claim_names(self._dialect, layout, self._object_owners)
-        if layout.dap is not None and self._meta_rows is None:
+        if layout.dap is not None and not self._meta_tables_ready:
             self._dialect.ensure_meta_tables()
+            self._meta_tables_ready = True
+        if self._meta_rows is None:  # (none when the meta table does not exist)
             self._meta_rows = {(r.source_namespace, r.source_table): r
                                for r in self._dialect.read_meta_rows()}
-        if layout.dap is not None and self._meta_rows is not None:
-            refuse_foreign_meta_row(layout, self._meta_rows, self._dialect.meta_table_label)
+        refuse_foreign_meta_row(layout, self._meta_rows, self._dialect.meta_table_label)
         self._dialect.prepare_table(
             layout, drop_removed_columns=bool(self.config.get("drop_removed_columns", False)))
         sink = StreamSink(layout, self._dialect)
         if previous is not None:
             sink.committed_bookmark = previous.committed_bookmark
+            sink.chain_checked = previous.chain_checked
         elif layout.dap is not None and self._meta_rows is not None:
             row = self._meta_rows.get((layout.dap.namespace, layout.dap.table))
             sink.committed_bookmark = bookmark_of(row) if row else None
@@ -194,6 +198,8 @@ class TargetDapSQL(Target):
             assert envelope.stream is not None
             for output, raw in self._maps.transform(envelope.stream, bytes(envelope.record)):
                 sink = self._sinks[output]
+                if not sink.chain_checked:
+                    self._check_chain(sink, self._state)
                 if getattr(self.message_reader, "nul_handling", None) == "reject" and (
                         b"\\u0000" in raw):
                     error = sink.decoder.find_nul(raw, output)
@@ -203,6 +209,8 @@ class TargetDapSQL(Target):
                 self._after_records(sink)
             return
         sink = self._sink(envelope)
+        if not sink.chain_checked:
+            self._check_chain(sink, self._state)
         sink.add(envelope.record)
         self._after_records(sink)
 
@@ -223,6 +231,8 @@ class TargetDapSQL(Target):
 
     def _add_run(self, sink: StreamSink, decoded: list[Decoded]) -> None:
         """Add decoded records of one stream (here, or by record workers, in input order)."""
+        if not sink.chain_checked:
+            self._check_chain(sink, self._state)
         start = 0
         while start < len(decoded):
             # Flush points fall on the same records as line by line.
@@ -252,7 +262,16 @@ class TargetDapSQL(Target):
     def _process_state_message(self, envelope: Envelope) -> None:  # type: ignore[override]
         if envelope.value is None:
             raise InputError("STATE message has no 'value'")
-        self._state = json.loads(bytes(envelope.value))
+        state = json.loads(bytes(envelope.value))
+        for sink in self._sinks.values():
+            if not sink.chain_checked and bookmark_from_state(
+                    state, sink.layout.state_key) != bookmark_from_state(
+                    self._state, sink.layout.state_key):
+                self._check_chain(sink, self._state)  # a bookmark moves with no records
+        self._state = state
+
+    def _check_chain(self, sink: StreamSink, state: Any) -> None:
+        refuse_chain_gap(sink, state, self._dialect.meta_table_label)
 
     def _process_activate_version_message(self, envelope: Envelope) -> None:  # type: ignore[override]
         if self._maps.is_mapped(envelope.stream):
