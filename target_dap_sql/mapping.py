@@ -68,7 +68,10 @@ class InputMaps:
             self._mapper = PluginMapper(plugin_config=copy.deepcopy(dict(config)), logger=logger)
         except (MapExpressionError, StreamMapConfigError) as exc:
             raise ConfigError(f"setting stream_maps: {exc}") from None
+        refuse_static_merges(self._config_maps)
         self._mapped: dict[str, tuple[list[StreamMap], list[str], list[str]]] = {}
+        #: Output stream → the input stream writing it (see _claim).
+        self._writers: dict[str, str] = {}
 
     def register(self, stream: str, schema: dict[str, Any], keys: list[str]
                  ) -> list[MappedOutput] | None:
@@ -83,7 +86,10 @@ class InputMaps:
         maps = self._mapper.stream_maps[stream]
         if (len(maps) == 1 and type(maps[0]) is SameRecordTransform
                 and maps[0].stream_alias == stream and not maps[0].flattening_enabled):
+            self._claim(stream, [stream])
             return None
+        self._claim(stream, [m.stream_alias for m in maps
+                             if not isinstance(m, RemoveRecordTransform)])
         for stream_map in maps:
             evaluator = getattr(stream_map, "expr_evaluator", None)
             if evaluator is not None:
@@ -92,6 +98,19 @@ class InputMaps:
         return [MappedOutput(m.stream_alias, self._output_schema(stream, m, schema, keys, i == 0),
                              list(m.transformed_key_properties or []))
                 for i, m in enumerate(maps) if not isinstance(m, RemoveRecordTransform)]
+
+    def _claim(self, stream: str, outputs: list[str]) -> None:
+        """Refuse a second input stream written under a name another one already writes:
+        both would share one table (a DAP table's second snapshot replacing the first's rows,
+        generic rows of two tables mixed under one key). Called at the SCHEMA, before any of
+        the stream's records."""
+        for output in outputs:
+            other = self._writers.get(output, stream)
+            if other != stream:
+                raise InputError(f"setting stream_maps: streams {other!r} and {stream!r} would "
+                                 f"both be written as stream {output!r}", stream=stream)
+        for output in outputs:
+            self._writers[output] = stream
 
     def is_mapped(self, stream: str | None) -> bool:
         return stream in self._mapped
@@ -160,3 +179,29 @@ class InputMaps:
                 computed.update(k for k, v in definition.items()
                                 if k not in _SPECIAL and isinstance(v, str))
         return computed
+
+
+def refuse_static_merges(config_maps: Mapping[str, Any]) -> None:
+    """Refuse at start-up maps that name two streams and write both under one name (the
+    dynamic check, InputMaps._claim, catches the rest once the streams' SCHEMAs arrive).
+    Only maps keyed by a stream name (not a pattern) tell which stream they read."""
+    written: list[tuple[str, str]] = []  # (input stream, output stream)
+    for key, definition in config_maps.items():
+        if key.startswith("__") or definition is None or definition == "__NULL__":
+            continue
+        source, output = key, key
+        if isinstance(definition, Mapping) and "__source__" in definition:
+            source = str(definition["__source__"])  # `<output>: {__source__: <input>}`
+        elif isinstance(definition, Mapping) and isinstance(definition.get("__alias__"), str):
+            try:
+                output = PluginMapper._eval_stream(definition["__alias__"], key)
+            except MapExpressionError:
+                continue  # the SDK's own error names it when the stream arrives
+        if not any(c in source for c in "*?[") and isinstance(output, str):
+            written.append((source, output))
+    writers: dict[str, str] = {}
+    for source, output in sorted(written):  # in tap-dap's order, so the line reads the same
+        other = writers.setdefault(output, source)
+        if other != source:
+            raise ConfigError(f"setting stream_maps: streams {other!r} and {source!r} would both "
+                              f"be written as stream {output!r}")

@@ -6,7 +6,7 @@ import importlib
 from urllib.parse import urlsplit
 
 from target_dap_sql.dialects.base import Batch, Dialect
-from target_dap_sql.dialects.urls import url_password
+from target_dap_sql.dialects.urls import ENCODING_HINT, url_password, url_refusal
 from target_dap_sql.errors import ConfigError
 
 __all__ = ["Batch", "Dialect", "dialect_for_url", "url_password"]
@@ -22,10 +22,6 @@ DIALECTS: dict[str, tuple[str, str]] = {
     "mariadb": ("target_dap_sql.dialects.mysql", "MySqlDialect"),
 }
 
-#: What to say when a URL does not parse and its password holds URL delimiters.
-ENCODING_HINT = ("; a password containing '#', '/', '?' or '@' must be percent-encoded "
-                 "(%23, %2F, %3F, %40)")
-
 
 def _hint(url: str) -> str:
     password = url_password(url) or ""
@@ -34,11 +30,9 @@ def _hint(url: str) -> str:
 
 def dialect_for_url(url: str) -> Dialect:
     """The dialect for a SQLAlchemy-style URL (the URL itself never appears in errors)."""
-    if any(c in (url_password(url) or "") for c in "#/?"):
-        # URL parsers cut such a password at the delimiter and read the rest as host, port or
-        # path: errors (and connection attempts) would then show pieces of it
-        raise ConfigError("sqlalchemy_url: the password holds '#', '/' or '?', which end the "
-                          "host part of a URL" + ENCODING_HINT)
+    refusal = url_refusal(url)
+    if refusal:  # errors (and connection attempts) would show pieces of the password
+        raise ConfigError(refusal)
     try:
         scheme = urlsplit(url).scheme.split("+", 1)[0].lower()
     except ValueError:

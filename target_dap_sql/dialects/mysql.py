@@ -229,6 +229,7 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
                         "SET %s COLLATE %s_bin", table, ", ".join(narrow), quote(table),
                         CHARSET, CHARSET)
                 check_primary_key(layout, self._schemas.primary_key(table))
+                self._schemas.check_key_collations(table, layout, existing)
                 self._schemas.evolve(layout, existing, drop_removed_columns)
 
         self._transaction(f"preparing table for stream '{layout.stream}'", prepare)

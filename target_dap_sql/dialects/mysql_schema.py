@@ -24,6 +24,13 @@ from target_dap_sql.dialects.base import (
     widened,
 )
 from target_dap_sql.dialects.mysql_enum import column_labels, plan_enum
+from target_dap_sql.dialects.mysql_keys import (
+    exact_collation,
+    inexact_key_error,
+    is_exact,
+    is_key_text,
+    no_exact_collation_error,
+)
 from target_dap_sql.layout import Column, SqlType, TableLayout
 from target_dap_sql.meta import DATABASE_VERSION, META_NAMESPACE, MetaRow
 
@@ -161,6 +168,7 @@ class MySqlSchemaManager:
     def __init__(self, execute: Callable[..., Any], query: Callable[..., list[tuple]]):
         self._exec = execute
         self._query = query
+        self._exact_collation: tuple[str | None] | None = None  # looked up once, on first use
 
     # --- meta tables ------------------------------------------------------------------------
 
@@ -242,9 +250,35 @@ class MySqlSchemaManager:
         return {r[0]: ExistingColumn(r[1], bool(r[2]), r[3] or "", r[4], r[5], r[6])
                 for r in rows}
 
+    def exact_collation(self) -> str | None:
+        """The binary NO PAD collation text keys get (mysql_keys.py), None if the server has
+        none."""
+        if self._exact_collation is None:
+            self._exact_collation = (exact_collation(self._query),)
+        return self._exact_collation[0]
+
+    def check_key_collations(self, table: str, layout: TableLayout,
+                             existing: dict[str, ExistingColumn]) -> None:
+        """Refuse an existing table whose text key column merges distinct keys (a case- or
+        accent-blind or PAD SPACE collation): loading into it would lose rows silently."""
+        for name in layout.key_columns:
+            current = existing.get(name)
+            if current is not None and not current.is_enum and not is_exact(current.collation):
+                raise inexact_key_error(table, name, current.column_type, current.not_null,
+                                        str(current.collation), self.exact_collation())
+
     def column_ddl(self, column: Column, layout: TableLayout, *, not_null: bool | None = None,
                    ddl_type: str | None = None) -> str:
-        ddl = f"{quote(column.name)} {ddl_type or type_ddl(column, layout)}"
+        sql_type = ddl_type or type_ddl(column, layout)
+        if (column.name in layout.key_columns and is_key_text(sql_type)
+                and "character set" not in sql_type.lower()):
+            # A key compares with its column's collation: only a binary NO PAD one keeps every
+            # two distinct keys apart (the database's default would merge `a`, `A` and `a `).
+            collation = self.exact_collation()
+            if collation is None:
+                raise no_exact_collation_error(prefixed_table_name(layout), column.name)
+            sql_type += f" CHARACTER SET utf8mb4 COLLATE {collation}"
+        ddl = f"{quote(column.name)} {sql_type}"
         if not_null if not_null is not None else not column.nullable:
             ddl += " NOT NULL"
         if column.default is not None:

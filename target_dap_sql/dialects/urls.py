@@ -7,10 +7,16 @@ messages both need it, and neither may import the other.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 #: A password given as a query parameter (libpq reads `postgresql://u@h/db?password=…`).
 QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
+#: A `%` that does not start a `%XX` escape: libpq refuses the URL quoting the whole token (the
+#: password), while Python's unquote (PyMySQL, SQLAlchemy) keeps it as it is.
+BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+#: What a URL's password must have percent-encoded, shown with every refusal below.
+ENCODING_HINT = ("; a password containing '#', '/', '?', '@' or '%' must be percent-encoded "
+                 "(%23, %2F, %3F, %40, %25)")
 
 
 def url_password(url: str) -> str | None:
@@ -32,3 +38,30 @@ def url_secrets(url: str) -> list[str]:
         found |= {match.group(2), unquote(match.group(2))}
     found.discard("")
     return sorted(found, key=len, reverse=True)
+
+
+def url_refusal(url: str) -> str | None:
+    """Why the URL's credentials cannot be read the same way by every reader (libpq, Python's
+    urllib, PyMySQL), or None. Each such misreading puts a piece of the password where drivers
+    quote it (a host name, a port, a "bad token"), so the URL is refused first, with a line that
+    shows no part of it."""
+    password = url_password(url) or ""
+    if any(c in password for c in "#/?"):
+        # URL parsers cut such a password at the delimiter and read the rest as host, port or path
+        return ("sqlalchemy_url: the password holds '#', '/' or '?', which end the host part of "
+                "a URL" + ENCODING_HINT)
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        netloc = ""
+    if "@" in netloc.rpartition("@")[0]:
+        # urllib splits user from host at the last '@', libpq at the first: libpq would take the
+        # rest of the password for the host name and print it in "failed to resolve host"
+        return ("sqlalchemy_url: the user name or password holds an '@', which ends the user "
+                "part of a URL" + ENCODING_HINT)
+    passwords = [password, *(m.group(2) for m in QUERY_PASSWORD.finditer(url))]
+    if any(BAD_PERCENT.search(p) for p in passwords):
+        # libpq refuses it with "invalid percent-encoded token" and the token (the password)
+        return ("sqlalchemy_url: the password holds a '%' that does not start a percent-encoded "
+                "byte (%XX)" + ENCODING_HINT)
+    return None

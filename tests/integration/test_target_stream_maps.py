@@ -13,9 +13,26 @@ from typing import Any
 import pytest
 
 from target_dap_sql.errors import InputError
-from tests.integration.helpers import SUBMISSIONS, SUBMISSIONS_V1, bookmark, snapshot, upsert
+from tests.integration.helpers import (
+    SUBMISSIONS,
+    SUBMISSIONS_V1,
+    bookmark,
+    logged_errors,
+    snapshot,
+    upsert,
+)
 from tests.integration.test_tap_harness import tap_config, write_json
-from tests.unit.target.dap_messages import dump_sqlite, run_in_process
+from tests.unit.target.dap_messages import (
+    activate,
+    dump_sqlite,
+    record,
+    run_cli,
+    run_in_process,
+    singer_schema,
+    state,
+    submission,
+    submissions_schema,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -144,3 +161,68 @@ def test_new_key_properties_load_as_a_generic_stream(tmp_path: Path) -> None:
     assert rows == [(i, 1000 + i) for i in range(1, 7)]
     tables = {r[0] for r in _query(db, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert "instructure_dap__table_sync" not in tables  # no DAP provenance, no meta row
+
+
+#: A second DAP table of the same shape as canvas.submissions.
+GRADES = "canvas-grades"
+GRADES_MESSAGES = [singer_schema("canvas", "grades", 1, submissions_schema(1)),
+                   activate(GRADES, 1), *[record(GRADES, {"id": i}, submission(i, grade="G"))
+                                          for i in range(1, 4)],
+                   activate(GRADES, 1), state({GRADES: ("2024-03-01T00:00:00Z", 1)})]
+
+
+def _generic(stream: str, key: int, value: str) -> list[dict[str, Any]]:
+    return [{"type": "SCHEMA", "stream": stream, "key_properties": ["id"],
+             "schema": {"type": "object", "properties": {"id": {"type": "integer"},
+                                                         "v": {"type": "string"}}}},
+            {"type": "RECORD", "stream": stream, "record": {"id": key, "v": value}},
+            {"type": "STATE", "value": {"after": stream}}]
+
+
+@pytest.mark.parametrize("maps", [
+    {SUBMISSIONS: {"__alias__": "people"}, GRADES: {"__alias__": "people"}},
+    {SUBMISSIONS: {"__alias__": "people"}, "people": {"__source__": GRADES}},
+    {SUBMISSIONS: {"__alias__": "canvas-grades"}, GRADES: {"name": None}},
+])
+def test_two_named_streams_under_one_name_are_refused_before_anything_is_written(
+        tmp_path: Path, maps: dict[str, Any]) -> None:
+    """Maps keyed by stream names tell up front that both would write one table (tap-dap's
+    own check, same words)."""
+    run = run_cli({"sqlalchemy_url": "sqlite:///dap.db", "stream_maps": maps},
+                  [*MESSAGES, *GRADES_MESSAGES], tmp_path)
+    assert run.returncode == 1
+    output = next(m.get("__alias__", k) for k, m in maps.items() if k == SUBMISSIONS)
+    assert logged_errors(run.stderr) == [
+        f"target-dap-sql: setting stream_maps: streams '{GRADES}' and '{SUBMISSIONS}' would "
+        f"both be written as stream '{output}'"]
+    assert run.states == []
+    assert not (tmp_path / "dap.db").exists() or dump_sqlite(tmp_path / "dap.db") == {}
+
+
+def test_dap_streams_aliased_to_one_name_by_a_pattern_are_refused_at_the_second_schema(
+        tmp_path: Path) -> None:
+    """A pattern's streams are known only as their SCHEMAs arrive: the second one is refused
+    before its records, naming both; the first one's table holds its own rows only."""
+    run = run_cli({"sqlalchemy_url": "sqlite:///dap.db",
+                   "stream_maps": {"canvas-*": {"__alias__": "people"}}},
+                  [*MESSAGES, *GRADES_MESSAGES], tmp_path)
+    assert run.returncode == 1
+    assert logged_errors(run.stderr) == [
+        f"target-dap-sql: line {len(MESSAGES) + 1}, stream '{GRADES}': setting stream_maps: "
+        f"streams '{SUBMISSIONS}' and '{GRADES}' would both be written as stream 'people'"]
+    db = tmp_path / "dap.db"
+    assert _query(db, 'SELECT id, grade FROM "canvas__people" ORDER BY id') == [
+        (i, f"A{i}") for i in range(1, 7)]
+
+
+def test_generic_stream_aliased_onto_another_is_refused_at_its_schema(tmp_path: Path) -> None:
+    """Two tap streams silently merged into one table would overwrite each other's keys."""
+    run = run_cli({"sqlalchemy_url": "sqlite:///dap.db", "batch_max_seconds": 0,
+                   "stream_maps": {"orders_2024": {"__alias__": "orders"}}},
+                  [*_generic("orders", 1, "from orders"),
+                   *_generic("orders_2024", 1, "from orders_2024")], tmp_path)
+    assert run.returncode == 1
+    assert logged_errors(run.stderr) == [
+        "target-dap-sql: line 4, stream 'orders_2024': setting stream_maps: streams 'orders' "
+        "and 'orders_2024' would both be written as stream 'orders'"]
+    assert _query(tmp_path / "dap.db", 'SELECT id, v FROM "orders"') == [(1, "from orders")]
