@@ -24,6 +24,7 @@ from singer_sdk.helpers.capabilities import (
 )
 from singer_sdk.plugin_base import _ConfigInput
 
+from target_dap_sql import versions
 from target_dap_sql.config_files import check_env_settings, read_config_files
 from target_dap_sql.decoding import Decoded
 from target_dap_sql.dialects import Dialect, dialect_for_url
@@ -183,8 +184,7 @@ class TargetDapSQL(Target):
             layout, drop_removed_columns=bool(self.config.get("drop_removed_columns", False)))
         sink = StreamSink(layout, self._dialect)
         if previous is not None:
-            sink.committed_bookmark = previous.committed_bookmark
-            sink.chain_checked = previous.chain_checked
+            sink.continue_from(previous)
         elif layout.dap is not None and self._meta_rows is not None:
             row = self._meta_rows.get((layout.dap.namespace, layout.dap.table))
             sink.committed_bookmark = bookmark_of(row) if row else None
@@ -284,8 +284,11 @@ class TargetDapSQL(Target):
     def _activate(self, sink: StreamSink, envelope: Envelope) -> None:
         if envelope.version is None:
             raise InputError("ACTIVATE_VERSION message has no 'version'", stream=sink.stream)
-        if sink.layout.dap is None or sink.layout.merges_snapshots:
-            # Other taps send only a start marker; canvas_logs snapshots merge by design.
+        if sink.layout.dap is None:  # another tap's table version (versions.py)
+            versions.activate(sink, envelope, self._state, envelope.stream or sink.stream,
+                              self._dialect, bool(self.config.get("allow_empty_snapshots")))
+            return
+        if sink.layout.merges_snapshots:  # canvas_logs snapshots merge by design
             return
         if sink.in_snapshot and sink.snapshot_version == envelope.version:
             refuse_empty_swap(sink, envelope, self._dialect,
@@ -348,10 +351,12 @@ class TargetDapSQL(Target):
         try:
             self._runs.drain()
             for sink in self._sinks.values():
-                if sink.in_snapshot:
+                if sink.in_snapshot and sink.layout.dap is not None:
                     self.logger.warning(
                         "Input ended inside the snapshot of '%s' (no final ACTIVATE_VERSION): "
                         "the live table is left unchanged", sink.stream)
+            versions.finish_at_end_of_input(self._sinks.values(), self._state, self._dialect,
+                                            bool(self.config.get("allow_empty_snapshots")))
             self._commit_all()
             for sink in self._sinks.values():
                 sink.log_record_count()

@@ -154,6 +154,29 @@ def meta_row_sql(table: str, placeholder: str, where: str) -> tuple[str, str]:
     return update, insert
 
 
+def keep_deleted_rows_sql(layout: TableLayout, live: str, staging: str,
+                          columns: Sequence[str], now: str) -> str:
+    """The INSERT that copies into a snapshot's staging table the live rows the snapshot no
+    longer has, marked deleted (`hard_delete: false`): a soft-deleting replica keeps the rows
+    its source deleted, and a snapshot (or a new table version of another tap) must not throw
+    them away. `live` and `staging` are quoted names; `columns` are the columns both tables
+    have (staging is made like the live table, so all of them).
+
+    A key the snapshot has is live: the snapshot's row wins. A row keeps the `_sdc_deleted_at`
+    it has, else gets `now` (SQL: the time of the swap). A keyless table cannot tell which old
+    rows the snapshot repeats: all of them are kept, marked deleted (as SDK targets mark every
+    row of an older table version).
+    """
+    exprs = [f"COALESCE(l.{quote(name)}, {now})" if name == "_sdc_deleted_at"
+             else f"l.{quote(name)}" for name in columns]
+    sql = (f"INSERT INTO {staging} ({', '.join(map(quote, columns))}) "
+           f"SELECT {', '.join(exprs)} FROM {live} l")
+    if layout.key_columns:
+        match = " AND ".join(f"s.{quote(k)} = l.{quote(k)}" for k in layout.key_columns)
+        sql += f" WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE {match})"
+    return sql
+
+
 def widened(old: SqlType, new: SqlType) -> SqlType | None:
     """The type an existing column should change to, or None to keep it as it is.
 

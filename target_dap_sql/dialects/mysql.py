@@ -10,7 +10,10 @@ The session uses the official client's settings (ANSI_QUOTES, STRICT_ALL_TABLES,
 Snapshots load into a staging table and `RENAME TABLE live TO old, staging TO live` swaps it in
 one atomic statement. MySQL DDL commits implicitly, so the meta row of a snapshot is written
 right AFTER the rename: a crash in between leaves the new rows with the old bookmark, and the
-next run re-applies changes since that bookmark (idempotent) — never the other way round.
+next run re-applies changes since that bookmark (idempotent) — never the other way round. With
+`hard_delete: false` the live rows the snapshot lacks are copied into staging, marked deleted, in
+the transaction of the snapshot's last batch, before the rename: a crash before the rename leaves
+the live table as it was (the next snapshot starts a new staging table).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from target_dap_sql.dialects.base import (
     Batch,
     check_primary_key,
     compact_json_text,
+    keep_deleted_rows_sql,
     logger,
     nested_object_text,
     prefixed_name,
@@ -332,8 +336,8 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
         live, stage = prefixed_table_name(layout), self.staging_table(layout)
         old = staging_name(live, "__dap_old")
         what = f"replacing table of stream '{layout.stream}' by its snapshot"
-        if len(batch):
-            self._transaction(what, lambda: self._apply(layout, batch, True))
+        if len(batch) or layout.soft_delete:
+            self._transaction(what, lambda: self._load_last(layout, batch))
 
         def rename() -> None:
             self._execute(f"DROP TABLE IF EXISTS {quote(old)}")
@@ -346,6 +350,19 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
         self._transaction(what, lambda: self._execute(f"DROP TABLE IF EXISTS {quote(old)}"))
         logger.info("Snapshot of '%s' swapped in", layout.stream)
         self._forget_statements(layout)
+
+    def _load_last(self, layout: TableLayout, batch: Batch) -> None:
+        """The snapshot's last batch into staging and, with `hard_delete: false`, the live rows
+        the snapshot lacks, marked deleted (`base.keep_deleted_rows_sql`): one transaction
+        before the rename (DML only). A crash after it leaves the live table as it was."""
+        if len(batch):
+            self._apply(layout, batch, True)
+        if layout.soft_delete:
+            live, stage = prefixed_table_name(layout), self.staging_table(layout)
+            staged = self._schemas.existing_columns(stage)
+            columns = [n for n in self._schemas.existing_columns(live) if n in staged]
+            self._execute(keep_deleted_rows_sql(layout, quote(live), quote(stage), columns,
+                                                "UTC_TIMESTAMP(6)"))
 
     # --- administration ---------------------------------------------------------------------
 

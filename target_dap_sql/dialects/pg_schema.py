@@ -17,6 +17,7 @@ from target_dap_sql.dialects.base import (
     META_COLUMNS,
     check_primary_key,
     evolution_clauses,
+    keep_deleted_rows_sql,
     logger,
     meta_row_sql,
     primary_key_clause,
@@ -329,6 +330,11 @@ class PgSchemaManager:
             "SELECT a.grantee::regrole::text, a.privilege_type FROM pg_class c, "
             "aclexplode(c.relacl) a WHERE c.oid = to_regclass(%s) AND a.grantee <> 0 "
             "AND a.grantee <> c.relowner", (live,)).fetchall()
+        if layout.soft_delete:
+            # Rows the snapshot lacks stay, marked deleted (`base.keep_deleted_rows_sql`).
+            staged = self._existing_columns(stage)
+            columns = [name for name in self._existing_columns(live) if name in staged]
+            self._exec(keep_deleted_rows_sql(layout, live, stage, columns, "now()"))
         self._exec("SAVEPOINT dap_swap")
         try:
             self._exec(f"DROP TABLE {live}")

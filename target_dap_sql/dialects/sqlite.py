@@ -342,8 +342,13 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
     def swap_staging(self, layout: TableLayout, batch: Batch, meta: MetaRow | None) -> None:
         live, staging = prefixed_table_name(layout), self.staging_table(layout)
-        self._swap_in_one_transaction(layout, batch, meta,
-                                      lambda: self._schema.swap(live, staging))
+
+        def replace() -> None:
+            if layout.soft_delete:
+                self._schema.keep_deleted_rows(layout, live, staging, _NOW)
+            self._schema.swap(live, staging)
+
+        self._swap_in_one_transaction(layout, batch, meta, replace)
 
     # --- meta rows -------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from target_dap_sql.dialects.base import (
     META_COLUMNS,
     check_primary_key,
+    keep_deleted_rows_sql,
     logger,
     meta_row_sql,
     prefixed_name,
@@ -146,6 +147,14 @@ class SqliteSchemaManager:
         self._create_table(staging, [f"{quote(n)} {t}" + (" NOT NULL" if nn else "")
                                      for n, (t, nn) in self.existing_columns(live).items()],
                            layout)
+
+    def keep_deleted_rows(self, layout: TableLayout, live: str, staging: str, now: str) -> None:
+        """Copy the live rows the snapshot lacks into staging, marked deleted
+        (`base.keep_deleted_rows_sql`), inside the swap's transaction."""
+        staged = self.existing_columns(staging)
+        columns = [name for name in self.existing_columns(live) if name in staged]
+        self.conn.execute(keep_deleted_rows_sql(layout, quote(live), quote(staging), columns,
+                                                now))
 
     def swap(self, live: str, staging: str) -> None:
         self.conn.execute(f"DROP TABLE {quote(live)}")
