@@ -27,8 +27,9 @@ def _gap_error(db: TargetDb, position: str) -> str:
     table = ("instructure_dap__table_sync" if db.kind == "sqlite"
              else "instructure_dap.table_sync")
     # line 3: the first record, or the STATE moving the bookmark when no record came
-    return (f"target-dap-sql: line 3, stream '{SUBMISSIONS}': the input continues canvas.submissions "
-            f"from 2024-01-01T00:00:00Z (the tap's state), but this database {position} "
+    return (f"target-dap-sql: line 3, stream '{SUBMISSIONS}': the input continues "
+            f"canvas.submissions from 2024-01-01T00:00:00Z (the tap's state), but this database "
+            f"{position} "
             f"({table}): the changes in between would be missing. Continue from the database's "
             "own position (`target-dap-sql export-state` writes it as a state) or clear the "
             "stream's bookmark for a new snapshot")
