@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.integration.helpers import logged_errors
+from tests.integration.replica_dbs import ReplicaDb, rdb_fixture  # noqa: F401 (fixture)
 from tests.integration.test_target_mysql import mysql_query
 from tests.unit.target.dap_messages import jsonl, run_cli
 
@@ -38,15 +39,9 @@ def _record(i: int, **values: Any) -> dict[str, Any]:
     return {"type": "RECORD", "stream": "things", "record": {"id": i, **values}}
 
 
-@pytest.fixture(name="url", params=[
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-])
-def url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'dap.db'}"
-    return str(request.getfixturevalue(f"{request.param.replace('postgres', 'pg')}_url"))
+@pytest.fixture(name="url")
+def url_fixture(rdb: ReplicaDb) -> str:
+    return rdb.url
 
 
 def _rows(url: str) -> list[tuple]:
