@@ -57,9 +57,8 @@ def refuse_empty_swap(sink: StreamSink, envelope: Envelope, dialect: Dialect, al
             "or mapper dropped them)" if dropped else "nothing says the source table is empty")
     what = ("replace table '{}', which has rows," if has_rows else "create table '{}'").format(
         sink.layout.table)
-    kind = "snapshot" if sink.layout.dap is not None else "table version"  # versions.py
     raise InputError(
-        f"refusing to {what} by an empty {kind} (version {envelope.version}): {said}. The "
+        f"refusing to {what} by an empty snapshot (version {envelope.version}): {said}. The "
         "table is left as it was; set allow_empty_snapshots: true "
         "(TARGET_DAP_SQL_ALLOW_EMPTY_SNAPSHOTS) to allow it", stream=sink.stream)
 

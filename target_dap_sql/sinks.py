@@ -53,14 +53,8 @@ class StreamSink:
         self.chain_checked = False
         #: Version of the snapshot being staged, or None when loading into the live table.
         self.snapshot_version: int | None = None
-        #: The stream's bookmark as it stood when the snapshot began (what STATE may still say),
-        #: and the stream STATE names it under (another tap's: the input's, not a map's alias).
+        #: The stream's bookmark as it stood when the snapshot began (what STATE may still say).
         self.bookmark_before_snapshot: Any = _NO_BOOKMARK
-        self.snapshot_state_key = layout.state_key
-        #: Another tap's stream (versions.py): the version swapped in during this run, and the
-        #: records received when it was.
-        self.activated_version: int | None = None
-        self.records_before_version = 0
         self.rows_loaded = 0
         #: Records received since the snapshot began (an empty snapshot needs a reason).
         self.snapshot_records = 0
@@ -68,14 +62,6 @@ class StreamSink:
         # The SDK's record_count METRIC: rows committed, logged at every commit that moves the
         # stream's bookmark (and at the end), as an SDK target logs it per drained batch.
         self.record_counter = metrics.record_counter(self.stream, log_interval=float("inf"))
-
-    def continue_from(self, previous: StreamSink) -> None:
-        """Take over what the stream's sink before a new SCHEMA knew of the database."""
-        self.committed_bookmark = previous.committed_bookmark
-        self.chain_checked = previous.chain_checked
-        self.activated_version = previous.activated_version
-        self.records_before_version = previous.records_before_version
-        self.records_received = previous.records_received
 
     @property
     def size(self) -> int:
@@ -165,15 +151,14 @@ class StreamSink:
                        "Flushed %d rows (%d deletes) to '%s'%s", len(batch),
                        len(batch.deletes), self.stream, " staging" if self.in_snapshot else "")
 
-    def begin_snapshot(self, version: int, state: Any, state_key: str | None = None) -> None:
+    def begin_snapshot(self, version: int, state: Any) -> None:
         self.flush(state)
         self.chain_checked = True  # a snapshot continues nothing
         self.snapshot_version = version
         self.snapshot_records = 0
-        self.snapshot_state_key = key = state_key or self.layout.state_key
         bookmarks = (state or {}).get("bookmarks", {}) if isinstance(state, dict) else {}
-        if key in bookmarks:
-            self.bookmark_before_snapshot = copy.deepcopy(bookmarks[key])
+        if self.layout.state_key in bookmarks:
+            self.bookmark_before_snapshot = copy.deepcopy(bookmarks[self.layout.state_key])
         elif self.committed_bookmark is not None:
             # No STATE yet in this run: what the meta row says is committed.
             self.bookmark_before_snapshot = self.committed_bookmark.as_state_entry()
@@ -220,7 +205,7 @@ def state_to_emit(state: Any, sinks: Iterable[StreamSink]) -> Any:
     for sink in unfinished:
         entry = sink.state_entry()
         if StreamSink.is_unset(entry):
-            state["bookmarks"].pop(sink.snapshot_state_key, None)
+            state["bookmarks"].pop(sink.layout.state_key, None)
         else:
-            state["bookmarks"][sink.snapshot_state_key] = entry
+            state["bookmarks"][sink.layout.state_key] = entry
     return state

@@ -238,6 +238,23 @@ def test_a_soft_deleted_record_of_a_keyless_stream_is_kept(db: TargetDb) -> None
     assert db.rows("shop", "events", '"id", "_sdc_deleted_at" IS NOT NULL') == [(1, 0), (2, 1)]
 
 
+def test_another_taps_table_versions_are_not_applied_and_it_says_so(
+        db: TargetDb, tmp_path) -> None:
+    """A start-only version cannot be told from a failed one (README): rows stay, one warning."""
+    schema = {"type": "SCHEMA", "stream": "shop-items", "key_properties": ["id"],
+              "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}
+    messages = [schema]
+    for version, ids in ((1, [1, 2, 3]), (2, [1, 2])):
+        messages.append({"type": "ACTIVATE_VERSION", "stream": "shop-items", "version": version})
+        messages += [{"type": "RECORD", "stream": "shop-items", "record": {"id": i},
+                      "version": version} for i in ids]
+    run = run_cli({"sqlalchemy_url": db.url}, messages, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert db.rows("shop", "items") == [(1,), (2,), (3,)]
+    assert run.stderr.count("ACTIVATE_VERSION of 'shop-items' (not a DAP stream) is not "
+                            "applied: rows the new version lacks stay in the table") == 1
+
+
 def test_replaying_the_same_input_gives_the_same_database(db: TargetDb, tmp_path) -> None:
     messages = [
         SUBMISSIONS_V1, *snapshot(1, range(1, 20), grade="s"), bookmark("2024-01-01T00:00:00Z"),
