@@ -9,7 +9,7 @@ from typing import Any
 from target_dap_sql.dialects import Dialect
 from target_dap_sql.errors import InputError, SchemaError
 from target_dap_sql.layout import TableLayout
-from target_dap_sql.meta import MetaRow, bookmark_from_state
+from target_dap_sql.meta import Bookmark, MetaRow, bookmark_from_state, bookmark_of
 from target_dap_sql.reader import Envelope
 from target_dap_sql.sinks import StreamSink
 
@@ -78,14 +78,15 @@ def claim_names(dialect: Dialect, layout: TableLayout, owners: dict[str, str]) -
 
 
 def refuse_foreign_meta_row(layout: TableLayout, meta_rows: Mapping[tuple[str, str], MetaRow],
-                            meta_table: str) -> None:
+                            dialect: Dialect) -> None:
     """A table another (namespace, table) already replicates into: a DAP table of another
     name, or a stream without DAP provenance (another tap's, or tap-dap's after flattening or a
-    map changing its key), whose rows would mix into the replica its meta row vouches for."""
+    map changing its key), whose rows would mix into the replica its meta row vouches for.
+    Compared as the database names tables (SQLite's `canvas__users` is schema `canvas`, table
+    `users`, and also a stream `canvas__users`'s table)."""
+    meta_table = dialect.meta_table_label
     for (namespace, table), row in meta_rows.items():
-        same_target = ((row.target_schema or None) == (layout.schema or None)
-                       and row.target_table == layout.table)
-        if not same_target:
+        if not writes_table_of(dialect, layout, row):
             continue
         if layout.dap is None:
             raise SchemaError(
@@ -98,6 +99,26 @@ def refuse_foreign_meta_row(layout: TableLayout, meta_rows: Mapping[tuple[str, s
                 f"table {row.target_table!r} already replicates {namespace}.{table} "
                 f"({meta_table}); refusing to write "
                 f"{layout.dap.namespace}.{layout.dap.table} into it", stream=layout.stream)
+
+
+def writes_table_of(dialect: Dialect, layout: TableLayout, row: MetaRow) -> bool:
+    """Whether the stream writes the table the meta row names."""
+    return (dialect.table_object_name(row.target_schema or None, row.target_table)
+            == dialect.table_object_name(layout.schema or None, layout.table))
+
+
+def held_bookmark(dialect: Dialect, layout: TableLayout,
+                  meta_rows: Mapping[tuple[str, str], MetaRow]) -> Bookmark | None:
+    """How far the database holds the stream's DAP table in the stream's table (before the
+    table is prepared): nothing when its meta row names another table (an alias or
+    default_target_schema changed) or the table is gone (a meta row outlives a dropped table)."""
+    if layout.dap is None:
+        return None
+    row = meta_rows.get((layout.dap.namespace, layout.dap.table))
+    if row is None or not writes_table_of(dialect, layout, row) or not dialect.table_exists(
+            layout):
+        return None
+    return bookmark_of(row)
 
 
 #: MySQL keeps the meta row's timestamp to the second (`datetime`): a bookmark with fractions is
@@ -119,7 +140,7 @@ def refuse_chain_gap(sink: StreamSink, state: Any, meta_table: str) -> None:
     held = sink.committed_bookmark
     if held is not None and held.timestamp + _META_PRECISION > since.timestamp:
         return
-    position = ("holds no replica of it" if held is None
+    position = (f"holds no replica of it in table '{layout.table}'" if held is None
                 else f"holds it up to {held.timestamp.isoformat()}Z only")
     raise InputError(
         f"the input continues {layout.dap.namespace}.{layout.dap.table} from "

@@ -37,6 +37,7 @@ from target_dap_sql.errors import (
 )
 from target_dap_sql.guards import (
     claim_names,
+    held_bookmark,
     refuse_chain_gap,
     refuse_empty_swap,
     refuse_foreign_meta_row,
@@ -44,7 +45,7 @@ from target_dap_sql.guards import (
 )
 from target_dap_sql.layout import LayoutOptions, build_layout
 from target_dap_sql.mapping import InputMaps
-from target_dap_sql.meta import MetaRow, bookmark_from_state, bookmark_of
+from target_dap_sql.meta import MetaRow, bookmark_from_state
 from target_dap_sql.reader import DapMessageReader, Envelope
 from target_dap_sql.settings import CONFIG_JSONSCHEMA, BatchLimits
 from target_dap_sql.sinks import StreamSink, state_to_emit
@@ -179,16 +180,16 @@ class TargetDapSQL(Target):
         if self._meta_rows is None:  # (none when the meta table does not exist)
             self._meta_rows = {(r.source_namespace, r.source_table): r
                                for r in self._dialect.read_meta_rows()}
-        refuse_foreign_meta_row(layout, self._meta_rows, self._dialect.meta_table_label)
+        refuse_foreign_meta_row(layout, self._meta_rows, self._dialect)
+        held = None if previous else held_bookmark(self._dialect, layout, self._meta_rows)
         self._dialect.prepare_table(
             layout, drop_removed_columns=bool(self.config.get("drop_removed_columns", False)))
         sink = StreamSink(layout, self._dialect)
         if previous is not None:
             sink.committed_bookmark = previous.committed_bookmark
             sink.chain_checked = previous.chain_checked
-        elif layout.dap is not None and self._meta_rows is not None:
-            row = self._meta_rows.get((layout.dap.namespace, layout.dap.table))
-            sink.committed_bookmark = bookmark_of(row) if row else None
+        else:
+            sink.committed_bookmark = held
         self._sinks[stream] = sink
         self._schemas_seen[stream] = (raw, key_properties)
 
@@ -265,9 +266,10 @@ class TargetDapSQL(Target):
             raise InputError("STATE message has no 'value'")
         state = json.loads(bytes(envelope.value))
         for sink in self._sinks.values():
-            if not sink.chain_checked and bookmark_from_state(
-                    state, sink.layout.state_key) != bookmark_from_state(
-                    self._state, sink.layout.state_key):
+            if sink.chain_checked:
+                continue
+            since = bookmark_from_state(self._state, sink.layout.state_key)
+            if since is not None and since != bookmark_from_state(state, sink.layout.state_key):
                 self._check_chain(sink, self._state)  # a bookmark moves with no records
         self._state = state
 

@@ -321,6 +321,10 @@ class Dialect(ABC):
         """Whether the stream's live table holds at least one row."""
 
     @abstractmethod
+    def table_exists(self, layout: TableLayout) -> bool:
+        """Whether the stream's live table exists (a meta row may outlive a dropped table)."""
+
+    @abstractmethod
     def read_meta_rows(self) -> list[MetaRow]:
         """All rows of the table_sync meta table in id order (empty when it does not exist)."""
 
@@ -359,4 +363,8 @@ class Dialect(ABC):
     def object_names(self, layout: TableLayout) -> set[str]:
         """The database objects a stream writes, as the database names them (case folded
         where it ignores case): two streams that share one would merge their rows."""
-        return {prefixed_table_name(layout).lower()}
+        return {self.table_object_name(layout.schema, layout.table)}
+
+    def table_object_name(self, schema: str | None, table: str) -> str:
+        """A live table as `object_names` names it: one name, one table."""
+        return prefixed_name(schema, table).lower()

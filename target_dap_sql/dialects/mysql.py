@@ -325,6 +325,11 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
     def _upsert_meta(self, meta: MetaRow) -> None:
         self._schemas.upsert_meta_row(meta)
 
+    def table_exists(self, layout: TableLayout) -> bool:
+        return self._transaction(
+            f"looking up the table of stream '{layout.stream}'",
+            lambda: self._schemas.table_exists(prefixed_table_name(layout)))
+
     def live_table_has_rows(self, layout: TableLayout) -> bool:
         live = quote(prefixed_table_name(layout))
         return self._transaction(f"counting rows of stream '{layout.stream}'",

@@ -104,15 +104,17 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
 
     def object_names(self, layout: TableLayout) -> set[str]:
         schema = (layout.schema or "public").encode()[:MAX_IDENTIFIER_BYTES].decode(errors="ignore")
-
-        def cut(name: str) -> str:  # what PostgreSQL itself would make of the name
-            return f"{schema}.{name.encode()[:MAX_IDENTIFIER_BYTES].decode(errors='ignore')}"
-
-        names = {cut(layout.table)}
+        names = {self.table_object_name(layout.schema, layout.table)}
         if layout.enum_native:
             names |= {f"{schema}.{pg_enum_type(layout, c)}" for c in layout.columns
                       if "enum" in (c.type.kind, c.type.element and c.type.element.kind)}
         return names
+
+    def table_object_name(self, schema: str | None, table: str) -> str:
+        def cut(name: str) -> str:  # what PostgreSQL itself would make of the name
+            return name.encode()[:MAX_IDENTIFIER_BYTES].decode(errors="ignore")
+
+        return f"{cut(schema or 'public')}.{cut(table)}"
 
     # --- decoding ---------------------------------------------------------------------------
 
@@ -319,6 +321,12 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
 
     def _upsert_meta(self, meta: MetaRow) -> None:
         self.schemas.upsert_meta_row(meta)
+
+    def table_exists(self, layout: TableLayout) -> bool:
+        live = self.schemas.qualified(layout, layout.table)
+        return self._transaction(
+            f"looking up the table of stream '{layout.stream}'",
+            lambda: self.conn.execute("SELECT to_regclass(%s)", (live,)).fetchone()[0] is not None)
 
     def live_table_has_rows(self, layout: TableLayout) -> bool:
         live = self.schemas.qualified(layout, layout.table)

@@ -334,6 +334,11 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         else:
             self.conn.executemany(statements.delete, map(statements.delete_params, batch.deletes))
 
+    def table_exists(self, layout: TableLayout) -> bool:
+        return self._transaction(
+            f"looking up the table of stream '{layout.stream}'",
+            lambda: self._schema.table_exists(prefixed_table_name(layout)))
+
     def live_table_has_rows(self, layout: TableLayout) -> bool:
         live = quote(prefixed_table_name(layout))
         return self._transaction(

@@ -7,7 +7,7 @@ messages both need it, and neither may import the other.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 #: A password given as a query parameter (libpq reads `postgresql://u@h/db?password=…`).
 QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
@@ -44,21 +44,24 @@ def url_refusal(url: str) -> str | None:
     """Why the URL's credentials cannot be read the same way by every reader (libpq, Python's
     urllib, PyMySQL), or None. Each such misreading puts a piece of the password where drivers
     quote it (a host name, a port, a "bad token"), so the URL is refused first, with a line that
-    shows no part of it."""
-    password = url_password(url) or ""
-    if any(c in password for c in "#/?"):
-        # URL parsers cut such a password at the delimiter and read the rest as host, port or path
-        return ("sqlalchemy_url: the password holds '#', '/' or '?', which end the host part of "
-                "a URL" + ENCODING_HINT)
-    try:
-        netloc = urlsplit(url).netloc
-    except ValueError:
-        netloc = ""
-    if "@" in netloc.rpartition("@")[0]:
-        # urllib splits user from host at the last '@', libpq at the first: libpq would take the
-        # rest of the password for the host name and print it in "failed to resolve host"
-        return ("sqlalchemy_url: the user name or password holds an '@', which ends the user "
-                "part of a URL" + ENCODING_HINT)
+    shows no part of it. An `@` in the query (`?application_name=etl@prod`) is no credential."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    authority = rest.split("/", 1)[0]  # libpq looks for the user part up to the first '/'
+    path = re.split(r"[?#]", rest, maxsplit=1)[0]
+    if "@" not in authority:
+        if "@" in path:  # `u:pa/ss@h/db`: a '/' in the password ended the host part
+            return ("sqlalchemy_url: the password holds '#', '/' or '?', which end the host part "
+                    "of a URL" + ENCODING_HINT)
+        credentials = ""
+    else:
+        credentials, _, host = authority.partition("@")  # libpq: at the first '@'
+        if "@" in host:  # urllib and PyMySQL split at the last one
+            return ("sqlalchemy_url: the user name or password holds an '@', which ends the "
+                    "user part of a URL" + ENCODING_HINT)
+        if any(c in credentials for c in "#?"):
+            return ("sqlalchemy_url: the password holds '#', '/' or '?', which end the host part "
+                    "of a URL" + ENCODING_HINT)
+    password = credentials.partition(":")[2]
     passwords = [password, *(m.group(2) for m in QUERY_PASSWORD.finditer(url))]
     if any(BAD_PERCENT.search(p) for p in passwords):
         # libpq refuses it with "invalid percent-encoded token" and the token (the password)

@@ -369,7 +369,9 @@ def test_types_of_every_property_kind(db: Harness) -> None:
 
 def test_an_empty_table_has_no_rows(db: Harness) -> None:
     layout = db.layout()
+    assert db.dialect.table_exists(layout) is False
     db.dialect.prepare_table(layout, drop_removed_columns=False)
+    assert db.dialect.table_exists(layout) is True
     assert db.dialect.live_table_has_rows(layout) is False
     assert db.dialect.count_rows("canvas", "submissions") == 0
     _load(db, layout, db.upserts(layout, 1))
@@ -427,6 +429,8 @@ def test_names_of_meta_table_staging_and_claimed_objects(db: Harness) -> None:
     layout = db.layout()
     assert db.dialect.meta_table_label == db.case.meta_table_label
     assert db.dialect.object_names(layout) == db.case.object_names
+    # one name per table, as the database reads names: a stream's and a meta row's compare
+    assert db.dialect.table_object_name(layout.schema, layout.table) in db.case.object_names
     assert db.dialect.staging_table(layout) == db.case.staging_table
     db.dialect.prepare_table(layout, drop_removed_columns=False)
     db.dialect.create_staging(layout)

@@ -4,9 +4,11 @@ aimed at a DAP replica's table are refused before anything is written."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.integration.helpers import (
@@ -42,7 +44,8 @@ def test_changes_onto_a_database_without_the_replica_are_refused(
     run = run_cli({"sqlalchemy_url": db.url},
                   [bookmark(T0), SUBMISSIONS_V1, *records, bookmark(T1)], tmp_path)
     assert run.returncode == 1
-    assert logged_errors(run.stderr) == [_gap_error(db, "holds no replica of it")]
+    assert logged_errors(run.stderr) == [
+        _gap_error(db, "holds no replica of it in table 'submissions'")]
     assert run.states == []
     assert db.rows("canvas", "submissions") == []
     assert db.meta_rows() == []
@@ -70,7 +73,67 @@ def test_changes_onto_an_older_replica_are_refused_a_newer_one_is_continued(
         assert db.rows("canvas", "submissions", '"id", "grade"') == [(1, "new"), (2, "A2")]
 
 
-def test_a_bookmark_a_second_past_the_meta_row_is_not_a_gap(db: TargetDb, tmp_path: Path) -> None:
+def test_a_schema_before_the_first_state_is_checked_the_same(
+        db: TargetDb, tmp_path: Path) -> None:
+    """Valid Singer in another order than singer-sdk's: the first STATE is where the tap starts,
+    not a bookmark moving."""
+    for records in ([upsert(7)], []):
+        run = run_cli({"sqlalchemy_url": db.url},
+                      [SUBMISSIONS_V1, bookmark(T0), *records, bookmark(T1)], tmp_path)
+        assert run.returncode == 1
+        assert logged_errors(run.stderr) == [_gap_error(db, "holds no replica of it in table "
+                                                            "'submissions'")]
+        assert db.meta_rows() == []
+
+
+def test_a_replica_in_another_table_or_a_dropped_table_holds_nothing(
+        db: TargetDb, tmp_path: Path) -> None:
+    """A meta row vouches for its own table only: changes into a table under a new alias or
+    default_target_schema, or into a table dropped since (its meta row kept), are refused."""
+    run_cli({"sqlalchemy_url": db.url}, [SUBMISSIONS_V1, *snapshot(1, [1, 2]), bookmark(T0)],
+            tmp_path)
+    changes = [bookmark(T0), SUBMISSIONS_V1, upsert(3), bookmark(T1)]
+    elsewhere = {"stream_maps": {SUBMISSIONS: {"__alias__": "canvas-subs"}}}
+    run = run_cli({"sqlalchemy_url": db.url, **elsewhere}, changes, tmp_path)
+    assert run.returncode == 1
+    assert logged_errors(run.stderr) == [
+        _gap_error(db, "holds no replica of it in table 'subs'").replace(
+            f"stream '{SUBMISSIONS}'", "stream 'canvas-subs'")]
+    assert db.rows("canvas", "subs") == []
+
+    _execute(db, f"DROP TABLE {db.table('canvas', 'submissions')}")  # its meta row stays
+    run = run_cli({"sqlalchemy_url": db.url}, changes, tmp_path)
+    assert run.returncode == 1
+    assert logged_errors(run.stderr) == [
+        _gap_error(db, "holds no replica of it in table 'submissions'")]
+    assert db.rows("canvas", "submissions") == []
+
+
+def test_a_generic_stream_named_like_a_replicas_table_is_refused(
+        db: TargetDb, tmp_path: Path) -> None:
+    """SQLite and MySQL name schema `canvas`, table `users` `canvas__users`: a stream of that
+    name writes that table (on PostgreSQL it is another table, `public.canvas__users`)."""
+    run_cli({"sqlalchemy_url": db.url}, [SUBMISSIONS_V1, *snapshot(1, [1]), bookmark(T0)],
+            tmp_path)
+    generic = {"type": "SCHEMA", "stream": "canvas__submissions", "key_properties": ["id"],
+               "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}
+    run = run_cli({"sqlalchemy_url": db.url}, [generic, {
+        "type": "RECORD", "stream": "canvas__submissions", "record": {"id": 9}}], tmp_path)
+    assert run.returncode == (1 if db.kind == "sqlite" else 0), run.stderr
+    assert db.rows("canvas", "submissions", '"id"') == [(1,)]
+
+
+def _execute(db: TargetDb, sql: str) -> None:
+    if db.kind == "sqlite":
+        with sqlite3.connect(str(db.path)) as conn:
+            conn.execute(sql)
+    else:
+        with psycopg.connect(db.url) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+
+def test_a_bookmark_a_second_past_the_meta_row_is_not_a_gap(
+        db: TargetDb, tmp_path: Path) -> None:
     """MySQL keeps the meta row's timestamp to the second: a fraction past it is no gap."""
     run_cli({"sqlalchemy_url": db.url}, [SUBMISSIONS_V1, *snapshot(1, [1]), bookmark(T0)],
             tmp_path)

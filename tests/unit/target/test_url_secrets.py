@@ -7,7 +7,7 @@ import pytest
 
 from dap_replicator.connection import DatabaseConnection, redacted
 from target_dap_sql.dialects.postgresql import redact
-from target_dap_sql.dialects.urls import url_secrets
+from target_dap_sql.dialects.urls import url_refusal, url_secrets
 from target_dap_sql.workers import worker_environment
 
 
@@ -41,3 +41,28 @@ def test_workers_do_not_inherit_a_variable_holding_a_query_password(
     env = worker_environment(url_secrets("postgresql://u@h/db?password=Qu3ryPw"))
     assert "PIPELINE_DB" not in env
     assert env["HARMLESS"] == "stays"
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://u:pw@h:5432/db?application_name=etl@prod",
+    "postgresql://h/db?user=admin@srv",  # Azure's user form, in the query
+    "postgresql://u:pw@h/db?sslcert=/home/me@corp/client.crt",
+    "postgresql://u:p%40w%23%25@[::1]:5432/db",
+    "postgresql:///db?host=/tmp",
+    "mysql://u:pw@h/db",
+])
+def test_an_at_sign_outside_the_user_part_is_no_credential(url: str) -> None:
+    assert url_refusal(url) is None
+
+
+@pytest.mark.parametrize(("url", "what"), [
+    ("postgresql://u:My#S3cret@h/db", "'#', '/' or '?'"),
+    ("postgresql://u:pa/ss@h/db", "'#', '/' or '?'"),
+    ("postgresql://u:pa?ss@h/db", "'#', '/' or '?'"),
+    ("postgresql://u:Secr@t@h/db?application_name=a@b", "an '@'"),
+    ("mysql://u:50%off@h/db", "a '%'"),
+])
+def test_a_password_readers_would_split_differently_is_refused(url: str, what: str) -> None:
+    refusal = url_refusal(url)
+    assert refusal is not None and f"holds {what}" in refusal
+    assert not any(piece in refusal for piece in ("S3cret", "ss@", "Secr", "50%off"))
