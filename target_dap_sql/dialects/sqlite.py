@@ -3,8 +3,8 @@
 Types are SQLite's storage classes: INTEGER (integers, booleans), REAL (floats, decimals) and
 TEXT (strings, enums, UUIDs, JSON, arrays as JSON, timestamps as naive UTC
 `YYYY-MM-DD HH:MM:SS.ffffff`, which sorts correctly and SQLite's date functions understand).
-Decoded values are bound as they are; sqlite_binding.py says how they become those types
-without a Python call per value.
+Decoded rows are bound after one C call that makes datetimes, dates and UUIDs text;
+sqlite_binding.py says how they become those types without a Python call per value.
 """
 
 from __future__ import annotations
@@ -117,6 +117,8 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         #: The batch whose rows `_stage` bound into `ROWS_DB` in the transaction it began
         #: on the caller's thread; the load thread's `_begin` then begins nothing.
         self._staged: Batch | None = None
+        #: What `sqlite_binding.utc_text` raised in SQL (SQLite reports only that it raised).
+        self._function_error: str | None = None
 
     # --- names ------------------------------------------------------------------------------
 
@@ -140,7 +142,8 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
     def converters(self, layout: TableLayout) -> Converters:
         # Only JSON is re-encoded in Python (compact, nulls of nested objects dropped, as the
-        # official client stores it); every other value is bound as decoded (sqlite_binding.py).
+        # official client stores it); every other value is bound as decoded, datetimes, dates
+        # and UUIDs made text by one call per batch (`sqlite_binding.bindable`).
         out: Converters = []
         for i, c in enumerate(layout.record_columns):
             kind = c.type.kind
@@ -162,10 +165,11 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             for pragma in PRAGMAS:
                 conn.execute(f"PRAGMA {pragma}")
             conn.execute(f"ATTACH DATABASE ':memory:' AS {ROWS_DB}")
+            sqlite_binding.register(conn, self._function_failed)
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open SQLite database {self._path}: {exc}") from None
         self._synchronous = "FULL"
-        sqlite_binding.hold()  # how datetimes, UUIDs, bools… bind while the connection is open
+        sqlite_binding.hold()  # how None and bools bind while the connection is open
         self._conn = conn
 
     def _close_connection(self, conn: sqlite3.Connection) -> None:
@@ -181,7 +185,13 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         if self._conn is not None and self._conn.in_transaction:
             self._conn.rollback()
 
+    def _function_failed(self, text: str) -> None:
+        self._function_error = text
+
     def _failure_text(self, exc: Exception) -> str:
+        text, self._function_error = self._function_error, None
+        if text is not None and "user-defined function raised exception" in str(exc):
+            return text
         return str(exc)
 
     def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
@@ -316,14 +326,14 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             self.conn.execute(statements.clear)
         with sqlite_binding.binding():  # our adapters encode only here (sqlite_binding.py)
             if batch.upserts and not staging:
-                self.conn.executemany(statements.upsert, batch.upserts)
+                self.conn.executemany(statements.upsert, sqlite_binding.bindable(batch.upserts))
             if batch.deletes:
                 self._delete(statements, batch)
 
     def _bind_into_temp(self, statements: _Statements, batch: Batch) -> None:
         self.conn.execute(statements.temp_table)
         with sqlite_binding.binding():  # our adapters encode only here (sqlite_binding.py)
-            self.conn.executemany(statements.stage, batch.upserts)
+            self.conn.executemany(statements.stage, sqlite_binding.bindable(batch.upserts))
 
     def _delete(self, statements: _Statements, batch: Batch) -> None:
         delete_many = statements.delete_many
@@ -332,7 +342,8 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             # One statement: the keys as one JSON array (encoded in C), matched by SQLite.
             self.conn.execute(delete_many[0], (keys,))
         else:
-            self.conn.executemany(statements.delete, map(statements.delete_params, batch.deletes))
+            self.conn.executemany(statements.delete, map(
+                statements.delete_params, sqlite_binding.bindable(batch.deletes)))
 
     def live_table_has_rows(self, layout: TableLayout) -> bool:
         live = quote(prefixed_table_name(layout))
