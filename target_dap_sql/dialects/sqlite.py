@@ -9,6 +9,7 @@ sqlite_binding.py says how they become those types without a Python call per val
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import operator
 import sqlite3
@@ -31,6 +32,7 @@ from target_dap_sql.dialects.base import (
     quote,
 )
 from target_dap_sql.dialects.connection import ConnectionDialect
+from target_dap_sql.dialects.sqlite_rows import EMPTY_IMAGE, ROWS_DB, RowsBinder
 from target_dap_sql.dialects.sqlite_schema import META_TABLE, SqliteSchemaManager
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
@@ -47,11 +49,10 @@ _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 #: (dbt, the `dap` CLI) never block the loader nor see half a batch, and a commit appends to the
 #: WAL once instead of journalling every page. `synchronous` is set per transaction (`_begin`).
 PRAGMAS = ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL")
-#: A snapshot slice's rows are bound into a table of this attached in-memory database first
-#: (`_stage`), ~10 MB per 10,000-row slice: a TEMP table would spill to a file past 2 MB, and
-#: `temp_store = MEMORY` also keeps statement journals in memory (a DROP COLUMN of a big table
-#: then journals the whole table in RAM).
-ROWS_DB = "dap_rows"
+# A background slice's rows are bound into a table of an attached in-memory database first
+# (ROWS_DB, sqlite_rows.py), ~10 MB per 10,000-row slice: a TEMP table would spill to a file
+# past 2 MB, and `temp_store = MEMORY` also keeps statement journals in memory (a DROP COLUMN
+# of a big table then journals the whole table in RAM).
 #: Key kinds whose values are JSON numbers or strings that SQLite compares equal to the stored
 #: value: deletes by such a key go as one JSON array (`json_each`) instead of one bind per row.
 _JSON_KEY_KINDS = frozenset({"smallint", "integer", "bigint", "varchar", "char", "text", "enum"})
@@ -59,17 +60,17 @@ _ENCODE = msgspec.json.Encoder().encode
 
 
 class _Statements(NamedTuple):
-    #: The upsert of one bound row (`executemany`): how changes load (`_apply`).
+    #: The upsert of one bound row (`executemany`): batches with a meta row (`_apply`).
     upsert: str
     #: Creates the `ROWS_DB` table a batch's rows are bound into (untyped columns `c0`…: values keep
     #: the storage class they were bound with until `move` gives them the table's affinity).
     temp_table: str
-    #: Binds one row into that table: `executemany`, under the GIL (`_stage`); snapshots.
+    #: Binds one row into that table: `executemany`, under the GIL (sqlite_rows.py).
     stage: str
     #: The upsert of all staged rows, in their order, made stored values in SQL: one statement,
     #: so one `sqlite3_step` without the GIL (on the load thread, while the next slice decodes).
     move: str
-    #: Empties that table (rolled back with the transaction if the batch fails).
+    #: Empties that table.
     clear: str
     delete: str
     #: The delete's parameters of a deleted row.
@@ -114,9 +115,14 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         self._synchronous = "FULL"
         #: Whether the next transaction's commit must be durable (see `write_batch`, `_begin`).
         self._durable_next = True
-        #: The batch whose rows `_stage` bound into `ROWS_DB` in the transaction it began
-        #: on the caller's thread; the load thread's `_begin` then begins nothing.
-        self._staged: Batch | None = None
+        #: Binds background slices' rows on the caller's thread (sqlite_rows.py).
+        self._binder = RowsBinder()
+        #: The background slice whose rows `_binder` bound, and their image, which the load
+        #: thread's `_begin` puts in place of `ROWS_DB` (then None) for `_apply` to move.
+        self._bound: Batch | None = None
+        self._image: bytes | None = None
+        #: Whether `ROWS_DB` holds a slice's rows, to empty once its transaction ends.
+        self._rows_held = False
         #: What `sqlite_binding.utc_text` raised in SQL (SQLite reports only that it raised).
         self._function_error: str | None = None
 
@@ -173,6 +179,9 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         self._conn = conn
 
     def _close_connection(self, conn: sqlite3.Connection) -> None:
+        self._bound = self._image = None
+        self._rows_held = False
+        self._binder.close()
         try:
             if conn.in_transaction:
                 conn.rollback()
@@ -181,9 +190,16 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             sqlite_binding.release()
 
     def _roll_back(self) -> None:
-        self._staged = None
+        self._bound = self._image = None
         if self._conn is not None and self._conn.in_transaction:
             self._conn.rollback()
+        self._release_rows()
+
+    def _release_rows(self) -> None:
+        if self._rows_held and self._conn is not None:
+            self._rows_held = False
+            with contextlib.suppress(sqlite3.Error):  # only memory: never hide what failed
+                self._conn.deserialize(EMPTY_IMAGE, name=ROWS_DB)
 
     def _function_failed(self, text: str) -> None:
         self._function_error = text
@@ -196,6 +212,12 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
     def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
                     meta: MetaRow | None) -> None:
+        image = None
+        if meta is None and batch.upserts:
+            # A slice, which loads on the background thread (`ConnectionDialect._write`): its
+            # rows are bound here, on a connection of their own, while the previous slice still
+            # loads, and only `move` runs there (sqlite_rows.py, docs/performance.md).
+            image = self._bind(layout, batch, staging)
         # SQLite cannot change `synchronous` inside a transaction (so `_without_durable_commit`
         # comes too late): the batch's transaction learns it in `_begin`. Settled first: the
         # load in flight has ended, and no other transaction begins before this batch's.
@@ -203,34 +225,31 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         # A DAP slice that moves no bookmark: lost to a power cut, it is fetched again (as
         # `ConnectionDialect.write_batch` says); other taps' STATE may cover any commit.
         self._durable_next = not (meta is None and layout.dap is not None)
-        if staging and meta is None and batch.upserts:
-            # A snapshot slice, which loads on the background thread: its rows are bound here,
-            # while the load thread is idle, and only `move` runs there. Bound there, every
-            # row's bind (under the GIL) waited up to a switch interval (5 ms) for the GIL held
-            # by the next slice's decoding, so the two never overlapped (docs/performance.md).
-            # Changes keep binding on the load thread: their upserts into a big table are the
-            # critical path, and binding here could not overlap them (one connection).
-            self._run_or_roll_back(f"loading stream '{layout.stream}'", self._stage,
-                                   layout, batch, staging)
+        if image is not None:
+            self._bound, self._image = batch, image
         super().write_batch(layout, batch, staging=staging, meta=meta)
 
-    def _stage(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
-        """Begin the batch's transaction and bind its upserts into `ROWS_DB`."""
+    def _bind(self, layout: TableLayout, batch: Batch, staging: bool) -> bytes:
+        """The batch's upserts bound into a `ROWS_DB` image, on this thread."""
         statements = self._statements_for(layout, staging)
-        self._begin()
-        self._staged = batch
+        self.conn  # noqa: B018 - connected: our adapters are installed (`sqlite_binding.hold`)
         try:
-            self._bind_into_temp(statements, batch)
-        except BaseException:
-            self._staged = None
+            return self._binder.bind(statements.temp_table, statements.stage, statements.clear,
+                                     batch.upserts)
+        except BaseException as exc:
+            self._settle_loads()  # an error of the slice loading now came first
+            if isinstance(exc, sqlite3.Error):
+                raise DatabaseError(f"loading stream '{layout.stream}': {exc}") from None
             raise
 
     def _begin(self) -> None:
         # FULL syncs the WAL at COMMIT, and every frame before it: a commit that moves a
         # bookmark survives a power cut. NORMAL (slices) writes the WAL without syncing it: the
         # commit survives the process being killed, not the machine losing power.
-        if self._staged is not None:
-            return  # begun by `_stage`, on the caller's thread
+        image, self._image = self._image, None
+        if image is not None:  # a slice's rows, bound by `_bind` (outside any transaction)
+            self.conn.deserialize(image, name=ROWS_DB)
+            self._rows_held = True
         durable, self._durable_next = self._durable_next, True
         level = "FULL" if durable else "NORMAL"
         if self._synchronous != level:
@@ -242,6 +261,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
     def _commit(self) -> None:
         self.conn.execute("COMMIT")
+        self._release_rows()
 
     # --- DDL --------------------------------------------------------------------------------
 
@@ -318,22 +338,19 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
         statements = self._statements_for(layout, staging)
-        if batch.upserts and staging:
-            if self._staged is not batch:  # the snapshot's last batch, in the swap
-                self._bind_into_temp(statements, batch)
-            self._staged = None
-            self.conn.execute(statements.move)
-            self.conn.execute(statements.clear)
+        bound, self._bound = self._bound, None
         with sqlite_binding.binding():  # our adapters encode only here (sqlite_binding.py)
-            if batch.upserts and not staging:
+            if bound is batch and batch.upserts:  # bound by `_bind`, deserialized by `_begin`
+                self.conn.execute(statements.move)
+            elif batch.upserts and staging:  # the snapshot's last batch, in the swap
+                self.conn.execute(statements.temp_table)
+                self.conn.execute(statements.clear)
+                self.conn.executemany(statements.stage, sqlite_binding.bindable(batch.upserts))
+                self.conn.execute(statements.move)
+            elif batch.upserts:  # a batch with a meta row, in the foreground
                 self.conn.executemany(statements.upsert, sqlite_binding.bindable(batch.upserts))
             if batch.deletes:
                 self._delete(statements, batch)
-
-    def _bind_into_temp(self, statements: _Statements, batch: Batch) -> None:
-        self.conn.execute(statements.temp_table)
-        with sqlite_binding.binding():  # our adapters encode only here (sqlite_binding.py)
-            self.conn.executemany(statements.stage, sqlite_binding.bindable(batch.upserts))
 
     def _delete(self, statements: _Statements, batch: Batch) -> None:
         delete_many = statements.delete_many

@@ -239,8 +239,10 @@ _KILLED_WRITER = textwrap.dedent("""
     rows = [decoder.decode(r, "s")[1] for r in _records()]
     dialect.write_batch(layout, Batch(rows[:3], []), staging=False, meta=None)
     dialect.settle()              # committed (a slice: it loaded on the background thread)
-    dialect._stage(layout, Batch(rows[3:], []), False)   # BEGIN, rows bound into TEMP
-    dialect.conn.execute(dialect._statements_for(layout, False).move)   # and moved
+    batch = Batch(rows[3:], [])   # a slice's way (write_batch): rows bound, image handed over
+    dialect._bound, dialect._image = batch, dialect._bind(layout, batch, False)
+    dialect._begin()              # the image in place of the rows database, BEGIN
+    dialect._apply(layout, batch, False)   # and the rows moved into the table
     os.kill(os.getpid(), signal.SIGKILL)   # mid-transaction: the second batch never commits
 """)
 
