@@ -32,7 +32,7 @@ from target_dap_sql.dialects.base import (
     quote,
 )
 from target_dap_sql.dialects.connection import ConnectionDialect
-from target_dap_sql.dialects.sqlite_rows import EMPTY_IMAGE, ROWS_DB, RowsBinder
+from target_dap_sql.dialects.sqlite_rows import EMPTY_IMAGE, ROWS_DB, BoundRows, RowsBinder
 from target_dap_sql.dialects.sqlite_schema import META_TABLE, SqliteSchemaManager
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
@@ -226,6 +226,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         # `ConnectionDialect.write_batch` says); other taps' STATE may cover any commit.
         self._durable_next = not (meta is None and layout.dap is not None)
         if image is not None:
+            batch = Batch(BoundRows(len(batch.upserts)), batch.deletes, batch.encoded, batch.keys)
             self._bound, self._image = batch, image
         super().write_batch(layout, batch, staging=staging, meta=meta)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from target_dap_sql.dialects import sqlite_binding
 
@@ -41,6 +42,20 @@ def _empty_image() -> bytes:
 
 #: An empty database: what `ROWS_DB` holds between slices.
 EMPTY_IMAGE = _empty_image()
+
+
+class BoundRows(Sequence[Any]):
+    """Stands for a slice's upserts once they are bound: the load needs only their number, and
+    the decoded rows (~20 MB for 10,000 submissions rows) are freed before the load ends."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: Any) -> NoReturn:
+        raise TypeError("the rows were bound into the rows database")
 
 
 class RowsBinder:
