@@ -382,7 +382,7 @@ def test_a_timestamp_outside_years_1_to_9999_in_utc_is_an_error_not_a_value(
     dialect.ensure_meta_tables()
     dialect.prepare_table(layout, drop_removed_columns=False)
     table = '"canvas__kinds"'
-    if staging:  # bound into the TEMP table on this thread (`_stage`): fails here, rolled back
+    if staging:  # converted in the move on the load thread (`utc_text`): fails there, rolled back
         dialect.create_staging(layout)
         table = f'"{dialect.staging_table(layout)}"'
     decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
@@ -410,10 +410,10 @@ def test_a_timestamp_outside_years_1_to_9999_in_utc_is_an_error_not_a_value(
 
 
 def test_every_load_path_stores_the_same_values(tmp_path: Path) -> None:
-    """Rows are bound into a TEMP table and moved by one INSERT … SELECT (sqlite.py, `_stage`):
-    on the caller's thread for a slice that loads in the background, inside the transaction
-    for a batch with a meta row and for the snapshot's last batch. All store what the old
-    per-value converters stored."""
+    """A slice that loads in the background is bound into a rows database of its own and moved
+    from its image by one INSERT … SELECT (sqlite_rows.py); a batch with a meta row is upserted
+    row by row; the snapshot's last batch is bound into `dap_rows` inside the swap's
+    transaction. All store what the old per-value converters stored."""
     from datetime import datetime
 
     from target_dap_sql.meta import Bookmark, meta_row_for
