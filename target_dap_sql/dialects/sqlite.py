@@ -3,12 +3,13 @@
 Types are SQLite's storage classes: INTEGER (integers, booleans), REAL (floats, decimals) and
 TEXT (strings, enums, UUIDs, JSON, arrays as JSON, timestamps as naive UTC
 `YYYY-MM-DD HH:MM:SS.ffffff`, which sorts correctly and SQLite's date functions understand).
-Decoded values are bound as they are; sqlite_binding.py says how they become those types
-without a Python call per value.
+Decoded rows are bound after one C call that makes datetimes, dates and UUIDs text;
+sqlite_binding.py says how they become those types without a Python call per value.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import operator
 import sqlite3
@@ -31,6 +32,7 @@ from target_dap_sql.dialects.base import (
     quote,
 )
 from target_dap_sql.dialects.connection import ConnectionDialect
+from target_dap_sql.dialects.sqlite_rows import EMPTY_IMAGE, ROWS_DB, BoundRows, RowsBinder
 from target_dap_sql.dialects.sqlite_schema import META_TABLE, SqliteSchemaManager
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
@@ -47,11 +49,10 @@ _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 #: (dbt, the `dap` CLI) never block the loader nor see half a batch, and a commit appends to the
 #: WAL once instead of journalling every page. `synchronous` is set per transaction (`_begin`).
 PRAGMAS = ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL")
-#: A snapshot slice's rows are bound into a table of this attached in-memory database first
-#: (`_stage`), ~10 MB per 10,000-row slice: a TEMP table would spill to a file past 2 MB, and
-#: `temp_store = MEMORY` also keeps statement journals in memory (a DROP COLUMN of a big table
-#: then journals the whole table in RAM).
-ROWS_DB = "dap_rows"
+# A background slice's rows are bound into a table of an attached in-memory database first
+# (ROWS_DB, sqlite_rows.py), ~10 MB per 10,000-row slice: a TEMP table would spill to a file
+# past 2 MB, and `temp_store = MEMORY` also keeps statement journals in memory (a DROP COLUMN
+# of a big table then journals the whole table in RAM).
 #: Key kinds whose values are JSON numbers or strings that SQLite compares equal to the stored
 #: value: deletes by such a key go as one JSON array (`json_each`) instead of one bind per row.
 _JSON_KEY_KINDS = frozenset({"smallint", "integer", "bigint", "varchar", "char", "text", "enum"})
@@ -59,17 +60,17 @@ _ENCODE = msgspec.json.Encoder().encode
 
 
 class _Statements(NamedTuple):
-    #: The upsert of one bound row (`executemany`): how changes load (`_apply`).
+    #: The upsert of one bound row (`executemany`): batches with a meta row (`_apply`).
     upsert: str
     #: Creates the `ROWS_DB` table a batch's rows are bound into (untyped columns `c0`…: values keep
     #: the storage class they were bound with until `move` gives them the table's affinity).
     temp_table: str
-    #: Binds one row into that table: `executemany`, under the GIL (`_stage`); snapshots.
+    #: Binds one row into that table: `executemany`, under the GIL (sqlite_rows.py).
     stage: str
     #: The upsert of all staged rows, in their order, made stored values in SQL: one statement,
     #: so one `sqlite3_step` without the GIL (on the load thread, while the next slice decodes).
     move: str
-    #: Empties that table (rolled back with the transaction if the batch fails).
+    #: Empties that table.
     clear: str
     delete: str
     #: The delete's parameters of a deleted row.
@@ -114,9 +115,16 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         self._synchronous = "FULL"
         #: Whether the next transaction's commit must be durable (see `write_batch`, `_begin`).
         self._durable_next = True
-        #: The batch whose rows `_stage` bound into `ROWS_DB` in the transaction it began
-        #: on the caller's thread; the load thread's `_begin` then begins nothing.
-        self._staged: Batch | None = None
+        #: Binds background slices' rows on the caller's thread (sqlite_rows.py).
+        self._binder = RowsBinder()
+        #: The background slice whose rows `_binder` bound, and their image, which the load
+        #: thread's `_begin` puts in place of `ROWS_DB` (then None) for `_apply` to move.
+        self._bound: Batch | None = None
+        self._image: bytes | None = None
+        #: Whether `ROWS_DB` holds a slice's rows, to empty once its transaction ends.
+        self._rows_held = False
+        #: What `sqlite_binding.utc_text` raised in SQL (SQLite reports only that it raised).
+        self._function_error: str | None = None
 
     # --- names ------------------------------------------------------------------------------
 
@@ -140,7 +148,8 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
     def converters(self, layout: TableLayout) -> Converters:
         # Only JSON is re-encoded in Python (compact, nulls of nested objects dropped, as the
-        # official client stores it); every other value is bound as decoded (sqlite_binding.py).
+        # official client stores it); every other value is bound as decoded, datetimes, dates
+        # and UUIDs made text by one call per batch (`sqlite_binding.bindable`).
         out: Converters = []
         for i, c in enumerate(layout.record_columns):
             kind = c.type.kind
@@ -162,13 +171,17 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             for pragma in PRAGMAS:
                 conn.execute(f"PRAGMA {pragma}")
             conn.execute(f"ATTACH DATABASE ':memory:' AS {ROWS_DB}")
+            sqlite_binding.register(conn, self._function_failed)
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open SQLite database {self._path}: {exc}") from None
         self._synchronous = "FULL"
-        sqlite_binding.hold()  # how datetimes, UUIDs, bools… bind while the connection is open
+        sqlite_binding.hold()  # how None and bools bind while the connection is open
         self._conn = conn
 
     def _close_connection(self, conn: sqlite3.Connection) -> None:
+        self._bound = self._image = None
+        self._rows_held = False
+        self._binder.close()
         try:
             if conn.in_transaction:
                 conn.rollback()
@@ -177,15 +190,34 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             sqlite_binding.release()
 
     def _roll_back(self) -> None:
-        self._staged = None
+        self._bound = self._image = None
         if self._conn is not None and self._conn.in_transaction:
             self._conn.rollback()
+        self._release_rows()
+
+    def _release_rows(self) -> None:
+        if self._rows_held and self._conn is not None:
+            self._rows_held = False
+            with contextlib.suppress(sqlite3.Error):  # only memory: never hide what failed
+                self._conn.deserialize(EMPTY_IMAGE, name=ROWS_DB)
+
+    def _function_failed(self, text: str) -> None:
+        self._function_error = text
 
     def _failure_text(self, exc: Exception) -> str:
+        text, self._function_error = self._function_error, None
+        if text is not None and "user-defined function raised exception" in str(exc):
+            return text
         return str(exc)
 
     def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
                     meta: MetaRow | None) -> None:
+        image = None
+        if meta is None and batch.upserts:
+            # A slice, which loads on the background thread (`ConnectionDialect._write`): its
+            # rows are bound here, on a connection of their own, while the previous slice still
+            # loads, and only `move` runs there (sqlite_rows.py, docs/performance.md).
+            image = self._bind(layout, batch, staging)
         # SQLite cannot change `synchronous` inside a transaction (so `_without_durable_commit`
         # comes too late): the batch's transaction learns it in `_begin`. Settled first: the
         # load in flight has ended, and no other transaction begins before this batch's.
@@ -193,34 +225,32 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         # A DAP slice that moves no bookmark: lost to a power cut, it is fetched again (as
         # `ConnectionDialect.write_batch` says); other taps' STATE may cover any commit.
         self._durable_next = not (meta is None and layout.dap is not None)
-        if staging and meta is None and batch.upserts:
-            # A snapshot slice, which loads on the background thread: its rows are bound here,
-            # while the load thread is idle, and only `move` runs there. Bound there, every
-            # row's bind (under the GIL) waited up to a switch interval (5 ms) for the GIL held
-            # by the next slice's decoding, so the two never overlapped (docs/performance.md).
-            # Changes keep binding on the load thread: their upserts into a big table are the
-            # critical path, and binding here could not overlap them (one connection).
-            self._run_or_roll_back(f"loading stream '{layout.stream}'", self._stage,
-                                   layout, batch, staging)
+        if image is not None:
+            batch = Batch(BoundRows(len(batch.upserts)), batch.deletes, batch.encoded, batch.keys)
+            self._bound, self._image = batch, image
         super().write_batch(layout, batch, staging=staging, meta=meta)
 
-    def _stage(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
-        """Begin the batch's transaction and bind its upserts into `ROWS_DB`."""
+    def _bind(self, layout: TableLayout, batch: Batch, staging: bool) -> bytes:
+        """The batch's upserts bound into a `ROWS_DB` image, on this thread."""
         statements = self._statements_for(layout, staging)
-        self._begin()
-        self._staged = batch
+        self.conn  # noqa: B018 - connected: our adapters are installed (`sqlite_binding.hold`)
         try:
-            self._bind_into_temp(statements, batch)
-        except BaseException:
-            self._staged = None
+            return self._binder.bind(statements.temp_table, statements.stage, statements.clear,
+                                     batch.upserts)
+        except BaseException as exc:
+            self._settle_loads()  # an error of the slice loading now came first
+            if isinstance(exc, sqlite3.Error):
+                raise DatabaseError(f"loading stream '{layout.stream}': {exc}") from None
             raise
 
     def _begin(self) -> None:
         # FULL syncs the WAL at COMMIT, and every frame before it: a commit that moves a
         # bookmark survives a power cut. NORMAL (slices) writes the WAL without syncing it: the
         # commit survives the process being killed, not the machine losing power.
-        if self._staged is not None:
-            return  # begun by `_stage`, on the caller's thread
+        image, self._image = self._image, None
+        if image is not None:  # a slice's rows, bound by `_bind` (outside any transaction)
+            self.conn.deserialize(image, name=ROWS_DB)
+            self._rows_held = True
         durable, self._durable_next = self._durable_next, True
         level = "FULL" if durable else "NORMAL"
         if self._synchronous != level:
@@ -232,6 +262,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
     def _commit(self) -> None:
         self.conn.execute("COMMIT")
+        self._release_rows()
 
     # --- DDL --------------------------------------------------------------------------------
 
@@ -308,22 +339,19 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
 
     def _apply(self, layout: TableLayout, batch: Batch, staging: bool) -> None:
         statements = self._statements_for(layout, staging)
-        if batch.upserts and staging:
-            if self._staged is not batch:  # the snapshot's last batch, in the swap
-                self._bind_into_temp(statements, batch)
-            self._staged = None
-            self.conn.execute(statements.move)
-            self.conn.execute(statements.clear)
+        bound, self._bound = self._bound, None
         with sqlite_binding.binding():  # our adapters encode only here (sqlite_binding.py)
-            if batch.upserts and not staging:
-                self.conn.executemany(statements.upsert, batch.upserts)
+            if bound is batch and batch.upserts:  # bound by `_bind`, deserialized by `_begin`
+                self.conn.execute(statements.move)
+            elif batch.upserts and staging:  # the snapshot's last batch, in the swap
+                self.conn.execute(statements.temp_table)
+                self.conn.execute(statements.clear)
+                self.conn.executemany(statements.stage, sqlite_binding.bindable(batch.upserts))
+                self.conn.execute(statements.move)
+            elif batch.upserts:  # a batch with a meta row, in the foreground
+                self.conn.executemany(statements.upsert, sqlite_binding.bindable(batch.upserts))
             if batch.deletes:
                 self._delete(statements, batch)
-
-    def _bind_into_temp(self, statements: _Statements, batch: Batch) -> None:
-        self.conn.execute(statements.temp_table)
-        with sqlite_binding.binding():  # our adapters encode only here (sqlite_binding.py)
-            self.conn.executemany(statements.stage, batch.upserts)
 
     def _delete(self, statements: _Statements, batch: Batch) -> None:
         delete_many = statements.delete_many
@@ -332,7 +360,8 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             # One statement: the keys as one JSON array (encoded in C), matched by SQLite.
             self.conn.execute(delete_many[0], (keys,))
         else:
-            self.conn.executemany(statements.delete, map(statements.delete_params, batch.deletes))
+            self.conn.executemany(statements.delete, map(
+                statements.delete_params, sqlite_binding.bindable(batch.deletes)))
 
     def table_exists(self, layout: TableLayout) -> bool:
         return self._transaction(

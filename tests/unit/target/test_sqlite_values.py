@@ -200,7 +200,7 @@ _ADAPTERS_PUT_BACK = textwrap.dedent("""
     import datetime as dt, sqlite3, sys, uuid
     import msgspec
     from target_dap_sql.dialects import dialect_for_url, sqlite_binding
-    key = (dt.datetime, sqlite3.PrepareProtocol)
+    key = (type(None), sqlite3.PrepareProtocol)
     before = sqlite3.adapters.get(key)
     first = dialect_for_url("sqlite:///" + sys.argv[1] + "/a.db")
     second = dialect_for_url("sqlite:///" + sys.argv[1] + "/b.db")
@@ -239,8 +239,10 @@ _KILLED_WRITER = textwrap.dedent("""
     rows = [decoder.decode(r, "s")[1] for r in _records()]
     dialect.write_batch(layout, Batch(rows[:3], []), staging=False, meta=None)
     dialect.settle()              # committed (a slice: it loaded on the background thread)
-    dialect._stage(layout, Batch(rows[3:], []), False)   # BEGIN, rows bound into TEMP
-    dialect.conn.execute(dialect._statements_for(layout, False).move)   # and moved
+    batch = Batch(rows[3:], [])   # a slice's way (write_batch): rows bound, image handed over
+    dialect._bound, dialect._image = batch, dialect._bind(layout, batch, False)
+    dialect._begin()              # the image in place of the rows database, BEGIN
+    dialect._apply(layout, batch, False)   # and the rows moved into the table
     os.kill(os.getpid(), signal.SIGKILL)   # mid-transaction: the second batch never commits
 """)
 
@@ -380,7 +382,7 @@ def test_a_timestamp_outside_years_1_to_9999_in_utc_is_an_error_not_a_value(
     dialect.ensure_meta_tables()
     dialect.prepare_table(layout, drop_removed_columns=False)
     table = '"canvas__kinds"'
-    if staging:  # bound into the TEMP table on this thread (`_stage`): fails here, rolled back
+    if staging:  # converted in the move on the load thread (`utc_text`): fails there, rolled back
         dialect.create_staging(layout)
         table = f'"{dialect.staging_table(layout)}"'
     decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
@@ -408,10 +410,10 @@ def test_a_timestamp_outside_years_1_to_9999_in_utc_is_an_error_not_a_value(
 
 
 def test_every_load_path_stores_the_same_values(tmp_path: Path) -> None:
-    """Rows are bound into a TEMP table and moved by one INSERT … SELECT (sqlite.py, `_stage`):
-    on the caller's thread for a slice that loads in the background, inside the transaction
-    for a batch with a meta row and for the snapshot's last batch. All store what the old
-    per-value converters stored."""
+    """A slice that loads in the background is bound into a rows database of its own and moved
+    from its image by one INSERT … SELECT (sqlite_rows.py); a batch with a meta row is upserted
+    row by row; the snapshot's last batch is bound into `dap_rows` inside the swap's
+    transaction. All store what the old per-value converters stored."""
     from datetime import datetime
 
     from target_dap_sql.meta import Bookmark, meta_row_for
@@ -521,3 +523,50 @@ def test_a_stream_named_like_the_rows_table_of_a_snapshot_gets_its_own_table(
     dialect.settle()
     assert dialect.conn.execute(f'SELECT * FROM main."{name}"').fetchall() == [(1, "x")]
     dialect.close()
+
+
+def test_deletes_by_a_timestamp_and_uuid_key_and_soft_deletes_store_utc(tmp_path: Path) -> None:
+    """Keys of other kinds are bound per row (`_delete`): a timestamp key given with another
+    offset, or a UUID in capitals, matches the stored row; `_sdc_deleted_at` with an offset is
+    stored in UTC. And a value msgspec does not know (a str subclass) binds as sqlite3 binds it."""
+    dap = {"type": "object", "properties": {
+        "key": {"type": "object", "required": ["uid", "at"], "properties": {
+            "uid": {"type": "string", "format": "uuid"},
+            "at": {"type": "string", "format": "date-time"}}},
+        "value": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "meta": META}}
+    message = singer_schema("canvas", "pairs", 1, dap)
+    uid = "56d0c6e2-3260-4a64-bd82-3871b4e9a334"
+
+    def load(options: LayoutOptions, deletes: list[dict[str, Any]]) -> list[tuple]:
+        layout = build_layout(message["stream"], message["schema"], message["key_properties"],
+                              options)
+        db = tmp_path / f"p{len(list(tmp_path.iterdir()))}.db"
+        dialect = dialect_for_url(f"sqlite:///{db}")
+        dialect.ensure_meta_tables()
+        dialect.prepare_table(layout, drop_removed_columns=False)
+        decoder = RecordDecoder(layout, dialect.field_type, dialect.converters(layout))
+
+        class Text(str):
+            pass
+
+        rows = [decoder.decode(json.dumps(
+            {"uid": uid, "at": at, "name": "n", "meta": {"action": "U"}}).encode(), "s")[1]
+            for at in ("2024-03-17T23:30:55Z", "2024-03-17T23:30:56.5Z")]
+        name = [c.name for c in layout.record_columns].index("name")
+        rows[1] = (*rows[1][:name], Text("subclass"), *rows[1][name + 1:])
+        dialect.write_batch(layout, Batch(rows, []), staging=False, meta=None)
+        gone = [decoder.decode(json.dumps({**d, "meta": {"action": "D"}}).encode(), "s")[1]
+                for d in deletes]
+        dialect.write_batch(layout, Batch([], gone), staging=False, meta=None)
+        dialect.close()
+        with sqlite3.connect(db) as conn:
+            return conn.execute('SELECT * FROM "canvas__pairs" ORDER BY "at"').fetchall()
+
+    hard = load(LayoutOptions(), [{"uid": uid.upper(), "at": "2024-03-18T05:00:55+05:30"}])
+    assert hard == [(uid, "2024-03-17 23:30:56.500000", "subclass")]
+    soft = load(LayoutOptions(hard_delete=False), [
+        {"uid": uid.replace("-", ""), "at": "2024-03-17T22:30:56.500000-01:00",
+         "_sdc_deleted_at": "2024-03-18T01:00:00.25+01:00"}])
+    assert soft == [(uid, "2024-03-17 23:30:55.000000", "n", None),
+                    (uid, "2024-03-17 23:30:56.500000", "subclass", "2024-03-18 00:00:00.250000")]
