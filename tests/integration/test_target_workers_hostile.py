@@ -98,14 +98,21 @@ def _outcome(server: Any, count: int, messages: list[Any], **settings: Any
 
 def _dump(url: str) -> dict[str, list[str]]:
     """Every table's rows as PostgreSQL's own text (NaN equals NaN, years BC load), sorted;
-    not the meta table, whose `timestamp`s are each run's own."""
+    not the meta table, whose `timestamp`s are each run's own, nor the time a soft delete
+    without one of its own took from the clock (only whether a row is marked deleted)."""
     with psycopg.connect(url) as conn:
         tables = [t for (t,) in conn.execute(
             "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) "
             "FROM information_schema.tables WHERE table_schema NOT IN "
             "('pg_catalog', 'information_schema', 'instructure_dap') ORDER BY 1")]
-        return {t: sorted(r for (r,) in conn.execute(f"SELECT t::text FROM {t} t"))
-                for t in tables}
+        dump = {}
+        for t in tables:
+            names = [c.name for c in conn.execute(f"SELECT * FROM {t} LIMIT 0").description or []]
+            quoted = {c: '"' + c.replace('"', '""') + '"' for c in names}
+            values = ", ".join(f"(t.{quoted[c]} IS NOT NULL)" if c == "_sdc_deleted_at"
+                               else f"t.{quoted[c]}" for c in names)
+            dump[t] = sorted(r for (r,) in conn.execute(f"SELECT ROW({values})::text FROM {t} t"))
+        return dump
 
 
 def _same_as_one_process(server: Any, messages: list[Any], **settings: Any) -> Any:
