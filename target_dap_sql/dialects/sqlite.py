@@ -32,7 +32,7 @@ from target_dap_sql.dialects.base import (
     quote,
 )
 from target_dap_sql.dialects.connection import ConnectionDialect
-from target_dap_sql.dialects.sqlite_rows import EMPTY_IMAGE, ROWS_DB, BoundRows, RowsBinder
+from target_dap_sql.dialects.sqlite_rows import IMAGES, ROWS_DB, BoundRows, RowsBinder
 from target_dap_sql.dialects.sqlite_schema import META_TABLE, SqliteSchemaManager
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
@@ -117,6 +117,8 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
         self._durable_next = True
         #: Binds background slices' rows on the caller's thread (sqlite_rows.py).
         self._binder = RowsBinder()
+        #: Streams whose slices outgrew an image: bound on the loading connection since.
+        self._wide: set[Any] = set()
         #: The background slice whose rows `_binder` bound, and their image, which the load
         #: thread's `_begin` puts in place of `ROWS_DB` (then None) for `_apply` to move.
         self._bound: Batch | None = None
@@ -198,8 +200,11 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
     def _release_rows(self) -> None:
         if self._rows_held and self._conn is not None:
             self._rows_held = False
+            # A new plain in-memory database: the image's memory is freed, and a slice bound
+            # on this connection (`_apply`) is not held to an image's size cap.
             with contextlib.suppress(sqlite3.Error):  # only memory: never hide what failed
-                self._conn.deserialize(EMPTY_IMAGE, name=ROWS_DB)
+                self._conn.execute(f"DETACH DATABASE {ROWS_DB}")
+                self._conn.execute(f"ATTACH DATABASE ':memory:' AS {ROWS_DB}")
 
     def _function_failed(self, text: str) -> None:
         self._function_error = text
@@ -213,7 +218,7 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
     def write_batch(self, layout: TableLayout, batch: Batch, *, staging: bool,
                     meta: MetaRow | None) -> None:
         image = None
-        if meta is None and batch.upserts:
+        if meta is None and batch.upserts and IMAGES and layout.uid not in self._wide:
             # A slice, which loads on the background thread (`ConnectionDialect._write`): its
             # rows are bound here, on a connection of their own, while the previous slice still
             # loads, and only `move` runs there (sqlite_rows.py, docs/performance.md).
@@ -230,13 +235,16 @@ class SqliteDialect(ConnectionDialect[sqlite3.Connection, _Statements]):
             self._bound, self._image = batch, image
         super().write_batch(layout, batch, staging=staging, meta=meta)
 
-    def _bind(self, layout: TableLayout, batch: Batch, staging: bool) -> bytes:
-        """The batch's upserts bound into a `ROWS_DB` image, on this thread."""
+    def _bind(self, layout: TableLayout, batch: Batch, staging: bool) -> bytes | None:
+        """The batch's upserts bound into a `ROWS_DB` image, on this thread (None: too large
+        for one, `_apply` binds them on the load thread)."""
         statements = self._statements_for(layout, staging)
         self.conn  # noqa: B018 - connected: our adapters are installed (`sqlite_binding.hold`)
         try:
-            return self._binder.bind(statements.temp_table, statements.stage, statements.clear,
-                                     batch.upserts)
+            image = self._binder.bind(statements.temp_table, statements.stage, batch.upserts)
+            if image is None:
+                self._wide.add(layout.uid)
+            return image
         except BaseException as exc:
             self._settle_loads()  # an error of the slice loading now came first
             if isinstance(exc, sqlite3.Error):

@@ -409,12 +409,23 @@ def test_a_timestamp_outside_years_1_to_9999_in_utc_is_an_error_not_a_value(
     dialect.close()
 
 
-def test_every_load_path_stores_the_same_values(tmp_path: Path) -> None:
+@pytest.mark.parametrize("images", ["image", "too large for one", "no serialize"])
+def test_every_load_path_stores_the_same_values(tmp_path: Path, images: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A slice that loads in the background is bound into a rows database of its own and moved
-    from its image by one INSERT … SELECT (sqlite_rows.py); a batch with a meta row is upserted
+    from its image by one INSERT … SELECT (sqlite_rows.py), or, too large for an image or where
+    sqlite3 has no `serialize`, bound on the load thread; a batch with a meta row is upserted
     row by row; the snapshot's last batch is bound into `dap_rows` inside the swap's
     transaction. All store what the old per-value converters stored."""
     from datetime import datetime
+
+    from target_dap_sql.dialects import sqlite as sqlite_dialect
+    from target_dap_sql.dialects.sqlite_rows import RowsBinder
+
+    if images == "too large for one":  # what `bind` says past SQLite's 1 GiB image cap
+        monkeypatch.setattr(RowsBinder, "bind", lambda self, *args: None)
+    elif images == "no serialize":
+        monkeypatch.setattr(sqlite_dialect, "IMAGES", False)
 
     from target_dap_sql.meta import Bookmark, meta_row_for
 
@@ -570,3 +581,31 @@ def test_deletes_by_a_timestamp_and_uuid_key_and_soft_deletes_store_utc(tmp_path
          "_sdc_deleted_at": "2024-03-18T01:00:00.25+01:00"}])
     assert soft == [(uid, "2024-03-17 23:30:55.000000", "n", None),
                     (uid, "2024-03-17 23:30:56.500000", "subclass", "2024-03-18 00:00:00.250000")]
+
+
+def test_a_large_slice_leaves_nothing_in_the_next_slices_image() -> None:
+    """Each slice is bound into an empty rows database: a slice of small rows after one of
+    large rows is an image of a few pages, not of the large slice's size."""
+    from target_dap_sql.dialects.sqlite_rows import ROWS_DB, RowsBinder
+
+    binder = RowsBinder()
+    create = f'CREATE TABLE IF NOT EXISTS {ROWS_DB}."_dap_rows_2" (c0, c1)'
+    insert = f'INSERT INTO {ROWS_DB}."_dap_rows_2" VALUES (?, ?)'
+    try:
+        large = binder.bind(create, insert, [(i, "x" * 1_000_000) for i in range(8)])
+        small = binder.bind(create, insert, [(i, "y") for i in range(10)])
+    finally:
+        binder.close()
+    assert large is not None and len(large) > 8_000_000
+    assert small is not None and len(small) < 20_000
+    # wider than an image may be: bound on the loading connection instead (sqlite.py)
+    binder = RowsBinder()
+    try:
+        assert binder.bind(create, insert, [(i, "x" * 1_000_000) for i in range(40)]) is None
+        assert binder.bind(create, insert, [(1, "y")]) is not None
+    finally:
+        binder.close()
+    with sqlite3.connect(":memory:") as conn:
+        conn.deserialize(small)
+        assert conn.execute('SELECT * FROM "_dap_rows_2"').fetchall() == [
+            (i, "y") for i in range(10)]
