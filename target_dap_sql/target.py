@@ -201,7 +201,7 @@ class TargetDapSQL(Target):
             for output, raw in self._maps.transform(envelope.stream, bytes(envelope.record)):
                 sink = self._sinks[output]
                 if not sink.chain_checked:
-                    self._check_chain(sink, self._state)
+                    self._check_chain(sink)
                 if getattr(self.message_reader, "nul_handling", None) == "reject" and (
                         b"\\u0000" in raw):
                     error = sink.decoder.find_nul(raw, output)
@@ -212,7 +212,7 @@ class TargetDapSQL(Target):
             return
         sink = self._sink(envelope)
         if not sink.chain_checked:
-            self._check_chain(sink, self._state)
+            self._check_chain(sink)
         sink.add(envelope.record)
         self._after_records(sink)
 
@@ -234,7 +234,7 @@ class TargetDapSQL(Target):
     def _add_run(self, sink: StreamSink, decoded: list[Decoded]) -> None:
         """Add decoded records of one stream (here, or by record workers, in input order)."""
         if not sink.chain_checked:
-            self._check_chain(sink, self._state)
+            self._check_chain(sink)
         start = 0
         while start < len(decoded):
             # Flush points fall on the same records as line by line.
@@ -270,11 +270,12 @@ class TargetDapSQL(Target):
                 continue
             since = bookmark_from_state(self._state, sink.layout.state_key)
             if since is not None and since != bookmark_from_state(state, sink.layout.state_key):
-                self._check_chain(sink, self._state)  # a bookmark moves with no records
+                self._check_chain(sink)  # a bookmark moves with no records
         self._state = state
 
-    def _check_chain(self, sink: StreamSink, state: Any) -> None:
-        refuse_chain_gap(sink, state, self._dialect.meta_table_label)
+    def _check_chain(self, sink: StreamSink) -> None:
+        """Before a stream's first change: `_state` holds where the tap started from."""
+        refuse_chain_gap(sink, self._state, self._dialect.meta_table_label)
 
     def _process_activate_version_message(self, envelope: Envelope) -> None:  # type: ignore[override]
         if self._maps.is_mapped(envelope.stream):
