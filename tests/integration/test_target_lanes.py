@@ -22,7 +22,7 @@ from tests.integration.helpers import (
     submissions_schema_message,
     upsert,
 )
-from tests.integration.test_target_mysql import mysql_query
+from tests.integration.test_target_mysql import mysql_connect, mysql_query
 from tests.unit.target.dap_messages import run_in_process
 
 
@@ -165,15 +165,10 @@ def test_postgres_failure_on_either_connection_moves_nothing(
 def test_mariadb_row_literals_are_pymysql_literals(mariadb_url: str) -> None:
     """The fast row escaper writes exactly what PyMySQL's conn.escape writes."""
     import decimal
-    from urllib.parse import urlsplit
-
-    import pymysql
 
     from target_dap_sql.dialects.mysql_literals import literal_row
 
-    parts = urlsplit(mariadb_url)
-    conn = pymysql.connect(host=parts.hostname, port=parts.port, user=parts.username or "root",
-                           database=parts.path.lstrip("/"))
+    conn = mysql_connect(mariadb_url)
     try:
         for mode in ("", "NO_BACKSLASH_ESCAPES"):
             with conn.cursor() as cur:

@@ -25,11 +25,16 @@ from tests.integration.helpers import (
 from tests.unit.target.dap_messages import activate, jsonl, run_cli, run_in_process
 
 
-def mysql_query(url: str, sql: str, params: Any = None) -> list[tuple]:
+def mysql_connect(url: str, **options: Any) -> pymysql.connections.Connection:
+    """A PyMySQL connection to the database of a `mysql://` URL."""
     parts = urlsplit(url)
-    conn = pymysql.connect(host=parts.hostname, port=parts.port, user=parts.username or "root",
+    return pymysql.connect(host=parts.hostname, port=parts.port, user=parts.username or "root",
                            password=parts.password or "", database=parts.path.lstrip("/"),
-                           autocommit=True)
+                           **options)
+
+
+def mysql_query(url: str, sql: str, params: Any = None) -> list[tuple]:
+    conn = mysql_connect(url, autocommit=True)
     try:
         with conn.cursor() as cur:
             cur.execute("SET SESSION sql_mode = 'ANSI_QUOTES'")

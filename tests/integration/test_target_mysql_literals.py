@@ -17,7 +17,7 @@ from target_dap_sql.dialects import dialect_for_url
 from target_dap_sql.dialects.base import Batch
 from target_dap_sql.layout import LayoutOptions, TableLayout, build_layout
 from tests.integration.helpers import logged_errors
-from tests.integration.test_target_mysql import mysql_query
+from tests.integration.test_target_mysql import mysql_connect, mysql_query
 from tests.unit.target.dap_messages import META, jsonl, record, run_cli, singer_schema
 
 HOSTILE = ["it's", "back\\slash", "\\'; DROP TABLE x; --", "q\"uote", "nul\x00byte", "ctrl-z\x1a",
@@ -81,9 +81,6 @@ def test_typed_row_literals_are_pymysql_literals(mariadb_url: str) -> None:
     conn.escape writes, for every kind it specialises, NULLs and hostile text included, with
     and without NO_BACKSLASH_ESCAPES; a value of the wrong type is refused, not written."""
     import decimal
-    from urllib.parse import urlsplit
-
-    import pymysql
 
     from target_dap_sql.dialects.mysql_literals import literal_row_of
 
@@ -101,9 +98,7 @@ def test_typed_row_literals_are_pymysql_literals(mariadb_url: str) -> None:
            dt.datetime(9999, 12, 31, 23, 59, 59, 999999), dt.date(2024, 2, 29), b"\x00'\\",
            text, text, text, text, text, text, text, None) for text in HOSTILE],
     ]
-    parts = urlsplit(mariadb_url)
-    conn = pymysql.connect(host=parts.hostname, port=parts.port, user=parts.username or "root",
-                           database=parts.path.lstrip("/"))
+    conn = mysql_connect(mariadb_url)
     try:
         for mode in ("", "NO_BACKSLASH_ESCAPES"):
             with conn.cursor() as cur:

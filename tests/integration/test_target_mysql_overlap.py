@@ -10,22 +10,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import pymysql
 import pytest
 
 from tests.integration.helpers import SUBMISSIONS, bookmark, submissions_schema_message, upsert
-from tests.integration.test_target_mysql import meta, mysql_query
+from tests.integration.test_target_mysql import meta, mysql_connect, mysql_query
 from tests.unit.target.dap_messages import TARGET, jsonl, run_cli
 
 pytestmark = pytest.mark.mariadb
-
-
-def _connect(url: str) -> pymysql.connections.Connection:
-    parts = urlsplit(url)
-    return pymysql.connect(host=parts.hostname, port=parts.port, user=parts.username or "root",
-                           password=parts.password or "", database=parts.path.lstrip("/"))
 
 
 def _lock_waits(url: str) -> int:
@@ -44,7 +36,7 @@ def test_a_signal_ends_a_run_whose_statement_waits_for_a_lock(
                     [submissions_schema_message(1), upsert(1), upsert(5),
                      bookmark("2024-01-01T00:00:00Z")], tmp_path)
     assert first.returncode == 0, first.stderr
-    holder = _connect(mariadb_url)
+    holder = mysql_connect(mariadb_url)
     changes = [submissions_schema_message(1), upsert(5, grade="new"),
                *[upsert(i, grade="new") for i in range(6, 6 + rows)],
                bookmark("2024-01-02T00:00:00Z")]
