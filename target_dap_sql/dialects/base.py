@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -155,18 +155,20 @@ def meta_row_sql(table: str, placeholder: str, where: str) -> tuple[str, str]:
 
 
 def keep_deleted_rows_sql(layout: TableLayout, live: str, staging: str,
-                          columns: Sequence[str], now: str) -> str:
+                          live_columns: Iterable[str], staged_columns: Container[str],
+                          now: str) -> str:
     """The INSERT that copies into a snapshot's staging table the live rows the snapshot no
     longer has, marked deleted (`hard_delete: false`): a soft-deleting replica keeps the rows
-    its source deleted, and a snapshot (or a new table version of another tap) must not throw
-    them away. `live` and `staging` are quoted names; `columns` are the columns both tables
-    have (staging is made like the live table, so all of them).
+    its source deleted, and a snapshot must not throw them away. `live` and `staging` are
+    quoted names; the columns copied are those both tables have (staging is made like the live
+    table, so all of the live table's).
 
     A key the snapshot has is live: the snapshot's row wins. A row keeps the `_sdc_deleted_at`
     it has, else gets `now` (SQL: the time of the swap). A keyless table cannot tell which old
     rows the snapshot repeats: all of them are kept, marked deleted (as SDK targets mark every
     row of an older table version).
     """
+    columns = [name for name in live_columns if name in staged_columns]
     exprs = [f"COALESCE(l.{quote(name)}, {now})" if name == "_sdc_deleted_at"
              else f"l.{quote(name)}" for name in columns]
     sql = (f"INSERT INTO {staging} ({', '.join(map(quote, columns))}) "

@@ -364,10 +364,9 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
             self._apply(layout, batch, True)
         if layout.soft_delete:
             live, stage = prefixed_table_name(layout), self.staging_table(layout)
-            staged = self._schemas.existing_columns(stage)
-            columns = [n for n in self._schemas.existing_columns(live) if n in staged]
-            self._execute(keep_deleted_rows_sql(layout, quote(live), quote(stage), columns,
-                                                "UTC_TIMESTAMP(6)"))
+            self._execute(keep_deleted_rows_sql(
+                layout, quote(live), quote(stage), self._schemas.existing_columns(live),
+                self._schemas.existing_columns(stage), "UTC_TIMESTAMP(6)"))
 
     # --- administration ---------------------------------------------------------------------
 

@@ -332,9 +332,8 @@ class PgSchemaManager:
             "AND a.grantee <> c.relowner", (live,)).fetchall()
         if layout.soft_delete:
             # Rows the snapshot lacks stay, marked deleted (`base.keep_deleted_rows_sql`).
-            staged = self._existing_columns(stage)
-            columns = [name for name in self._existing_columns(live) if name in staged]
-            self._exec(keep_deleted_rows_sql(layout, live, stage, columns, "now()"))
+            self._exec(keep_deleted_rows_sql(layout, live, stage, self._existing_columns(live),
+                                             self._existing_columns(stage), "now()"))
         self._exec("SAVEPOINT dap_swap")
         try:
             self._exec(f"DROP TABLE {live}")

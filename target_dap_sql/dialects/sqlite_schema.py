@@ -151,10 +151,9 @@ class SqliteSchemaManager:
     def keep_deleted_rows(self, layout: TableLayout, live: str, staging: str, now: str) -> None:
         """Copy the live rows the snapshot lacks into staging, marked deleted
         (`base.keep_deleted_rows_sql`), inside the swap's transaction."""
-        staged = self.existing_columns(staging)
-        columns = [name for name in self.existing_columns(live) if name in staged]
-        self.conn.execute(keep_deleted_rows_sql(layout, quote(live), quote(staging), columns,
-                                                now))
+        self.conn.execute(keep_deleted_rows_sql(layout, quote(live), quote(staging),
+                                                self.existing_columns(live),
+                                                self.existing_columns(staging), now))
 
     def swap(self, live: str, staging: str) -> None:
         self.conn.execute(f"DROP TABLE {quote(live)}")
