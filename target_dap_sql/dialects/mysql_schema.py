@@ -128,6 +128,9 @@ def type_ddl(column: Column, layout: TableLayout) -> str:
         return f"decimal({sql_type.precision}, {sql_type.scale})"
     if kind == "text" and column.name in layout.key_columns:
         return "varchar(255)"  # MySQL cannot index a whole text column
+    if kind == "time" and layout.dap is None:
+        # Bare `time` drops a value's fraction silently; the DAP layout keeps the official `time`.
+        return "time(6)"
     return _SIMPLE_DDL[kind]
 
 
@@ -381,6 +384,8 @@ class MySqlSchemaManager:
         if current.is_enum or _canonical(wanted) == _canonical(current.column_type):
             return None
         column_type = current.column_type.lower()
+        if wanted == "time(6)" and re.fullmatch(r"time(\([0-5]\))?", column_type):
+            return wanted  # more fractional digits: every stored value fits
         new = widened(_parse_existing(column_type), column.type)
         if new is None:
             if _parse_existing(column_type) != column.type:

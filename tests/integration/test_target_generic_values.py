@@ -164,10 +164,7 @@ def test_a_number_beyond_a_double_is_one_error_on_every_database(
 
 
 def test_other_rfc_3339_spellings_are_stored_as_the_database_reads_them(
-        url: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if not url.startswith(("sqlite", "postgresql")):
-        # MariaDB's `time` column (dialects/mysql_schema.py) has no fractional seconds
-        request.applymarker(pytest.mark.xfail(strict=True, reason="MariaDB drops .5 of a time"))
+        url: str, tmp_path: Path) -> None:
     records = [_record(1, at="2024-01-01t10:00:00z", clock="12:00:00.5"),
                _record(2, at="2024-06-01 12:00:00+02:00"),
                _record(3, at="2024-06-01T12:00:00.1234564Z")]
@@ -211,3 +208,22 @@ def test_a_null_key_or_required_number_is_refused_like_any_other(
     with contextlib.redirect_stdout(io.StringIO()), pytest.raises(Exception) as raised:
         target.listen(io.StringIO("".join(json.dumps(m) + "\n" for m in messages)))
     assert str(raised.value) == f"line 4, stream 'numbers': {error}"
+
+
+@pytest.mark.mariadb
+def test_a_mariadb_time_column_of_an_older_table_keeps_fractions_from_now_on(
+        mariadb_url: str, tmp_path: Path) -> None:
+    """A generic `time` column is `time(6)`: bare `time` (the first tables' type) dropped a
+    value's fraction silently; such a column is widened, its stored values unchanged."""
+    first = run_cli({"sqlalchemy_url": mariadb_url}, [SCHEMA, _record(1, clock="08:30:00")],
+                    tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert mysql_query(mariadb_url, "SELECT column_type FROM information_schema.columns WHERE "
+                       "table_schema = DATABASE() AND column_name = 'clock'") == [("time(6)",)]
+    mysql_query(mariadb_url, 'ALTER TABLE "things" MODIFY COLUMN "clock" time NULL')
+    again = run_cli({"sqlalchemy_url": mariadb_url}, [SCHEMA, _record(2, clock="12:00:00.5")],
+                    tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert mysql_query(mariadb_url, "SELECT column_type FROM information_schema.columns WHERE "
+                       "table_schema = DATABASE() AND column_name = 'clock'") == [("time(6)",)]
+    assert [row[3] for row in _rows(mariadb_url)] == [time(8, 30), time(12, 0, 0, 500000)]
