@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Annotated, Any, AnyStr, Literal
 
 import msgspec
@@ -52,6 +53,25 @@ def constrained(base: Any, sql_type: SqlType, layout: TableLayout) -> Any:
     if kind in ("varchar", "char") and sql_type.length is not None:
         return Annotated[base, msgspec.Meta(max_length=sql_type.length)]
     return base
+
+
+def decimal_fits(sql_type: SqlType) -> Callable[[Decimal], Decimal]:
+    """A check of a `decimal(p, s)` column's values: PostgreSQL and MySQL round a value to `s`
+    digits after the point (half away from zero) and refuse one whose rounded integer part has
+    more than `p - s` digits, in an error naming no line; refused here, while decoding, so the
+    error names it. NaN passes (PostgreSQL stores it; MySQL's own check refuses it)."""
+    precision, scale = sql_type.precision or 0, sql_type.scale or 0
+    # The smallest magnitude that rounds up to 10^(p-s): 10^(p-s) - 5·10^(-s-1).
+    bound = Decimal(10) ** (precision - scale) - Decimal(5).scaleb(-scale - 1)
+    limit = f"decimal({precision}, {scale}) holds less than 10^{precision - scale}"
+
+    def check(value: Decimal) -> Decimal:
+        if not value.is_nan() and abs(value) >= bound:
+            text = str(value)  # (up to 131072 digits get here: shown in short)
+            raise ValueError(f"{text if len(text) <= 40 else f'{value:.6E}'} does not fit: "
+                             f"{limit}")
+        return value
+    return check
 
 
 #: A JSON-escaped NUL (U+0000) preceded by an even number of backslashes (an odd number would

@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 import pymysql
 
-from target_dap_sql.decoding import Converters, constrained
+from target_dap_sql.decoding import Converters, constrained, decimal_fits
 from target_dap_sql.dialects.background import BackgroundJob
 from target_dap_sql.dialects.base import (
     Batch,
@@ -129,6 +129,8 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
                 out.append((i, _uuid_bytes))
             elif kind == "decimal":
                 out.append((i, decimal_in_range))
+                if c.type.precision is not None:
+                    out.append((i, decimal_fits(c.type)))
         return out
 
     # --- connection -------------------------------------------------------------------------

@@ -19,7 +19,13 @@ from typing import Annotated, Any
 
 import msgspec
 
-from target_dap_sql.decoding import Converters, Decoded, RecordDecoder, constrained
+from target_dap_sql.decoding import (
+    Converters,
+    Decoded,
+    RecordDecoder,
+    constrained,
+    decimal_fits,
+)
 from target_dap_sql.layout import Column, SqlType, TableLayout
 
 _AWARE = Annotated[dt.datetime, msgspec.Meta(tz=True)]
@@ -85,9 +91,15 @@ def _check_scale(value: Decimal) -> Decimal:
 
 def converters(layout: TableLayout) -> Converters:
     """Checks of decoded values that msgspec cannot make: a decimal PostgreSQL's binary format
-    cannot hold is refused while decoding, so the error names its line (here and in workers)."""
-    return [(i, _check_scale) for i, c in enumerate(layout.record_columns)
-            if c.type.kind in ("decimal", "numeric")]
+    or its column cannot hold is refused while decoding, so the error names its line (here and
+    in workers)."""
+    out: Converters = []
+    for i, c in enumerate(layout.record_columns):
+        if c.type.kind in ("decimal", "numeric"):
+            out.append((i, _check_scale))
+        if c.type.kind == "decimal" and c.type.precision is not None:
+            out.append((i, decimal_fits(c.type)))
+    return out
 
 
 def decode_type(sql_type: SqlType, layout: TableLayout) -> Any:
