@@ -71,6 +71,8 @@ _DECODE = {
 #: Server error codes meaning "you may not write here" (access denied, read-only server).
 _NO_WRITE = {1044, 1142, 1143, 1227, 1290, 1836}
 STATEMENT_BYTES = 2_000_000  # well below max_allowed_packet's 16 MB default (MariaDB)
+#: MySQL's error for a statement larger than the server's `max_allowed_packet`.
+_PACKET_TOO_LARGE = 1153
 DELETE_CHUNK = 1000
 
 
@@ -98,6 +100,9 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
         self._where = f"{self._params['host']}:{self._params['port']}/{self._params['database']}"
         self._schemas = MySqlSchemaManager(self._execute, self._query)
         self._charset_checked = False
+        #: Characters of SQL text per upsert statement (`connect` fits it to the server).
+        self._statement_chars = STATEMENT_BYTES
+        self._packet_bytes = 0
 
     # --- names ------------------------------------------------------------------------------
 
@@ -147,9 +152,15 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
                                 f"{self._error_text(exc)}") from None
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT VERSION()")
+                cur.execute("SELECT VERSION(), @@max_allowed_packet")
                 row = cur.fetchone()
                 check_server_version(str(row[0]) if row else "")
+                # A statement must fit the server's packet (4 MB on MySQL 5.7, as little as
+                # 1 KB if so set): at most an eighth of it in characters, as a character of
+                # utf8mb4 text is up to 4 bytes and a chunk may pass its size by one row.
+                self._packet_bytes = int(row[1]) if row else 0
+                if self._packet_bytes:
+                    self._statement_chars = max(1, min(STATEMENT_BYTES, self._packet_bytes // 8))
                 cur.execute(_SESSION)
             conn.commit()
         except BaseException:
@@ -182,6 +193,10 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
         if code in _NO_WRITE:
             return (f"the MySQL user cannot write to database {self.database!r} at "
                     f"{self._where}: {self._error_text(exc)}")
+        if code == _PACKET_TOO_LARGE:  # statements fit the packet: one row's SQL text did not
+            return (f"{self._error_text(exc)}: a row's SQL text is larger than the server's "
+                    f"max_allowed_packet ({self._packet_bytes} bytes); raise it on the server "
+                    "(up to 1 GiB: SET GLOBAL max_allowed_packet = 1073741824)")
         return self._error_text(exc)
 
     def _execute(self, statement: str, params: Any = None) -> int:
@@ -286,7 +301,11 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
                 if batch.upserts:
                     rows = self._with_batched_at(layout, batch.upserts)
                     kinds = [c.type.kind if c.source == "record" else "" for c in layout.columns]
-                    for values in _chunks(literal_row_of(conn, kinds), rows):
+                    escape = literal_row_of(conn, kinds)
+                    # (the packet's header and command byte: 5 bytes)
+                    largest = self._packet_bytes - len((insert + suffix).encode()) - 5
+                    for values in _chunks(escape, rows, self._statement_chars,
+                                          largest if self._packet_bytes else None):
                         yield insert + values + suffix
                 if batch.deletes and not layout.soft_delete:
                     yield from self._delete_statements(layout, batch.deletes, delete)
@@ -394,15 +413,21 @@ def _uuid_bytes(value: uuid.UUID) -> bytes:
     return value.bytes
 
 
-def _chunks(escape: Callable[[tuple], str], rows: Sequence[tuple]) -> Iterator[str]:
-    """`(…), (…)` value lists of at most ~STATEMENT_BYTES each."""
+def _chunks(escape: Callable[[tuple], str], rows: Sequence[tuple], limit: int,
+            largest: int | None) -> Iterator[str]:
+    """`(…), (…)` value lists of about `limit` characters each (one row more at most). A row
+    whose text passes `largest` bytes is refused as the server would refuse it, before it is
+    sent: the server's refusal may reach the client as a reset connection instead."""
     parts: list[str] = []
     size = 0
     for row in rows:
         text = escape(row)
+        if largest is not None and len(text) * 4 > largest and len(text.encode()) > largest:
+            raise pymysql.err.OperationalError(
+                _PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes")
         parts.append(text)
         size += len(text) + 2
-        if size >= STATEMENT_BYTES:
+        if size >= limit:
             yield ", ".join(parts)
             parts, size = [], 0
     if parts:
