@@ -30,6 +30,7 @@ from target_dap_sql.dialects.pg_types import (
     literal,
     parse_catalog,
     pg_enum_type,
+    stored_column_names,
 )
 from target_dap_sql.layout import Column, TableLayout
 from target_dap_sql.meta import DATABASE_VERSION, META_NAMESPACE, MetaRow
@@ -154,6 +155,14 @@ class PgSchemaManager:
 
     # --- tables -----------------------------------------------------------------------------
 
+    def _layout_columns(self, layout: TableLayout, qualified: str) -> dict[str, ExistingColumn]:
+        """The table's columns under the layout's names: PostgreSQL keeps a name's first 63
+        bytes, and a longer property read back cut would look like a new column (ADD COLUMN
+        failed; with `drop_removed_columns` its column was dropped and added empty, each run)."""
+        renames = stored_column_names(layout)
+        return {renames.get(name, name): column
+                for name, column in self._existing_columns(qualified).items()}
+
     def _existing_columns(self, qualified: str) -> dict[str, ExistingColumn]:
         rows = self._exec(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
@@ -222,11 +231,13 @@ class PgSchemaManager:
             for column in layout.columns:
                 self._ensure_enum(layout, column)
             qualified = self.qualified(layout, table)
-            existing = self._existing_columns(qualified)
+            existing = self._layout_columns(layout, qualified)
             if not existing:
                 self._create_table(layout, table)
             else:
-                check_primary_key(layout, self._primary_key(qualified))
+                renames = stored_column_names(layout)
+                check_primary_key(layout, [renames.get(name, name)
+                                           for name in self._primary_key(qualified)])
                 self._restore_array_dimensions(qualified, existing)
                 self._evolve(layout, qualified, existing, drop_removed)
             self.conn.commit()
@@ -311,7 +322,7 @@ class PgSchemaManager:
         """
         if any(c.source != "record" for c in layout.columns):
             return False
-        existing = self._existing_columns(self.qualified(layout, table))
+        existing = self._layout_columns(layout, self.qualified(layout, table))
         for column in layout.record_columns:
             found = existing.get(column.name)
             if found is None or column.type.kind not in kinds:

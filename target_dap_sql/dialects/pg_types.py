@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from target_dap_sql.dialects.base import quote, shortened
+from target_dap_sql.errors import SchemaError
 from target_dap_sql.layout import Column, SqlType, TableLayout
 
 _DDL_NAMES = {
@@ -21,6 +22,26 @@ MAX_IDENTIFIER_BYTES = 63
 #: The longest `varchar(n)` PostgreSQL accepts; a longer maxLength (other taps send 2^24 - 1 for
 #: MySQL mediumtext) is stored as `text`, as MySQL stores it as mediumtext/longtext.
 MAX_VARCHAR_LENGTH = 10_485_760
+
+
+def pg_name(name: str) -> str:
+    """The name PostgreSQL makes of an identifier: its first 63 bytes (whole characters)."""
+    return name.encode()[:MAX_IDENTIFIER_BYTES].decode(errors="ignore")
+
+
+def stored_column_names(layout: TableLayout) -> dict[str, str]:
+    """The stored (cut) name of each of the layout's columns whose name PostgreSQL cuts, and
+    the layout's name for it; two columns that would be one are refused."""
+    seen: dict[str, str] = {}
+    for column in layout.columns:
+        stored = pg_name(column.name)
+        if stored in seen:
+            raise SchemaError(
+                f"properties '{seen[stored]}' and '{column.name}' would be one column in "
+                f"PostgreSQL, which keeps the first {MAX_IDENTIFIER_BYTES} bytes of a name: "
+                "rename one (a stream map)", stream=layout.stream)
+        seen[stored] = column.name
+    return {stored: name for stored, name in seen.items() if stored != name}
 
 
 def pg_enum_type(layout: TableLayout, column: Column) -> str:

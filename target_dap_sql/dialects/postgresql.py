@@ -22,7 +22,7 @@ from target_dap_sql.dialects.base import STAGING_SUFFIX, Batch, logger, quote, s
 from target_dap_sql.dialects.connection import ConnectionDialect
 from target_dap_sql.dialects.pg_codec import COPY_HEADER, COPY_TRAILER, PgRowCodec, copy_type
 from target_dap_sql.dialects.pg_schema import PgSchemaManager
-from target_dap_sql.dialects.pg_types import MAX_IDENTIFIER_BYTES, pg_enum_type
+from target_dap_sql.dialects.pg_types import MAX_IDENTIFIER_BYTES, pg_enum_type, pg_name
 from target_dap_sql.dialects.urls import url_secrets
 from target_dap_sql.errors import ConfigError, DatabaseError
 from target_dap_sql.layout import DELETED_AT, Column, TableLayout
@@ -103,7 +103,7 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
         return shortened(layout.table + STAGING_SUFFIX, MAX_IDENTIFIER_BYTES, "__stg")
 
     def object_names(self, layout: TableLayout) -> set[str]:
-        schema = (layout.schema or "public").encode()[:MAX_IDENTIFIER_BYTES].decode(errors="ignore")
+        schema = pg_name(layout.schema or "public")
         names = {self.table_object_name(layout.schema, layout.table)}
         if layout.enum_native:
             names |= {f"{schema}.{pg_enum_type(layout, c)}" for c in layout.columns
@@ -111,10 +111,7 @@ class PostgresDialect(ConnectionDialect[psycopg.Connection, _Statements]):
         return names
 
     def table_object_name(self, schema: str | None, table: str) -> str:
-        def cut(name: str) -> str:  # what PostgreSQL itself would make of the name
-            return name.encode()[:MAX_IDENTIFIER_BYTES].decode(errors="ignore")
-
-        return f"{cut(schema or 'public')}.{cut(table)}"
+        return f"{pg_name(schema or 'public')}.{pg_name(table)}"
 
     # --- decoding ---------------------------------------------------------------------------
 

@@ -1,0 +1,59 @@
+"""Property names longer than the database's identifiers.
+
+PostgreSQL keeps an identifier's first 63 bytes. A table with a longer property was created
+(PostgreSQL cut the name), and every later run read the cut name back as another column: ADD
+COLUMN failed ("already exists"), and with `drop_removed_columns` the column was dropped and
+added again, empty, each run: every row the run did not send lost its value, silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integration.helpers import logged_errors
+from tests.integration.replica_dbs import ReplicaDb, rdb_fixture  # noqa: F401 (fixture)
+from tests.unit.target.dap_messages import jsonl, run_cli
+
+LONG = "ä" * 40 + "_one"  # 84 bytes: PostgreSQL keeps 31 characters of it (a 32nd is cut)
+TWIN = "ä" * 40 + "_two"
+
+
+def _schema(*names: str) -> dict:
+    return {"type": "SCHEMA", "stream": "things", "key_properties": ["id"], "schema": {
+        "type": "object", "properties": {"id": {"type": "integer"},
+                                         **{n: {"type": ["string", "null"]} for n in names}}}}
+
+
+def _record(i: int, **values: str) -> dict:
+    return {"type": "RECORD", "stream": "things", "record": {"id": i, **values}}
+
+
+def test_a_long_property_name_keeps_its_column_run_after_run(
+        rdb: ReplicaDb, tmp_path: Path) -> None:
+    config = {"sqlalchemy_url": rdb.url, "drop_removed_columns": True}
+    first = run_cli(config, jsonl([_schema(LONG), _record(1, **{LONG: "kept"})]), tmp_path)
+    assert first.returncode == 0, first.stderr
+    for i in (2, 3):
+        run = run_cli(config, jsonl([_schema(LONG), _record(i, **{LONG: f"v{i}"})]), tmp_path)
+        assert run.returncode == 0, run.stderr
+    assert rdb.query('SELECT * FROM "things" ORDER BY 1') == [(1, "kept"), (2, "v2"), (3, "v3")]
+
+
+def test_two_properties_postgresql_would_make_one_column_are_refused(
+        rdb: ReplicaDb, tmp_path: Path) -> None:
+    config = {"sqlalchemy_url": rdb.url}
+    first = run_cli(config, jsonl([_schema(LONG), _record(1, **{LONG: "kept"})]), tmp_path)
+    assert first.returncode == 0, first.stderr
+    run = run_cli(config, jsonl([_schema(LONG, TWIN), _record(2, **{LONG: "a", TWIN: "b"})]),
+                  tmp_path)
+    if rdb.kind != "postgres":  # 44 characters: two columns (MySQL takes 64 characters)
+        assert run.returncode == 0, run.stderr
+        assert rdb.query('SELECT * FROM "things" ORDER BY 1') == [(1, "kept", None),
+                                                                  (2, "a", "b")]
+        return
+    assert run.returncode == 1
+    assert logged_errors(run.stderr) == [
+        f"target-dap-sql: line 1, stream 'things': properties '{LONG}' and '{TWIN}' would be one "
+        "column in PostgreSQL, which keeps the first 63 bytes of a name: rename one (a stream "
+        "map)"]
+    assert rdb.query('SELECT * FROM "things" ORDER BY 1') == [(1, "kept")]
