@@ -78,6 +78,41 @@ def check_primary_key(layout: TableLayout, existing_key: Sequence[str]) -> None:
         raise key_change_error(layout.stream, existing_key, layout.key_columns)
 
 
+ValueT = TypeVar("ValueT")
+
+
+@dataclass(frozen=True)
+class ColumnNaming:
+    """How a database tells column names apart: `key` makes the names it takes for one column
+    equal (SQLite and MySQL ignore case, PostgreSQL keeps a name's first 63 bytes); `rule`
+    says so in an error."""
+
+    key: Callable[[str], str]
+    rule: str
+
+    def existing_as_layout(self, layout: TableLayout,
+                           existing: Mapping[str, ValueT]) -> dict[str, ValueT]:
+        """The `existing` columns under the layout's names where the database takes them for
+        the same column: read back as stored (`Name` for the layout's `name`, or cut short),
+        such a column looked new (ADD COLUMN failed; with `drop_removed_columns` it was dropped
+        and added again, empty, each run). Two layout columns it would take for one are
+        refused."""
+        names: dict[str, str] = {}
+        for column in layout.columns:
+            key = self.key(column.name)
+            if key in names:
+                raise SchemaError(f"properties '{names[key]}' and '{column.name}' would be one "
+                                  f"column: {self.rule}; rename one (a stream map)",
+                                  stream=layout.stream)
+            names[key] = column.name
+        return {names.get(self.key(name), name): stored for name, stored in existing.items()}
+
+    def key_as_layout(self, layout: TableLayout, stored_key: Sequence[str]) -> list[str]:
+        """A stored primary key's column names under the layout's names."""
+        names = {self.key(c.name): c.name for c in layout.columns}
+        return [names.get(self.key(name), name) for name in stored_key]
+
+
 def shortened(name: str, limit: int, tag: str = "") -> str:
     """``name`` if it fits ``limit`` bytes, else a deterministic shortening that stays unique:
     its head, ``tag`` and 10 hex digits of its SHA-1."""

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from target_dap_sql import meta as meta_tables
 from target_dap_sql.dialects.base import (
     META_COLUMNS,
+    ColumnNaming,
     evolution_clauses,
     logger,
     meta_row_sql,
@@ -57,6 +58,8 @@ _SIMPLE_DDL = {
     "uuid": "binary(16)", "json": "json", "array": "json",
 }
 _ENUM_CHARSET = "CHARACTER SET ascii COLLATE ascii_bin"
+#: MySQL takes `Name` and `name` (and `Ä` and `ä`) for one column.
+MYSQL_COLUMNS = ColumnNaming(str.lower, "MySQL compares column names without regard to case")
 
 
 class ExistingColumn(NamedTuple):
@@ -253,6 +256,13 @@ class MySqlSchemaManager:
         return {r[0]: ExistingColumn(r[1], bool(r[2]), r[3] or "", r[4], r[5], r[6])
                 for r in rows}
 
+    def layout_columns(self, layout: TableLayout, table: str) -> dict[str, ExistingColumn]:
+        """The table's columns under the layout's names (`ColumnNaming.existing_as_layout`)."""
+        return MYSQL_COLUMNS.existing_as_layout(layout, self.existing_columns(table))
+
+    def layout_key(self, layout: TableLayout, table: str) -> list[str]:
+        return MYSQL_COLUMNS.key_as_layout(layout, self.primary_key(table))
+
     def exact_collation(self) -> str | None:
         """The binary NO PAD collation text keys get (mysql_keys.py), None if the server has
         none."""
@@ -308,7 +318,7 @@ class MySqlSchemaManager:
                drop_removed: bool) -> None:
         name = prefixed_table_name(layout)
         if self._repair_enums(layout, name, existing):
-            existing = self.existing_columns(name)
+            existing = self.layout_columns(layout, name)
         changes = evolution_clauses(
             layout, existing, drop_removed,
             add=lambda c: f"ADD COLUMN {self.column_ddl(c, layout)}",

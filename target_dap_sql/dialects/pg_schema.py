@@ -25,12 +25,12 @@ from target_dap_sql.dialects.base import (
     widened,
 )
 from target_dap_sql.dialects.pg_types import (
+    PG_COLUMNS,
     catalog_name,
     column_type_ddl,
     literal,
     parse_catalog,
     pg_enum_type,
-    stored_column_names,
 )
 from target_dap_sql.layout import Column, TableLayout
 from target_dap_sql.meta import DATABASE_VERSION, META_NAMESPACE, MetaRow
@@ -156,12 +156,8 @@ class PgSchemaManager:
     # --- tables -----------------------------------------------------------------------------
 
     def _layout_columns(self, layout: TableLayout, qualified: str) -> dict[str, ExistingColumn]:
-        """The table's columns under the layout's names: PostgreSQL keeps a name's first 63
-        bytes, and a longer property read back cut would look like a new column (ADD COLUMN
-        failed; with `drop_removed_columns` its column was dropped and added empty, each run)."""
-        renames = stored_column_names(layout)
-        return {renames.get(name, name): column
-                for name, column in self._existing_columns(qualified).items()}
+        """The table's columns under the layout's names (`ColumnNaming.existing_as_layout`)."""
+        return PG_COLUMNS.existing_as_layout(layout, self._existing_columns(qualified))
 
     def _existing_columns(self, qualified: str) -> dict[str, ExistingColumn]:
         rows = self._exec(
@@ -235,9 +231,8 @@ class PgSchemaManager:
             if not existing:
                 self._create_table(layout, table)
             else:
-                renames = stored_column_names(layout)
-                check_primary_key(layout, [renames.get(name, name)
-                                           for name in self._primary_key(qualified)])
+                check_primary_key(layout, PG_COLUMNS.key_as_layout(
+                    layout, self._primary_key(qualified)))
                 self._restore_array_dimensions(qualified, existing)
                 self._evolve(layout, qualified, existing, drop_removed)
             self.conn.commit()

@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from target_dap_sql.dialects.base import quote, shortened
-from target_dap_sql.errors import SchemaError
+from target_dap_sql.dialects.base import ColumnNaming, quote, shortened
 from target_dap_sql.layout import Column, SqlType, TableLayout
 
 _DDL_NAMES = {
@@ -29,19 +28,9 @@ def pg_name(name: str) -> str:
     return name.encode()[:MAX_IDENTIFIER_BYTES].decode(errors="ignore")
 
 
-def stored_column_names(layout: TableLayout) -> dict[str, str]:
-    """The stored (cut) name of each of the layout's columns whose name PostgreSQL cuts, and
-    the layout's name for it; two columns that would be one are refused."""
-    seen: dict[str, str] = {}
-    for column in layout.columns:
-        stored = pg_name(column.name)
-        if stored in seen:
-            raise SchemaError(
-                f"properties '{seen[stored]}' and '{column.name}' would be one column in "
-                f"PostgreSQL, which keeps the first {MAX_IDENTIFIER_BYTES} bytes of a name: "
-                "rename one (a stream map)", stream=layout.stream)
-        seen[stored] = column.name
-    return {stored: name for stored, name in seen.items() if stored != name}
+#: PostgreSQL keeps an identifier's first 63 bytes: longer names are one column if those agree.
+PG_COLUMNS = ColumnNaming(pg_name, f"PostgreSQL keeps the first {MAX_IDENTIFIER_BYTES} bytes "
+                                   "of a name")
 
 
 def pg_enum_type(layout: TableLayout, column: Column) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from target_dap_sql.dialects.base import (
     META_COLUMNS,
+    ColumnNaming,
     check_primary_key,
     keep_deleted_rows_sql,
     logger,
@@ -24,10 +25,15 @@ from target_dap_sql.dialects.base import (
 from target_dap_sql.layout import Column, TableLayout
 from target_dap_sql.meta import DATABASE_VERSION, META_NAMESPACE, MetaRow
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 STORAGE_CLASSES = {
     "smallint": "INTEGER", "integer": "INTEGER", "bigint": "INTEGER", "boolean": "INTEGER",
     "real": "REAL", "double": "REAL", "decimal": "REAL", "numeric": "REAL",
 }
+#: SQLite takes `Name` and `name` for one column (ASCII letters only: `Ä` and `ä` are two).
+SQLITE_COLUMNS = ColumnNaming(
+    lambda name: name.translate(_ASCII_LOWER),
+    "SQLite compares column names without regard to the case of ASCII letters")
 META_TABLE = f"{META_NAMESPACE}__table_sync"
 VERSION_TABLE = f"{META_NAMESPACE}__database_version"
 _META_UPDATE, _META_INSERT = meta_row_sql(quote(META_TABLE), "?",
@@ -121,13 +127,13 @@ class SqliteSchemaManager:
         """Create the table, or evolve it: new columns added, removed ones dropped if asked.
         SQLite's storage classes never need widening."""
         table = prefixed_name(layout.schema, layout.table)
-        existing = self.existing_columns(table)
+        existing = SQLITE_COLUMNS.existing_as_layout(layout, self.existing_columns(table))
         if not existing:
             self._create_table(table, [self.column_ddl(c, layout) for c in layout.columns],
                                layout)
             logger.info("Created table %s", table)
             return
-        check_primary_key(layout, self.primary_key(table))
+        check_primary_key(layout, SQLITE_COLUMNS.key_as_layout(layout, self.primary_key(table)))
         # One statement per column: SQLite's ALTER TABLE takes one change at a time.
         for c in layout.columns:
             if c.name not in existing:

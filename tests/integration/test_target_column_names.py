@@ -1,9 +1,10 @@
-"""Property names longer than the database's identifiers.
+"""Property names a database takes for one column: cut long (PostgreSQL), or another case.
 
-PostgreSQL keeps an identifier's first 63 bytes. A table with a longer property was created
-(PostgreSQL cut the name), and every later run read the cut name back as another column: ADD
-COLUMN failed ("already exists"), and with `drop_removed_columns` the column was dropped and
-added again, empty, each run: every row the run did not send lost its value, silently.
+PostgreSQL keeps an identifier's first 63 bytes; SQLite and MySQL compare column names without
+regard to case. A table's columns are read back as stored, and a property stored under another
+name (cut, or `Name` for `name`) looked like a new column: ADD COLUMN failed ("already
+exists", "duplicate column name"), and with `drop_removed_columns` the column was dropped and
+added again, empty: every row the run did not send lost its value, silently.
 """
 
 from __future__ import annotations
@@ -54,6 +55,31 @@ def test_two_properties_postgresql_would_make_one_column_are_refused(
     assert run.returncode == 1
     assert logged_errors(run.stderr) == [
         f"target-dap-sql: line 1, stream 'things': properties '{LONG}' and '{TWIN}' would be one "
-        "column in PostgreSQL, which keeps the first 63 bytes of a name: rename one (a stream "
-        "map)"]
+        "column: PostgreSQL keeps the first 63 bytes of a name; rename one (a stream map)"]
     assert rdb.query('SELECT * FROM "things" ORDER BY 1') == [(1, "kept")]
+
+
+def test_a_property_whose_case_changed_keeps_its_column(rdb: ReplicaDb, tmp_path: Path) -> None:
+    """`Name` became `name`: one column for SQLite and MySQL, whose values stay; PostgreSQL
+    tells them apart, so `drop_removed_columns` drops the old one, as for any removed
+    property."""
+    config = {"sqlalchemy_url": rdb.url, "drop_removed_columns": True}
+    first = run_cli(config, jsonl([_schema("Name"), _record(1, Name="kept")]), tmp_path)
+    assert first.returncode == 0, first.stderr
+    run = run_cli(config, jsonl([_schema("name"), _record(2, name="new")]), tmp_path)
+    assert run.returncode == 0, run.stderr
+    kept = None if rdb.kind == "postgres" else "kept"
+    assert rdb.query('SELECT * FROM "things" ORDER BY 1') == [(1, kept), (2, "new")]
+    both = run_cli(config, jsonl([_schema("name", "NAME"), _record(3, name="a", NAME="b")]),
+                   tmp_path)
+    if rdb.kind == "postgres":
+        assert both.returncode == 0, both.stderr
+        return
+    rule = {"sqlite": "SQLite compares column names without regard to the case of ASCII "
+                      "letters",
+            "mariadb": "MySQL compares column names without regard to case"}[rdb.kind]
+    assert both.returncode == 1
+    assert logged_errors(both.stderr) == [
+        f"target-dap-sql: line 1, stream 'things': properties 'name' and 'NAME' would be one "
+        f"column: {rule}; rename one (a stream map)"]
+    assert rdb.query('SELECT * FROM "things" ORDER BY 1') == [(1, kept), (2, "new")]
