@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Iterable
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Annotated, Any, AnyStr, Literal
 
 import msgspec
@@ -61,12 +61,16 @@ def decimal_fits(sql_type: SqlType) -> Callable[[Decimal], Decimal]:
     more than `p - s` digits, in an error naming no line; refused here, while decoding, so the
     error names it. NaN passes (PostgreSQL stores it; MySQL's own check refuses it)."""
     precision, scale = sql_type.precision or 0, sql_type.scale or 0
-    # The smallest magnitude that rounds up to 10^(p-s): 10^(p-s) - 5·10^(-s-1).
-    bound = Decimal(10) ** (precision - scale) - Decimal(5).scaleb(-scale - 1)
+    # The smallest magnitude that rounds up to 10^(p-s): 10^(p-s) - 5·10^(-s-1), exactly (its
+    # p + 1 digits: the default context's 28 would round it up to 10^(p-s) when p > 27).
+    exact = Context(prec=abs(precision) + 2)
+    bound = exact.subtract(exact.power(10, precision - scale), Decimal(5).scaleb(-scale - 1))
     limit = f"decimal({precision}, {scale}) holds less than 10^{precision - scale}"
 
     def check(value: Decimal) -> Decimal:
-        if not value.is_nan() and abs(value) >= bound:
+        # copy_abs, not abs(): abs() rounds to the context's 28 digits, and a longer value just
+        # below the bound (999.99499999999999999999999999999) would compare as at it.
+        if not value.is_nan() and value.copy_abs() >= bound:
             text = str(value)  # (up to 131072 digits get here: shown in short)
             raise ValueError(f"{text if len(text) <= 40 else f'{value:.6E}'} does not fit: "
                              f"{limit}")

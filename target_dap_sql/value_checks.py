@@ -75,8 +75,14 @@ def _temporal_check(kind: str, what: str, keep_text: bool) -> Callable[[str], An
             parsed = msgspec.convert(value, parsed_type)
             if kind == "timestamptz":
                 parsed.astimezone(dt.UTC)
-            elif kind == "time" and parsed.tzinfo is not None:
-                raise ValueError
+            elif kind == "time":
+                if parsed.tzinfo is not None:
+                    raise ValueError
+                if parsed.hour < int(value[:2]):
+                    # msgspec rounds to microseconds and wraps 23:59:59.9999995 to 00:00:00,
+                    # a day off: it is the last microsecond of the day instead (as MariaDB's
+                    # truncation keeps it; PostgreSQL's 24:00:00 is no Python time).
+                    parsed = dt.time.max
         except (msgspec.ValidationError, OverflowError, ValueError):
             raise ValueError(f"expected {what}, got {shown(value)}") from None
         return msgspec.json.encode(parsed)[1:-1].decode() if keep_text else parsed

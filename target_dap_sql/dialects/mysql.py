@@ -42,7 +42,11 @@ from target_dap_sql.dialects.base import (
     quote,
 )
 from target_dap_sql.dialects.connection import ConnectionDialect
-from target_dap_sql.dialects.mysql_literals import decimal_in_range, literal_row_of
+from target_dap_sql.dialects.mysql_literals import (
+    decimal_in_range,
+    literal_row_of,
+    rounded_to_scale,
+)
 from target_dap_sql.dialects.mysql_schema import (
     META_TABLE,
     VERSION_TABLE,
@@ -136,6 +140,8 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
                 out.append((i, decimal_in_range))
                 if c.type.precision is not None:
                     out.append((i, decimal_fits(c.type)))
+                    if (c.type.scale or 0) < 0:
+                        out.append((i, rounded_to_scale(c.type)))
         return out
 
     # --- connection -------------------------------------------------------------------------

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 from pymysql.converters import escape_float
 from pymysql.err import ProgrammingError
+
+from target_dap_sql.layout import SqlType
 
 #: Characters PyMySQL's backslash escaping rewrites (pymysql.converters._escape_table).
 _NEEDS_ESCAPE = re.compile("[\x00\n\r\x1a'\"\\\\]").search
@@ -110,6 +112,20 @@ def decimal_in_range(value: Decimal) -> Decimal:
                          "(MySQL's DECIMAL holds at most 65)")
     # Below 10^-31 a value rounds to 0 at any scale up to 30 (half of 10^-30 is 5·10^-31).
     return _ZERO if adjusted < -31 else value
+
+
+def rounded_to_scale(sql_type: SqlType) -> Callable[[Decimal], Decimal]:
+    """Round a value of a negative-scale `decimal(p, s)` column to its 10^-s, half away from
+    zero, as PostgreSQL does: MySQL's column for it has scale 0 (mysql_schema.decimal_ddl) and
+    would keep 994 where PostgreSQL stores 990. Values come checked by `decimal_fits`: at most
+    p - s digits."""
+    precision, scale = sql_type.precision or 0, sql_type.scale or 0
+    step = Decimal(1).scaleb(-scale)
+    context = Context(prec=precision - scale + 1, rounding=ROUND_HALF_UP)
+
+    def round_(value: Decimal) -> Decimal:
+        return value.quantize(step, context=context)
+    return round_
 
 
 def _decimal(value: Decimal) -> str:

@@ -128,13 +128,24 @@ def type_ddl(column: Column, layout: TableLayout) -> str:
     if kind == "char":
         return f"char({sql_type.length})"
     if kind == "decimal":
-        return f"decimal({sql_type.precision}, {sql_type.scale})"
+        return decimal_ddl(sql_type)
     if kind == "text" and column.name in layout.key_columns:
         return "varchar(255)"  # MySQL cannot index a whole text column
     if kind == "time" and layout.dap is None:
         # Bare `time` drops a value's fraction silently; the DAP layout keeps the official `time`.
         return "time(6)"
     return _SIMPLE_DDL[kind]
+
+
+def decimal_ddl(sql_type: SqlType) -> str:
+    """MySQL's DECIMAL for a layout's `decimal(p, s)`. MySQL has no negative scale (a layout of
+    `multipleOf: 10`; PostgreSQL 15 has) nor a scale above the precision (`exclusiveMaximum:
+    0.01, multipleOf: 0.0001`), both a syntax error: such a column is the DECIMAL that holds
+    the same values (decoding refuses larger ones and rounds to tens: mysql_literals)."""
+    precision, scale = sql_type.precision or 0, sql_type.scale or 0
+    if scale < 0:
+        return f"decimal({precision - scale}, 0)"
+    return f"decimal({max(precision, scale)}, {scale})"
 
 
 def _parse_existing(column_type: str) -> SqlType:
@@ -150,6 +161,8 @@ def _parse_existing(column_type: str) -> SqlType:
 def _canonical(ddl: str) -> str:
     """A type spelling comparable between our DDL and information_schema (MySQL or MariaDB)."""
     ddl = re.sub(r"^(tinyint|smallint|int|bigint)\(\d+\)", r"\1", ddl.lower().strip())
+    # We write `decimal(5, 2)`, the server reports `decimal(5,2)`.
+    ddl = re.sub(r"^decimal\((\d+),\s*(\d+)\)$", r"decimal(\1,\2)", ddl)
     # MariaDB reports json as longtext; `integer`/`real` are aliases.
     return {"integer": "int", "real": "double", "json": "longtext"}.get(ddl, ddl)
 

@@ -227,3 +227,15 @@ def test_a_mariadb_time_column_of_an_older_table_keeps_fractions_from_now_on(
     assert mysql_query(mariadb_url, "SELECT column_type FROM information_schema.columns WHERE "
                        "table_schema = DATABASE() AND column_name = 'clock'") == [("time(6)",)]
     assert [row[3] for row in _rows(mariadb_url)] == [time(8, 30), time(12, 0, 0, 500000)]
+
+
+def test_a_time_rounding_past_midnight_is_the_last_microsecond_of_the_day(
+        url: str, tmp_path: Path) -> None:
+    """A time with more than six fractional digits is rounded to microseconds: one that
+    rounds up to 24:00:00 was stored as 00:00:00, a day off, on every database."""
+    records = [_record(1, clock="23:59:59.9999999"), _record(2, clock="23:59:59.9999995"),
+               _record(3, clock="23:59:59.9999994"), _record(4, clock="00:00:00.0000005")]
+    run = run_cli({"sqlalchemy_url": url}, [SCHEMA, *records], tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert [row[3] for row in _rows(url)] == [time.max, time.max, time(23, 59, 59, 999999),
+                                              time(0, 0, 0, 1)]
