@@ -338,9 +338,12 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
                            delete: str) -> Iterator[str]:
         keys = self._key_values(layout, rows)
         escape = self.conn.escape
+        # Sized to the packet as the upserts are: 1000 long text keys passed a small one.
+        largest = self._packet_bytes - len(delete.encode()) - 2 - 5 if self._packet_bytes else None
         for start in range(0, len(keys), DELETE_CHUNK):
             chunk = keys[start:start + DELETE_CHUNK]
-            yield delete + "(" + ", ".join(escape(k) for k in chunk) + ")"
+            for values in _chunks(escape, chunk, self._statement_chars, largest):
+                yield delete + "(" + values + ")"
 
     def _soft_delete(self, cur: Any, layout: TableLayout, rows: Sequence[tuple],
                      delete: str) -> None:
@@ -419,18 +422,26 @@ def _uuid_bytes(value: uuid.UUID) -> bytes:
     return value.bytes
 
 
-def _chunks(escape: Callable[[tuple], str], rows: Sequence[tuple], limit: int,
+def _chunks(escape: Callable[[Any], str], rows: Sequence[Any], limit: int,
             largest: int | None) -> Iterator[str]:
-    """`(…), (…)` value lists of about `limit` characters each (one row more at most). A row
-    whose text passes `largest` bytes is refused as the server would refuse it, before it is
-    sent: the server's refusal may reach the client as a reset connection instead."""
+    """`(…), (…)` value lists of about `limit` characters each (one row more at most), none
+    over `largest` bytes. A row whose text passes `largest` bytes is refused as the server
+    would refuse it, before it is sent: the server's refusal may reach the client as a reset
+    connection instead."""
     parts: list[str] = []
     size = 0
     for row in rows:
         text = escape(row)
-        if largest is not None and len(text) * 4 > largest and len(text.encode()) > largest:
-            raise pymysql.err.OperationalError(
-                _PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes")
+        if largest is not None and (size + len(text) + 2) * 4 > largest:
+            # Only a large row gets here (a chunk stays under `limit`, an eighth of the
+            # packet): bytes counted exactly, as 4-byte characters could be few or many.
+            if len(text.encode()) > largest:
+                raise pymysql.err.OperationalError(
+                    _PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes")
+            if parts and len(", ".join([*parts, text]).encode()) > largest:
+                # Each row fits, together they would not: the chunk so far goes first.
+                yield ", ".join(parts)
+                parts, size = [], 0
         parts.append(text)
         size += len(text) + 2
         if size >= limit:
