@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.helpers import logged_errors
 from tests.integration.test_target_mysql import mysql_query
-from tests.unit.target.dap_messages import jsonl, run_cli
+from tests.unit.target.dap_messages import jsonl, record, run_cli, singer_schema
 
 SCHEMA = {"type": "SCHEMA", "stream": "notes", "key_properties": ["id"], "schema": {
     "type": "object", "properties": {"id": {"type": "integer"}, "text": {"type": "string"}}}}
@@ -112,3 +112,25 @@ def test_rows_that_each_fit_are_not_sent_together_past_the_packet(
     assert run.returncode == 0, run.stderr
     assert mysql_query(url, 'SELECT "id", CHAR_LENGTH("text") FROM "notes" ORDER BY 1') == [
         (1, 2008), (2, 3896)]
+
+
+@pytest.mark.mariadb
+def test_a_ddl_statement_larger_than_the_packet_is_not_called_a_row(
+        packet_of: Callable[[int], str], tmp_path: Path) -> None:
+    """The CREATE TABLE of a DAP table with long column descriptions (comments) is 20 KB: the
+    server refused it, and the line blamed "a row's SQL text"."""
+    url = packet_of(16384)
+    value = {f"c{i}": {"type": "string", "description": "d" * 500} for i in range(40)}
+    schema = singer_schema("canvas", "things", 1, {"type": "object", "properties": {
+        "key": {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]},
+        "value": {"type": "object", "properties": value}}})
+    run = run_cli({"sqlalchemy_url": url},
+                  jsonl([schema, record("canvas-things", {"id": 1}, {"c0": "a"})]), tmp_path)
+    assert run.returncode == 1
+    assert logged_errors(run.stderr) == [
+        "target-dap-sql: preparing table for stream 'canvas-things': Got a packet bigger than "
+        "'max_allowed_packet' bytes: a statement (the table's DDL or its table_sync row) is "
+        "larger than the server's max_allowed_packet (16384 bytes); raise it on the server (up "
+        "to 1 GiB: SET GLOBAL max_allowed_packet = 1073741824)"]
+    assert mysql_query(url, "SELECT COUNT(*) FROM information_schema.tables WHERE "
+                            "table_schema = DATABASE() AND table_name = 'canvas__things'") == [(0,)]
