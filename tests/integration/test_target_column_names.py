@@ -122,3 +122,29 @@ def test_mysql_refuses_a_column_its_alter_and_insert_disagree_on(
         "'ix' to MySQL's ALTER TABLE but not to its INSERT; rename the column to the "
         "property's name"])
     assert mysql_query(mariadb_url, 'SELECT * FROM "things" ORDER BY 1') == [(1, "kept")]
+
+
+def test_a_property_column_never_becomes_the_soft_delete_column(
+        rdb: ReplicaDb, tmp_path: Path) -> None:
+    """A property `_SDC_DELETED_AT` (data) dropped from the schema when `hard_delete: false`
+    added the target's `_sdc_deleted_at`: SQLite and MySQL took its column for that one, and
+    every row holding a value read as deleted."""
+    first = run_cli({"sqlalchemy_url": rdb.url},
+                    jsonl([_schema("_SDC_DELETED_AT"), _record(1, _SDC_DELETED_AT="data")]),
+                    tmp_path)
+    assert first.returncode == 0, first.stderr
+    run = run_cli({"sqlalchemy_url": rdb.url, "hard_delete": False},
+                  jsonl([_schema(), _record(2)]), tmp_path)
+    if rdb.kind == "postgres":  # two columns
+        assert run.returncode == 0, run.stderr
+        assert rdb.query('SELECT * FROM "things" ORDER BY 1') == [(1, "data", None),
+                                                                  (2, None, None)]
+        return
+    rule = {"sqlite": "SQLite compares column names without regard to the case of ASCII "
+                      "letters",
+            "mariadb": "MySQL compares column names without regard to case"}[rdb.kind]
+    assert run.returncode == 1
+    assert logged_errors(run.stderr) == [
+        "target-dap-sql: line 1, stream 'things': column '_SDC_DELETED_AT' of the table would "
+        f"be the target's own '_sdc_deleted_at': {rule}; rename or drop that column"]
+    assert rdb.query('SELECT * FROM "things" ORDER BY 1') == [(1, "data")]
