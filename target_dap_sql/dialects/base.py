@@ -21,7 +21,7 @@ import msgspec
 
 from target_dap_sql.decoding import Converters, Decoded
 from target_dap_sql.errors import SchemaError
-from target_dap_sql.layout import Column, SqlType, TableLayout
+from target_dap_sql.layout import BATCHED_AT, DELETED_AT, Column, SqlType, TableLayout
 from target_dap_sql.meta import MetaRow
 
 logger = logging.getLogger("target_dap_sql")
@@ -40,6 +40,9 @@ WIDENINGS = {
 META_COLUMNS = ("source_namespace", "source_table", "timestamp", "schema_version",
                 "target_schema", "target_table", "schema_description_format",
                 "schema_description")
+
+#: The columns the target adds itself (`_sdc_*` properties of those names are left out).
+_TARGET_COLUMNS = frozenset({DELETED_AT, BATCHED_AT})
 
 _JSON_DECODE = msgspec.json.Decoder().decode
 _JSON_ENCODE = msgspec.json.Encoder().encode
@@ -105,7 +108,17 @@ class ColumnNaming:
                                   f"column: {self.rule}; rename one (a stream map)",
                                   stream=layout.stream)
             names[key] = column.name
-        return {names.get(self.key(name), name): stored for name, stored in existing.items()}
+        found: dict[str, ValueT] = {}
+        for name, stored in existing.items():
+            as_layout = names.get(self.key(name), name)
+            if as_layout in _TARGET_COLUMNS and as_layout != name:
+                # A property's column (`_SDC_DELETED_AT`, data) must not become the target's
+                # own: its values would read as deletion times, the rows as deleted.
+                raise SchemaError(f"column '{name}' of the table would be the target's own "
+                                  f"'{as_layout}': {self.rule}; rename or drop that column",
+                                  stream=layout.stream)
+            found[as_layout] = stored
+        return found
 
     def key_as_layout(self, layout: TableLayout, stored_key: Sequence[str]) -> list[str]:
         """A stored primary key's column names under the layout's names."""

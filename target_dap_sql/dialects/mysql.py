@@ -199,8 +199,13 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
         if code in _NO_WRITE:
             return (f"the MySQL user cannot write to database {self.database!r} at "
                     f"{self._where}: {self._error_text(exc)}")
-        if code == _PACKET_TOO_LARGE:  # statements fit the packet: one row's SQL text did not
-            return (f"{self._error_text(exc)}: a row's SQL text is larger than the server's "
+        if code == _PACKET_TOO_LARGE:
+            # Row chunks fit the packet (`_chunks` refuses a row that cannot); the server
+            # refused anything else: a CREATE/ALTER TABLE, or the stream's table_sync row, with
+            # its schema, were said to be "a row's SQL text" before.
+            what = ("a row's SQL text" if isinstance(exc, _RowTooLarge) else
+                    "a statement (the table's DDL or its table_sync row)")
+            return (f"{self._error_text(exc)}: {what} is larger than the server's "
                     f"max_allowed_packet ({self._packet_bytes} bytes); raise it on the server "
                     "(up to 1 GiB: SET GLOBAL max_allowed_packet = 1073741824)")
         return self._error_text(exc)
@@ -338,9 +343,12 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
                            delete: str) -> Iterator[str]:
         keys = self._key_values(layout, rows)
         escape = self.conn.escape
+        # Sized to the packet as the upserts are: 1000 long text keys passed a small one.
+        largest = self._packet_bytes - len(delete.encode()) - 2 - 5 if self._packet_bytes else None
         for start in range(0, len(keys), DELETE_CHUNK):
             chunk = keys[start:start + DELETE_CHUNK]
-            yield delete + "(" + ", ".join(escape(k) for k in chunk) + ")"
+            for values in _chunks(escape, chunk, self._statement_chars, largest):
+                yield delete + "(" + values + ")"
 
     def _soft_delete(self, cur: Any, layout: TableLayout, rows: Sequence[tuple],
                      delete: str) -> None:
@@ -419,18 +427,30 @@ def _uuid_bytes(value: uuid.UUID) -> bytes:
     return value.bytes
 
 
-def _chunks(escape: Callable[[tuple], str], rows: Sequence[tuple], limit: int,
+class _RowTooLarge(pymysql.err.OperationalError):
+    """A row `_chunks` refused before sending: it alone is larger than the packet."""
+
+
+def _chunks(escape: Callable[[Any], str], rows: Sequence[Any], limit: int,
             largest: int | None) -> Iterator[str]:
-    """`(…), (…)` value lists of about `limit` characters each (one row more at most). A row
-    whose text passes `largest` bytes is refused as the server would refuse it, before it is
-    sent: the server's refusal may reach the client as a reset connection instead."""
+    """`(…), (…)` value lists of about `limit` characters each (one row more at most), none
+    over `largest` bytes. A row whose text passes `largest` bytes is refused as the server
+    would refuse it, before it is sent: the server's refusal may reach the client as a reset
+    connection instead."""
     parts: list[str] = []
     size = 0
     for row in rows:
         text = escape(row)
-        if largest is not None and len(text) * 4 > largest and len(text.encode()) > largest:
-            raise pymysql.err.OperationalError(
-                _PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes")
+        if largest is not None and (size + len(text) + 2) * 4 > largest:
+            # Only a large row gets here (a chunk stays under `limit`, an eighth of the
+            # packet): bytes counted exactly, as 4-byte characters could be few or many.
+            if len(text.encode()) > largest:
+                raise _RowTooLarge(
+                    _PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes")
+            if parts and len(", ".join([*parts, text]).encode()) > largest:
+                # Each row fits, together they would not: the chunk so far goes first.
+                yield ", ".join(parts)
+                parts, size = [], 0
         parts.append(text)
         size += len(text) + 2
         if size >= limit:
