@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -46,6 +46,12 @@ from target_dap_sql.dialects.mysql_literals import (
     decimal_in_range,
     literal_row_of,
     rounded_to_scale,
+)
+from target_dap_sql.dialects.mysql_packets import (
+    PACKET_TOO_LARGE,
+    STATEMENT_BYTES,
+    RowTooLarge,
+    value_lists,
 )
 from target_dap_sql.dialects.mysql_schema import (
     META_TABLE,
@@ -74,9 +80,6 @@ _DECODE = {
 }
 #: Server error codes meaning "you may not write here" (access denied, read-only server).
 _NO_WRITE = {1044, 1142, 1143, 1227, 1290, 1836}
-STATEMENT_BYTES = 2_000_000  # well below max_allowed_packet's 16 MB default (MariaDB)
-#: MySQL's error for a statement larger than the server's `max_allowed_packet`.
-_PACKET_TOO_LARGE = 1153
 DELETE_CHUNK = 1000
 
 
@@ -199,11 +202,11 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
         if code in _NO_WRITE:
             return (f"the MySQL user cannot write to database {self.database!r} at "
                     f"{self._where}: {self._error_text(exc)}")
-        if code == _PACKET_TOO_LARGE:
+        if code == PACKET_TOO_LARGE:
             # Row chunks fit the packet (`_chunks` refuses a row that cannot); the server
             # refused anything else: a CREATE/ALTER TABLE, or the stream's table_sync row, with
             # its schema, were said to be "a row's SQL text" before.
-            what = ("a row's SQL text" if isinstance(exc, _RowTooLarge) else
+            what = ("a row's SQL text" if isinstance(exc, RowTooLarge) else
                     "a statement (the table's DDL or its table_sync row)")
             return (f"{self._error_text(exc)}: {what} is larger than the server's "
                     f"max_allowed_packet ({self._packet_bytes} bytes); raise it on the server "
@@ -315,7 +318,7 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
                     escape = literal_row_of(conn, kinds)
                     # (the packet's header and command byte: 5 bytes)
                     largest = self._packet_bytes - len((insert + suffix).encode()) - 5
-                    for values in _chunks(escape, rows, self._statement_chars,
+                    for values in value_lists(escape, rows, self._statement_chars,
                                           largest if self._packet_bytes else None):
                         yield insert + values + suffix
                 if batch.deletes and not layout.soft_delete:
@@ -347,7 +350,7 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
         largest = self._packet_bytes - len(delete.encode()) - 2 - 5 if self._packet_bytes else None
         for start in range(0, len(keys), DELETE_CHUNK):
             chunk = keys[start:start + DELETE_CHUNK]
-            for values in _chunks(escape, chunk, self._statement_chars, largest):
+            for values in value_lists(escape, chunk, self._statement_chars, largest):
                 yield delete + "(" + values + ")"
 
     def _soft_delete(self, cur: Any, layout: TableLayout, rows: Sequence[tuple],
@@ -425,36 +428,3 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
 
 def _uuid_bytes(value: uuid.UUID) -> bytes:
     return value.bytes
-
-
-class _RowTooLarge(pymysql.err.OperationalError):
-    """A row `_chunks` refused before sending: it alone is larger than the packet."""
-
-
-def _chunks(escape: Callable[[Any], str], rows: Sequence[Any], limit: int,
-            largest: int | None) -> Iterator[str]:
-    """`(…), (…)` value lists of about `limit` characters each (one row more at most), none
-    over `largest` bytes. A row whose text passes `largest` bytes is refused as the server
-    would refuse it, before it is sent: the server's refusal may reach the client as a reset
-    connection instead."""
-    parts: list[str] = []
-    size = 0
-    for row in rows:
-        text = escape(row)
-        if largest is not None and (size + len(text) + 2) * 4 > largest:
-            # Only a large row gets here (a chunk stays under `limit`, an eighth of the
-            # packet): bytes counted exactly, as 4-byte characters could be few or many.
-            if len(text.encode()) > largest:
-                raise _RowTooLarge(
-                    _PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes")
-            if parts and len(", ".join([*parts, text]).encode()) > largest:
-                # Each row fits, together they would not: the chunk so far goes first.
-                yield ", ".join(parts)
-                parts, size = [], 0
-        parts.append(text)
-        size += len(text) + 2
-        if size >= limit:
-            yield ", ".join(parts)
-            parts, size = [], 0
-    if parts:
-        yield ", ".join(parts)

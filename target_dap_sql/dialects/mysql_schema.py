@@ -12,12 +12,9 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import pymysql
-
 from target_dap_sql import meta as meta_tables
 from target_dap_sql.dialects.base import (
     META_COLUMNS,
-    ColumnNaming,
     evolution_clauses,
     logger,
     meta_row_sql,
@@ -34,7 +31,7 @@ from target_dap_sql.dialects.mysql_keys import (
     is_key_text,
     no_exact_collation_error,
 )
-from target_dap_sql.errors import SchemaError
+from target_dap_sql.dialects.mysql_names import check_statements_find, column_naming
 from target_dap_sql.layout import Column, SqlType, TableLayout
 from target_dap_sql.meta import DATABASE_VERSION, META_NAMESPACE, MetaRow
 
@@ -61,14 +58,6 @@ _SIMPLE_DDL = {
     "uuid": "binary(16)", "json": "json", "array": "json",
 }
 _ENUM_CHARSET = "CHARACTER SET ascii COLLATE ascii_bin"
-#: What MySQL says when two names are one column (`column_naming` gives the fold).
-MYSQL_NAMING_RULE = "MySQL compares column names without regard to case"
-#: The server lower-cases identifiers with its system character set's own case table, which is
-#: not Python's `str.lower`: `İd` is `id` to MariaDB, `ΟΔΟΣ` is `οδοσ` (not `οδος`) and `ẞ`
-#: stays `ẞ`. Only the server's LOWER in that collation agrees with it on every name.
-#: ER_BAD_FIELD_ERROR: "Unknown column".
-_UNKNOWN_COLUMN = 1054
-_FOLD = "LOWER(CONVERT(%s USING utf8mb3) COLLATE utf8mb3_general_ci)"
 
 
 class ExistingColumn(NamedTuple):
@@ -279,46 +268,18 @@ class MySqlSchemaManager:
                 for r in rows}
 
     def layout_columns(self, layout: TableLayout, table: str) -> dict[str, ExistingColumn]:
-        """The table's columns under the layout's names (`ColumnNaming.existing_as_layout`)."""
+        """The table's columns under the layout's names (mysql_names.py)."""
         existing = self.existing_columns(table)
-        naming = self.column_naming([*existing, *(c.name for c in layout.columns)])
+        naming = column_naming(self._query, [*existing, *(c.name for c in layout.columns)])
         found = naming.existing_as_layout(layout, existing)
         for stored in existing.keys() - found.keys():
-            self._check_statements_find(layout, table, naming, stored)
+            check_statements_find(self._query, layout, table, naming, stored)
         return found
-
-    def _check_statements_find(self, layout: TableLayout, table: str, naming: ColumnNaming,
-                               stored: str) -> None:
-        """Refuse a column the server's DDL takes for the layout's but its statements do not
-        (MariaDB: `İd` is `id` to ADD COLUMN, not to INSERT): the column could neither be
-        added nor written, and with `drop_removed_columns` it was dropped and added again,
-        empty, losing its values."""
-        name = next(c.name for c in layout.columns if naming.key(c.name) == naming.key(stored))
-        try:
-            self._query(f"SELECT {quote(name)} FROM {quote(table)} LIMIT 0")
-        except pymysql.MySQLError as exc:
-            if exc.args[0] != _UNKNOWN_COLUMN:
-                raise
-            raise SchemaError(f"column '{stored}' of table {table} is property '{name}' to "
-                              "MySQL's ALTER TABLE but not to its INSERT; rename the column "
-                              "to the property's name", stream=layout.stream) from None
 
     def layout_key(self, layout: TableLayout, table: str) -> list[str]:
         key = self.primary_key(table)
-        return self.column_naming([*key, *(c.name for c in layout.columns)]
-                                  ).key_as_layout(layout, key)
-
-    def column_naming(self, names: list[str]) -> ColumnNaming:
-        """How the server tells `names` apart: each folded by the server itself (`_FOLD`). A
-        name beyond the BMP cannot be a MySQL identifier (utf8mb3): it stays as it is, for
-        the server to refuse."""
-        bmp = sorted({n for n in names if all(ord(ch) <= 0xFFFF for ch in n)})
-        folded: dict[str, str] = {}
-        for start in range(0, len(bmp), 500):  # a few hundred per statement keeps it small
-            part = bmp[start:start + 500]
-            row = self._query("SELECT " + ", ".join([_FOLD] * len(part)), part)[0]
-            folded.update(zip(part, map(str, row), strict=True))
-        return ColumnNaming(lambda name: folded.get(name, name), MYSQL_NAMING_RULE)
+        naming = column_naming(self._query, [*key, *(c.name for c in layout.columns)])
+        return naming.key_as_layout(layout, key)
 
     def exact_collation(self) -> str | None:
         """The binary NO PAD collation text keys get (mysql_keys.py), None if the server has
