@@ -248,7 +248,7 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
         table = prefixed_table_name(layout)
 
         def prepare() -> None:
-            existing = self._schemas.layout_columns(layout, table)
+            existing, naming = self._schemas.layout_columns(layout, table)
             if not existing:
                 self._check_charset()
                 self._schemas.create_table(layout)
@@ -263,7 +263,8 @@ class MySqlDialect(ConnectionDialect[pymysql.connections.Connection, _Statements
                         "DAP text (%s); convert it with ALTER TABLE %s CONVERT TO CHARACTER "
                         "SET %s COLLATE %s_bin", table, ", ".join(narrow), quote(table),
                         CHARSET, CHARSET)
-                check_primary_key(layout, self._schemas.layout_key(layout, table))
+                check_primary_key(layout, naming.key_as_layout(
+                    layout, self._schemas.primary_key(table)))
                 self._schemas.check_key_collations(table, layout, existing)
                 self._schemas.evolve(layout, existing, drop_removed_columns)
 

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from target_dap_sql import meta as meta_tables
 from target_dap_sql.dialects.base import (
     META_COLUMNS,
+    ColumnNaming,
     evolution_clauses,
     logger,
     meta_row_sql,
@@ -267,19 +268,16 @@ class MySqlSchemaManager:
         return {r[0]: ExistingColumn(r[1], bool(r[2]), r[3] or "", r[4], r[5], r[6])
                 for r in rows}
 
-    def layout_columns(self, layout: TableLayout, table: str) -> dict[str, ExistingColumn]:
-        """The table's columns under the layout's names (mysql_names.py)."""
+    def layout_columns(self, layout: TableLayout, table: str
+                       ) -> tuple[dict[str, ExistingColumn], ColumnNaming]:
+        """The table's columns under the layout's names (mysql_names.py), and the server's
+        naming of them (its primary key's names are among them)."""
         existing = self.existing_columns(table)
         naming = column_naming(self._query, [*existing, *(c.name for c in layout.columns)])
         found = naming.existing_as_layout(layout, existing)
         for stored in existing.keys() - found.keys():
             check_statements_find(self._query, layout, table, naming, stored)
-        return found
-
-    def layout_key(self, layout: TableLayout, table: str) -> list[str]:
-        key = self.primary_key(table)
-        naming = column_naming(self._query, [*key, *(c.name for c in layout.columns)])
-        return naming.key_as_layout(layout, key)
+        return found, naming
 
     def exact_collation(self) -> str | None:
         """The binary NO PAD collation text keys get (mysql_keys.py), None if the server has
@@ -336,7 +334,7 @@ class MySqlSchemaManager:
                drop_removed: bool) -> None:
         name = prefixed_table_name(layout)
         if self._repair_enums(layout, name, existing):
-            existing = self.layout_columns(layout, name)
+            existing, _ = self.layout_columns(layout, name)
         changes = evolution_clauses(
             layout, existing, drop_removed,
             add=lambda c: f"ADD COLUMN {self.column_ddl(c, layout)}",

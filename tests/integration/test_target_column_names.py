@@ -21,6 +21,11 @@ from tests.unit.target.dap_messages import jsonl, run_cli
 LONG = "ä" * 40 + "_one"  # 84 bytes: PostgreSQL keeps 31 characters of it (a 32nd is cut)
 TWIN = "ä" * 40 + "_two"
 
+#: How each database that ignores case says so in a refusal.
+CASE_RULES = {"sqlite": "SQLite compares column names without regard to the case of ASCII "
+                        "letters",
+              "mariadb": "MySQL compares column names without regard to case"}
+
 
 def _schema(*names: str) -> dict:
     return {"type": "SCHEMA", "stream": "things", "key_properties": ["id"], "schema": {
@@ -78,9 +83,7 @@ def test_a_property_whose_case_changed_keeps_its_column(rdb: ReplicaDb, tmp_path
     if rdb.kind == "postgres":
         assert both.returncode == 0, both.stderr
         return
-    rule = {"sqlite": "SQLite compares column names without regard to the case of ASCII "
-                      "letters",
-            "mariadb": "MySQL compares column names without regard to case"}[rdb.kind]
+    rule = CASE_RULES[rdb.kind]
     assert both.returncode == 1
     assert logged_errors(both.stderr) == [
         f"target-dap-sql: line 1, stream 'things': properties 'name' and 'NAME' would be one "
@@ -140,9 +143,7 @@ def test_a_property_column_never_becomes_the_soft_delete_column(
         assert rdb.query('SELECT * FROM "things" ORDER BY 1') == [(1, "data", None),
                                                                   (2, None, None)]
         return
-    rule = {"sqlite": "SQLite compares column names without regard to the case of ASCII "
-                      "letters",
-            "mariadb": "MySQL compares column names without regard to case"}[rdb.kind]
+    rule = CASE_RULES[rdb.kind]
     assert run.returncode == 1
     assert logged_errors(run.stderr) == [
         "target-dap-sql: line 1, stream 'things': column '_SDC_DELETED_AT' of the table would "
